@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is here too.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## demo: set up, then import the sample articles and subscribers, build an edition,
+## write the preview files and send the digest through a local sink into a Maildir
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+system-deps:
+	./scripts/system-deps.sh
+
+## test: set up (venv, dev dependencies, chromium and postgresql when root) and run the suite
+test: $(STAMP) system-deps
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	./scripts/system-deps.sh --bench
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/import.py
+	$(BIN)/python bench/send.py
+
+clean:
+	rm -rf $(VENV) demo build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,57 @@
+"""The ``newsletter`` command: a thin Typer layer over the library.
+
+Every user error (a :class:`~newsletter.errors.NewsletterError`) becomes one
+line on stderr and exit status 1; usage errors exit 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from newsletter.cli import articles, delivery, editions, preview, schedules, subscribers, web
+from newsletter.cli.common import err
+from newsletter.errors import NewsletterError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="newsletter",
+    help=(
+        "Build a daily email digest from a newsroom's articles and deliver it to subscribers.\n\n"
+        "Example:\n\n    newsletter articles import examples/articles && newsletter edition build"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+app.add_typer(articles.app, name="articles")
+app.add_typer(editions.app, name="edition")
+app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(schedules.app, name="schedule")
+preview.register(app)
+delivery.register(app)
+schedules.register(app)
+web.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status, turning user errors into one clean line."""
+    try:
+        app(args=argv, prog_name="newsletter")
+    except NewsletterError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return 130
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""What every command shares: the settings, the database, consoles and error lines."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from newsletter.config import Settings, load_settings
+from newsletter.db import open_database
+
+__all__ = ["err", "get_engine", "get_settings", "out"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings for this process, built once from the environment and ``newsletter.toml``."""
+    return load_settings(Path.cwd())
+
+
+@functools.cache
+def get_engine() -> Engine:
+    """The migrated database engine named by the settings."""
+    return open_database(get_settings().database_url)

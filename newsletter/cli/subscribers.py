@@ -1,0 +1,9 @@
+"""``newsletter subscribers ...``: (being built)."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(help="newsletter subscribers commands.", no_args_is_help=True)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite and benchmarks use, when missing:
+# chromium (browser tests), postgresql (the PostgreSQL store tests), postfix
+# (smtp-sink/smtp-source for bench/send). Needs root; without it, it says which
+# tests will skip and carries on.
+set -euo pipefail
+
+want=()
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
+if [ "${1:-}" = "--bench" ]; then
+  command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || want+=(postfix)
+fi
+[ ${#want[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "note: not root or no apt-get; missing ${want[*]}: the tests that need them will skip" >&2
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
+echo "installing Debian packages: ${want[*]}"
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null
