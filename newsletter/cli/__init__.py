@@ -10,7 +10,16 @@ import sys
 
 import typer
 
-from newsletter.cli import articles, delivery, editions, preview, schedules, subscribers, web
+from newsletter.cli import (
+    articles,
+    delivery,
+    editions,
+    preview,
+    schedules,
+    sink,
+    subscribers,
+    web,
+)
 from newsletter.cli.common import err
 from newsletter.errors import NewsletterError
 
@@ -35,6 +44,7 @@ preview.register(app)
 delivery.register(app)
 schedules.register(app)
 web.register(app)
+sink.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
