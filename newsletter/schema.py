@@ -140,7 +140,8 @@ schedules = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),  # active | paused | cancelled | done
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Column("last_occurrence_at", UTCDateTime(), nullable=True),
+    # the watermark: every occurrence at or before it has been claimed or skipped
+    sa.Column("handled_until", UTCDateTime(), nullable=True),
 )
 
 schedule_runs = sa.Table(
@@ -155,10 +156,14 @@ schedule_runs = sa.Table(
     ),
     sa.Column("occurrence_at", UTCDateTime(), nullable=False),
     sa.Column("claimed_at", UTCDateTime(), nullable=False),
-    sa.Column("claimed_by", sa.String(100), nullable=False),
+    sa.Column("claimed_by", sa.String(100), nullable=False),  # host:pid of the scheduler
+    # a running claim lapses after this unless renewed; then another scheduler resumes it
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
     sa.Column("outcome", sa.String(20), nullable=False),  # running | sent | skipped | failed
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("edition_id", sa.String(100), nullable=True),
+    # the end of the article window the built edition covers; the next run starts there
+    sa.Column("articles_until", UTCDateTime(), nullable=True),
     sa.Column("finished_at", UTCDateTime(), nullable=True),
     # the claim: one row per occurrence, whoever inserts it first runs it
     sa.UniqueConstraint("schedule_id", "occurrence_at", name="uq_schedule_occurrence"),
