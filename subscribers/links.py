@@ -1,0 +1,38 @@
+"""The personal links a message and the web pages carry: unsubscribe, preferences, confirm.
+
+``{base_url}/unsubscribe/{token}`` serves both the reader's click and the RFC 8058
+one-click POST; the mailto form is the second ``List-Unsubscribe`` entry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from newsletter.config import Settings
+from subscribers.tokens import Purpose, make_token
+
+__all__ = ["confirm_url", "preferences_url", "unsubscribe_mailto", "unsubscribe_url"]
+
+
+def unsubscribe_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
+    """The https link that unsubscribes ``subscriber_id`` (never expires)."""
+    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, now)
+    return f"{settings.base_url}/unsubscribe/{token}"
+
+
+def preferences_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
+    """The link to the page where ``subscriber_id`` changes topics, name and time zone."""
+    token = make_token(settings.secret(), Purpose.PREFERENCES, subscriber_id, now)
+    return f"{settings.base_url}/preferences/{token}"
+
+
+def confirm_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
+    """The double opt-in link for a pending ``subscriber_id`` (expires after 7 days)."""
+    token = make_token(settings.secret(), Purpose.CONFIRM, subscriber_id, now)
+    return f"{settings.base_url}/confirm/{token}"
+
+
+def unsubscribe_mailto(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
+    """The ``mailto:`` entry of List-Unsubscribe: mail to the sending domain naming the token."""
+    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, now)
+    return f"mailto:unsubscribe@{settings.sender_domain}?subject=unsubscribe%20{token}"

@@ -1,0 +1,379 @@
+"""The subscriber store on SQLAlchemy Core: the same code on SQLite and PostgreSQL.
+
+One row per normalised address (``email_key`` is unique). Every change of a
+person's state is timestamped in the row and recorded in ``subscriber_events``.
+Functions take a :class:`~sqlalchemy.engine.Connection` inside the caller's
+transaction (``with engine.begin() as conn``) and an aware ``now`` (default: the
+clock), so tests can move time.
+
+Lifecycle::
+
+    pending --confirm--> confirmed --unsubscribe--> unsubscribed
+        \\__________________\\______ mark_bounced / mark_complained (delivery)
+
+Only ``confirmed`` people are recipients. Re-adding someone who unsubscribed,
+bounced, complained or was erased needs ``resubscribe=True``: an explicit, new
+consent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from newsletter.db import utcnow
+from newsletter.errors import NotFoundError, StateError, SuppressedError
+from newsletter.schema import subscriber_events, subscribers
+from subscribers import suppressions
+from subscribers.addresses import normalise_address
+from subscribers.fields import clean_attribute, clean_name, clean_timezone, clean_topics
+from subscribers.model import Consent, Recipient, Subscriber, SubscriberEvent, SubscriberStatus
+
+__all__ = [
+    "add",
+    "confirm",
+    "count_by_status",
+    "events",
+    "find_by_email",
+    "get",
+    "get_by_email",
+    "iter_recipients",
+    "list_subscribers",
+    "mark_bounced",
+    "mark_complained",
+    "record_event",
+    "to_subscriber",
+    "unsubscribe",
+    "update_preferences",
+]
+
+_S = subscribers.c
+_INACTIVE = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+
+
+def to_subscriber(row: Row[Any] | Mapping[str, Any]) -> Subscriber:
+    """The model for one ``subscribers`` row."""
+    data = row._mapping if isinstance(row, Row) else row
+    consent = None
+    if data["consent_source"] is not None and data["consent_at"] is not None:
+        consent = Consent(
+            source=data["consent_source"], at=data["consent_at"], ip=data["consent_ip"]
+        )
+    return Subscriber(
+        id=data["id"],
+        email=data["email"],
+        name=data["name"],
+        status=SubscriberStatus(data["status"]),
+        topics=frozenset(data["topics"] or ()),
+        timezone=data["timezone"],
+        attributes=dict(data["attributes"] or {}),
+        consent=consent,
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        confirmed_at=data["confirmed_at"],
+        unsubscribed_at=data["unsubscribed_at"],
+        bounced_at=data["bounced_at"],
+        complained_at=data["complained_at"],
+    )
+
+
+def record_event(
+    conn: Connection, subscriber_id: int, kind: str, now: datetime, **detail: Any
+) -> None:
+    """Append one timestamped event to a subscriber's history."""
+    conn.execute(
+        subscriber_events.insert().values(
+            subscriber_id=subscriber_id, at=now, kind=kind, detail=detail
+        )
+    )
+
+
+def find_by_email(conn: Connection, email: str) -> Subscriber | None:
+    """The subscriber with this address (compared normalised), or None."""
+    key = normalise_address(email).key
+    row = conn.execute(sa.select(subscribers).where(_S.email_key == key)).first()
+    return None if row is None else to_subscriber(row)
+
+
+def get_by_email(conn: Connection, email: str) -> Subscriber:
+    """The subscriber with this address; :class:`NotFoundError` when there is none."""
+    found = find_by_email(conn, email)
+    if found is None:
+        raise NotFoundError(f"no subscriber with the address {email.strip()!r}")
+    return found
+
+
+def get(conn: Connection, subscriber_id: int) -> Subscriber:
+    """The subscriber with this id; :class:`NotFoundError` when there is none."""
+    row = conn.execute(sa.select(subscribers).where(_S.id == subscriber_id)).first()
+    if row is None:
+        raise NotFoundError(f"no subscriber with id {subscriber_id}")
+    return to_subscriber(row)
+
+
+def add(
+    conn: Connection,
+    email: str,
+    *,
+    secret: bytes,
+    name: str | None = None,
+    topics: Collection[str] | None = None,
+    timezone: str | None = None,
+    attributes: Mapping[str, str] | None = None,
+    confirmed: bool = False,
+    consent_source: str = "cli",
+    consent_ip: str | None = None,
+    resubscribe: bool = False,
+    now: datetime | None = None,
+) -> Subscriber:
+    """Add a person, or update the one already holding this address, and return them.
+
+    A new person is ``pending`` (or ``confirmed`` with ``confirmed=True``) with a
+    consent record. An existing pending or confirmed person gets the given fields.
+    Someone who unsubscribed, bounced, complained or was erased raises
+    :class:`SuppressedError` unless ``resubscribe`` (a fresh, explicit consent).
+    """
+    now = now or utcnow()
+    address = normalise_address(email)
+    name = clean_name(name)
+    folded = clean_topics(topics) if topics is not None else None
+    timezone = clean_timezone(timezone)
+    extra = {k: clean_attribute(k, v) for k, v in (attributes or {}).items()}
+    target = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
+
+    if suppressions.is_suppressed(conn, secret, address.key):
+        if not resubscribe:
+            raise SuppressedError(
+                f"{address.email} was erased at their request; adding them again needs --force"
+            )
+        suppressions.lift(conn, secret, address.key)
+
+    row = conn.execute(sa.select(subscribers).where(_S.email_key == address.key)).first()
+    if row is None:
+        new_id = conn.execute(
+            subscribers.insert()
+            .values(
+                email=address.email,
+                email_key=address.key,
+                name=name,
+                status=target.value,
+                topics=sorted(folded or ()),
+                timezone=timezone,
+                attributes=extra,
+                consent_source=consent_source,
+                consent_at=now,
+                consent_ip=consent_ip,
+                created_at=now,
+                updated_at=now,
+                confirmed_at=now if confirmed else None,
+            )
+            .returning(_S.id)
+        ).scalar_one()
+        record_event(conn, new_id, "created", now, status=target.value, source=consent_source)
+        return get(conn, new_id)
+
+    current = to_subscriber(row)
+    values: dict[str, Any] = {}
+    if current.status in _INACTIVE:
+        if not resubscribe:
+            raise SuppressedError(
+                f"{address.email} is {current.status.value}; adding them again needs --force"
+            )
+        values.update(
+            status=target.value,
+            consent_source=consent_source,
+            consent_at=now,
+            consent_ip=consent_ip,
+            confirmed_at=now if confirmed else None,
+        )
+        record_event(
+            conn, current.id, "resubscribed", now, status=target.value, source=consent_source
+        )
+    elif confirmed and current.status is SubscriberStatus.PENDING:
+        values.update(status=target.value, confirmed_at=now)
+        record_event(conn, current.id, "confirmed", now, source=consent_source)
+    changed: dict[str, Any] = {}
+    if name is not None and name != current.name:
+        changed["name"] = name
+    if folded is not None and folded != current.topics:
+        changed["topics"] = sorted(folded)
+    if timezone is not None and timezone != current.timezone:
+        changed["timezone"] = timezone
+    if extra and {**current.attributes, **extra} != current.attributes:
+        changed["attributes"] = {**current.attributes, **extra}
+    if changed:
+        record_event(conn, current.id, "updated", now, fields=sorted(changed))
+    values.update(changed)
+    if values:
+        conn.execute(
+            subscribers.update().where(_S.id == current.id).values(updated_at=now, **values)
+        )
+    return get(conn, current.id)
+
+
+def _transition(
+    conn: Connection,
+    subscriber_id: int,
+    status: SubscriberStatus,
+    stamp: str,
+    now: datetime | None,
+    **detail: Any,
+) -> Subscriber:
+    now = now or utcnow()
+    current = get(conn, subscriber_id)
+    if current.status is status:
+        return current
+    conn.execute(
+        subscribers.update()
+        .where(_S.id == subscriber_id)
+        .values(status=status.value, updated_at=now, **{stamp: now})
+    )
+    record_event(conn, subscriber_id, status.value, now, previous=current.status.value, **detail)
+    return get(conn, subscriber_id)
+
+
+def confirm(
+    conn: Connection, subscriber_id: int, *, now: datetime | None = None, ip: str | None = None
+) -> Subscriber:
+    """Confirm a pending subscription (double opt-in); confirming twice is harmless.
+
+    Raises :class:`StateError` for someone who has since unsubscribed, bounced or complained.
+    """
+    current = get(conn, subscriber_id)
+    if current.status in _INACTIVE:
+        raise StateError(f"subscriber {subscriber_id} is {current.status.value}; cannot confirm")
+    if ip is not None and current.status is SubscriberStatus.PENDING:
+        conn.execute(subscribers.update().where(_S.id == subscriber_id).values(consent_ip=ip))
+    return _transition(conn, subscriber_id, SubscriberStatus.CONFIRMED, "confirmed_at", now, ip=ip)
+
+
+def unsubscribe(
+    conn: Connection,
+    subscriber_id: int,
+    *,
+    now: datetime | None = None,
+    source: str = "cli",
+) -> Subscriber:
+    """Unsubscribe a person (idempotent): no edition is sent to them again."""
+    return _transition(
+        conn, subscriber_id, SubscriberStatus.UNSUBSCRIBED, "unsubscribed_at", now, source=source
+    )
+
+
+def mark_bounced(
+    conn: Connection, subscriber_id: int, reason: str, now: datetime | None = None
+) -> Subscriber:
+    """Record a hard bounce (delivery calls this on a permanent 5xx): no more sends."""
+    return _transition(
+        conn, subscriber_id, SubscriberStatus.BOUNCED, "bounced_at", now, reason=reason
+    )
+
+
+def mark_complained(
+    conn: Connection, subscriber_id: int, reason: str, now: datetime | None = None
+) -> Subscriber:
+    """Record a spam complaint (feedback loop): no more sends."""
+    return _transition(
+        conn, subscriber_id, SubscriberStatus.COMPLAINED, "complained_at", now, reason=reason
+    )
+
+
+def update_preferences(
+    conn: Connection,
+    subscriber_id: int,
+    *,
+    topics: Collection[str] | None = None,
+    name: str | None = None,
+    timezone: str | None = None,
+    now: datetime | None = None,
+) -> Subscriber:
+    """Change a person's topics (empty = everything), name or time zone; None leaves a field."""
+    now = now or utcnow()
+    current = get(conn, subscriber_id)
+    changed: dict[str, Any] = {}
+    if topics is not None and (folded := clean_topics(topics)) != current.topics:
+        changed["topics"] = sorted(folded)
+    if name is not None and (cleaned := clean_name(name)) != current.name:
+        changed["name"] = cleaned
+    if timezone is not None and (zone := clean_timezone(timezone)) != current.timezone:
+        changed["timezone"] = zone
+    if not changed:
+        return current
+    conn.execute(
+        subscribers.update().where(_S.id == subscriber_id).values(updated_at=now, **changed)
+    )
+    record_event(conn, subscriber_id, "updated", now, fields=sorted(changed), source="preferences")
+    return get(conn, subscriber_id)
+
+
+def events(conn: Connection, subscriber_id: int) -> list[SubscriberEvent]:
+    """A subscriber's history, oldest first."""
+    rows = conn.execute(
+        sa.select(subscriber_events.c.at, subscriber_events.c.kind, subscriber_events.c.detail)
+        .where(subscriber_events.c.subscriber_id == subscriber_id)
+        .order_by(subscriber_events.c.id)
+    )
+    return [SubscriberEvent(at=r.at, kind=r.kind, detail=r.detail or {}) for r in rows]
+
+
+def _pages(conn: Connection, query: sa.Select[Any], batch_size: int) -> Iterator[Row[Any]]:
+    # keyset pagination: memory stays flat however long the list, on both databases
+    last = 0
+    while True:
+        rows = conn.execute(query.where(_S.id > last).order_by(_S.id).limit(batch_size)).all()
+        yield from rows
+        if len(rows) < batch_size:
+            return
+        last = rows[-1].id
+
+
+def list_subscribers(
+    conn: Connection,
+    *,
+    status: SubscriberStatus | str | None = None,
+    topic: str | None = None,
+    batch_size: int = 1000,
+) -> Iterator[Subscriber]:
+    """Every subscriber, by id, optionally only those in ``status`` or taking ``topic``.
+
+    A person with no topics takes every topic, so they match any ``topic`` filter.
+    """
+    query = sa.select(subscribers)
+    if status is not None:
+        query = query.where(_S.status == SubscriberStatus(status).value)
+    wanted = clean_topics([topic]) if topic else frozenset()
+    for row in _pages(conn, query, batch_size):
+        subscriber = to_subscriber(row)
+        if not wanted or subscriber.wants(wanted):
+            yield subscriber
+
+
+def iter_recipients(
+    conn: Connection, batch_size: int = 1000, topics: Collection[str] = ()
+) -> Iterator[Recipient]:
+    """Every confirmed subscriber as a :class:`Recipient`, by id, in pages of ``batch_size``.
+
+    With ``topics`` (an edition's), only those whose topics meet them or who take
+    everything. Erased people have no row, so suppressed addresses never appear.
+    """
+    wanted = frozenset(topics)
+    query = sa.select(_S.id, _S.email, _S.name, _S.topics).where(
+        _S.status == SubscriberStatus.CONFIRMED.value
+    )
+    for row in _pages(conn, query, batch_size):
+        chosen = frozenset(row.topics or ())
+        if not wanted or not chosen or chosen & wanted:
+            yield Recipient(row.id, row.email, row.name, chosen)
+
+
+def count_by_status(conn: Connection) -> dict[SubscriberStatus, int]:
+    """How many subscribers are in each state (every state present, zero included)."""
+    counts = dict.fromkeys(SubscriberStatus, 0)
+    query = sa.select(_S.status, sa.func.count()).group_by(_S.status)
+    for status, count in conn.execute(query):
+        counts[SubscriberStatus(status)] = count
+    return counts
