@@ -1,0 +1,101 @@
+"""What every web handler shares: the app's context and how a page is rendered.
+
+Every page goes through :func:`page`, which adds the site's name, the CSRF
+token of its forms (setting the cookie when the reader has none) and renders a
+template from ``templates/web`` with autoescape on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter.config import Settings
+from newsletter.render import Renderer
+from newsletter.web_security import Csrf, RateLimiter
+from newsletter.web_templates import web_environment
+
+__all__ = ["WebContext", "client_ip", "context_of", "message_page", "page"]
+
+log = logging.getLogger("newsletter.web")
+
+
+@dataclass
+class WebContext:
+    """The settings, database and defences one app instance works with."""
+
+    settings: Settings
+    engine: Engine
+    csrf: Csrf
+    allow_preview: bool
+    renderer: Renderer
+    # signups per client address, and confirmation emails per address (no mail bombing)
+    signup_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 600.0))
+    email_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(3, 3600.0))
+
+
+def context_of(request: Request) -> WebContext:
+    """The :class:`WebContext` of the app serving ``request``."""
+    ctx: WebContext = request.app.state.web
+    return ctx
+
+
+def client_ip(request: Request) -> str:
+    """The client's address as uvicorn saw it (after its trusted proxy headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+def page(
+    request: Request,
+    template: str,
+    status_code: int = 200,
+    background: BackgroundTask | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    """Render ``templates/web/<template>`` into a response, with a CSRF token for its forms."""
+    ctx = context_of(request)
+    nonce, fresh = ctx.csrf.nonce_for(request)
+    values.setdefault("notice", None)
+    html = (
+        web_environment()
+        .get_template(template)
+        .render(
+            site_name=ctx.settings.site_name,
+            language=ctx.settings.language,
+            direction=ctx.settings.direction,
+            postal_address=ctx.settings.postal_address,
+            csrf_token=ctx.csrf.form_token(nonce),
+            **values,
+        )
+    )
+    response = HTMLResponse(html, status_code=status_code, background=background)
+    if fresh:
+        ctx.csrf.set_cookie(response, request, nonce)
+    return response
+
+
+def message_page(
+    request: Request,
+    title: str,
+    message: str,
+    status_code: int = 200,
+    *,
+    link: tuple[str, str] | None = None,
+    background: BackgroundTask | None = None,
+) -> HTMLResponse:
+    """A page that says one thing (a confirmation, an error), with an optional link onward."""
+    return page(
+        request,
+        "message.html",
+        status_code,
+        background,
+        title=title,
+        message=message,
+        link=link,
+    )
