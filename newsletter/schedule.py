@@ -24,7 +24,6 @@ occurrence, and a latest one that is too late, is skipped with a reason.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
+from newsletter.durations import parse_span
 from newsletter.errors import ScheduleError
 
 __all__ = [
@@ -52,8 +52,6 @@ __all__ = [
 ]
 
 _ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def get_zone(name: str) -> ZoneInfo:
@@ -63,7 +61,7 @@ def get_zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise ScheduleError(
             f"unknown time zone {name!r} (use an IANA name such as Europe/London)",
-            field="tz",
+            field="--tz",
         ) from None
 
 
@@ -80,26 +78,25 @@ def parse_cron(expr: str) -> str:
         raise ScheduleError(
             f"{expr!r} is not a cron expression (five fields: minute hour day month weekday,"
             " e.g. '0 7 * * *')",
-            field="cron",
+            field="--cron",
         )
     try:
         croniter(text, datetime(2026, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
         raise ScheduleError(
-            f"cron expression {expr!r} never matches a date", field="cron"
+            f"cron expression {expr!r} never matches a date", field="--cron"
         ) from None
     return text
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``90m``, ``24h``, ``2d`` or ``1w`` into a timedelta (:class:`ScheduleError` else)."""
-    match = _DURATION_RE.match(text)
-    if not match or int(match.group(1)) == 0:
+    """A span (``90m``, ``24h``, ``2d``, ``1d12h``) as a timedelta; :class:`ScheduleError` else."""
+    span = parse_span(text)
+    if span is None or span <= timedelta():
         raise ScheduleError(
-            f"{text!r} is not a duration (a positive number and a unit: 90m, 24h, 2d, 1w)",
-            field="since",
+            f"{text!r} is not a duration (a positive span: 90m, 24h, 2d, 1w)", field="--since"
         )
-    return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    return span
 
 
 def is_nonexistent(wall: datetime, tz: str | ZoneInfo) -> bool:
@@ -159,7 +156,7 @@ def next_run(cron: str, tz: str | ZoneInfo, after: datetime) -> datetime:
                 best = instant
                 best_wall = instant.astimezone(zone).replace(tzinfo=None)
     except (CroniterBadCronError, CroniterBadDateError, CroniterError):
-        raise ScheduleError(f"cron expression {cron!r} has no next run", field="cron") from None
+        raise ScheduleError(f"cron expression {cron!r} has no next run", field="--cron") from None
 
 
 def parse_at(text: str, tz: str | ZoneInfo) -> datetime:
@@ -173,7 +170,7 @@ def parse_at(text: str, tz: str | ZoneInfo) -> datetime:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ScheduleError(
-            f"{text!r} is not a date and time (use e.g. '2026-03-29 07:00')", field="at"
+            f"{text!r} is not a date and time (use e.g. '2026-03-29 07:00')", field="--at"
         ) from None
     if value.tzinfo is not None:
         return value.astimezone(UTC)
