@@ -1,0 +1,341 @@
+"""The web app: signup with double opt-in, confirm, preferences, archive, preview, defences."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+
+import httpx
+import pytest
+
+from newsletter.config import Settings
+from newsletter.editions import build_edition, set_status
+from newsletter.models import EditionStatus
+from newsletter.web_security import PAGE_CSP
+from subscribers import links, store
+from subscribers.model import SubscriberStatus
+from subscribers.tokens import Purpose, make_token
+from tests.plugins.smtp import SMTPServer
+from tests.sample_editions import NOW as SAMPLE_NOW
+from tests.web_support import (
+    WebEnv,
+    add_confirmed,
+    asgi_client,
+    csrf_token,
+    get,
+    make_env,
+    path_of,
+    running_server,
+    wait_for,
+)
+
+LINK_RE = re.compile(r"https://news\.example\.com/newsletter/\S+")
+
+
+@pytest.fixture
+def env(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
+    return make_env(settings, smtp_server.url)
+
+
+@pytest.fixture
+async def client(env: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(env.app) as http:
+        yield http
+
+
+async def _signup(client: httpx.AsyncClient, **fields: str | list[str]) -> httpx.Response:
+    form = await client.get("/")
+    data: dict[str, str | list[str]] = {"csrf_token": csrf_token(form.text), "consent": "yes"}
+    data.update(fields)
+    return await client.post("/signup", data=data)
+
+
+def _find(env: WebEnv, email: str) -> store.Subscriber | None:
+    with env.engine.connect() as conn:
+        return store.find_by_email(conn, email)
+
+
+async def test_signup_form_lists_the_stored_topics_and_asks_for_consent(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    for slug in ("policing", "transport", "economy", "housing", "crime", "business"):
+        assert f'name="topic" value="{slug}"' in page.text
+    assert 'name="consent"' in page.text
+    assert "I agree to receive" in page.text
+    assert "<script" not in page.text
+    assert page.headers["content-security-policy"] == PAGE_CSP
+    assert "script-src" not in PAGE_CSP
+    assert "'unsafe-inline'" not in PAGE_CSP
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "nl_csrf" in page.cookies
+
+
+def test_signup_confirm_round_trip_through_a_real_server_and_smtp(
+    env: WebEnv, smtp_server: SMTPServer
+) -> None:
+    with running_server(env.app) as base, httpx.Client(base_url=base) as http:
+        form = http.get("/")
+        response = http.post(
+            "/signup",
+            data={
+                "csrf_token": csrf_token(form.text),
+                "email": "Reader@Example.COM",
+                "name": "Ada Reader",
+                "topic": ["policing", "economy"],
+                "consent": "yes",
+            },
+        )
+        assert response.status_code == 200
+        assert "Check your inbox" in response.text
+        pending = _find(env, "reader@example.com")
+        assert pending is not None
+        assert pending.status is SubscriberStatus.PENDING
+        assert pending.topics == frozenset({"policing", "economy"})
+        assert pending.consent is not None
+        assert pending.consent.source == "web"
+        assert pending.consent.ip == "127.0.0.1"
+        assert abs(pending.consent.at - datetime.now(UTC)) < timedelta(minutes=5)
+
+        wait_for(lambda: len(smtp_server.received) == 1, "the confirmation email")
+        received = smtp_server.received[0]
+        assert received.rcpt_tos == ["Reader@example.com"]
+        message = BytesParser(policy=policy.default).parsebytes(received.data)
+        assert message.get_content_type() == "multipart/alternative"
+        text = message.get_body(("plain",))
+        assert text is not None
+        (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
+
+        confirmed = http.get(path_of(env.settings, confirm))
+        assert confirmed.status_code == 200
+        assert "You are subscribed" in confirmed.text
+        person = get(env, pending.id)
+        assert person.status is SubscriberStatus.CONFIRMED
+        assert person.confirmed_at is not None
+        # following the link again is harmless
+        assert http.get(path_of(env.settings, confirm)).status_code == 200
+
+
+async def test_signup_of_a_confirmed_address_reveals_nothing(
+    env: WebEnv, client: httpx.AsyncClient, smtp_server: SMTPServer
+) -> None:
+    known = add_confirmed(env, "known@example.com", name="Known", topics=["crime"])
+    first = await _signup(client, email="known@example.com", name="Mallory", topic="economy")
+    second = await _signup(client, email="unknown@example.com", name="Mallory", topic="economy")
+    assert first.status_code == second.status_code == 200
+    assert first.text.replace("known@", "") == second.text.replace("unknown@", "")
+    assert set(first.headers) == set(second.headers)
+    # the stranger changed nothing about the confirmed person
+    after = get(env, known.id)
+    assert after.status is SubscriberStatus.CONFIRMED
+    assert after.name == "Known"
+    assert after.topics == frozenset({"crime"})
+    # the owner of the address hears about it, by email, with no confirm link
+    to_known = [r for r in smtp_server.received if r.rcpt_tos == ["known@example.com"]]
+    (note,) = to_known
+    body = note.message().get_body(("plain",))
+    assert body is not None
+    assert "/confirm/" not in body.get_content()
+    assert "/preferences/" in body.get_content()
+
+
+async def test_signup_refuses_bad_input_without_storing_anything(
+    env: WebEnv, client: httpx.AsyncClient, smtp_server: SMTPServer
+) -> None:
+    bad_email = await _signup(client, email="not an address")
+    assert bad_email.status_code == 400
+    assert "Enter an email address" in bad_email.text
+    no_consent = await client.post(
+        "/signup",
+        data={"csrf_token": csrf_token((await client.get("/")).text), "email": "a@example.com"},
+    )
+    assert no_consent.status_code == 400
+    assert "Tick the box" in no_consent.text
+    unknown_topic = await _signup(client, email="b@example.com", topic="astrology")
+    assert unknown_topic.status_code == 400
+    line_break = await _signup(client, email="c@example.com", name="Eve\r\nBcc: victim@example.com")
+    assert line_break.status_code == 400
+    for address in ("a@example.com", "b@example.com", "c@example.com"):
+        assert _find(env, address) is None
+    assert smtp_server.received == []
+
+
+async def test_signup_without_a_valid_csrf_token_is_refused(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    await client.get("/")
+    missing = await client.post("/signup", data={"email": "x@example.com", "consent": "yes"})
+    assert missing.status_code == 400
+    forged = await client.post(
+        "/signup", data={"email": "x@example.com", "consent": "yes", "csrf_token": "forged"}
+    )
+    assert forged.status_code == 400
+    # a genuine token but a request the browser marks as cross-site
+    token = csrf_token((await client.get("/")).text)
+    cross = await client.post(
+        "/signup",
+        data={"email": "x@example.com", "consent": "yes", "csrf_token": token},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross.status_code == 400
+    # the token of another browser (no matching cookie)
+    async with asgi_client(env.app) as stranger:
+        stolen = await stranger.post(
+            "/signup", data={"email": "x@example.com", "consent": "yes", "csrf_token": token}
+        )
+    assert stolen.status_code == 400
+    assert _find(env, "x@example.com") is None
+
+
+async def test_signups_are_rate_limited_per_client(client: httpx.AsyncClient) -> None:
+    codes = [(await _signup(client, email=f"r{n}@example.com")).status_code for n in range(11)]
+    assert codes[:10] == [200] * 10
+    assert codes[10] == 429
+
+
+async def test_hostile_name_is_escaped_on_the_preferences_page(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    person = add_confirmed(env, "h@example.com", name=hostile)
+    page = await client.get(path_of(env.settings, links.preferences_url(env.settings, person.id)))
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text
+    assert "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+
+
+async def test_preferences_change_topics_and_name(env: WebEnv, client: httpx.AsyncClient) -> None:
+    person = add_confirmed(env, "p@example.com", name="Old Name", topics=["crime"])
+    path = path_of(env.settings, links.preferences_url(env.settings, person.id))
+    page = await client.get(path)
+    assert re.search(r'value="crime" checked', page.text)
+    saved = await client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "action": "save",
+            "name": "New Name",
+            "topic": ["economy", "transport"],
+        },
+    )
+    assert saved.status_code == 200
+    assert "Your preferences are saved" in saved.text
+    after = get(env, person.id)
+    assert after.name == "New Name"
+    assert after.topics == frozenset({"economy", "transport"})
+    assert after.status is SubscriberStatus.CONFIRMED
+    # a forged form changes nothing
+    forged = await client.post(path, data={"action": "save", "name": "Forged", "topic": "crime"})
+    assert forged.status_code == 400
+    assert get(env, person.id).name == "New Name"
+    # no topics at all means everything
+    await client.post(path, data={"csrf_token": csrf_token(page.text), "name": "New Name"})
+    assert get(env, person.id).topics == frozenset()
+
+
+async def test_preferences_page_can_unsubscribe(env: WebEnv, client: httpx.AsyncClient) -> None:
+    person = add_confirmed(env, "q@example.com")
+    path = path_of(env.settings, links.preferences_url(env.settings, person.id))
+    page = await client.get(path)
+    left = await client.post(
+        path, data={"csrf_token": csrf_token(page.text), "action": "unsubscribe"}
+    )
+    assert left.status_code == 200
+    assert "You are unsubscribed" in left.text
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+
+
+@pytest.mark.parametrize("route", ["confirm", "unsubscribe", "preferences"])
+async def test_tampered_and_wrong_purpose_tokens_get_a_friendly_400(
+    env: WebEnv, client: httpx.AsyncClient, route: str
+) -> None:
+    person = add_confirmed(env, "t@example.com")
+    genuine = make_token(env.settings.secret(), route, person.id)
+    tampered = genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB")
+    other = "preferences" if route != "preferences" else "unsubscribe"
+    wrong_purpose = make_token(env.settings.secret(), other, person.id)
+    for token in (tampered, wrong_purpose, "garbage", "a.b.c.d"):
+        for method in ("GET", "POST") if route != "confirm" else ("GET",):
+            response = await client.request(method, f"/{route}/{token}")
+            assert response.status_code == 400, (method, token)
+            assert "This link does not work" in response.text
+            assert "Traceback" not in response.text
+    assert get(env, person.id).status is SubscriberStatus.CONFIRMED
+
+
+async def test_an_expired_confirm_link_says_so(env: WebEnv, client: httpx.AsyncClient) -> None:
+    with env.engine.begin() as conn:
+        person = store.add(conn, "late@example.com", secret=env.settings.secret())
+    old = datetime.now(UTC) - timedelta(days=8)
+    response = await client.get(
+        f"/confirm/{make_token(env.settings.secret(), Purpose.CONFIRM, person.id, old)}"
+    )
+    assert response.status_code == 400
+    assert "expired" in response.text
+    assert get(env, person.id).status is SubscriberStatus.PENDING
+
+
+async def test_confirm_link_of_someone_who_left_does_not_resubscribe(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    person = add_confirmed(env, "gone@example.com")
+    with env.engine.begin() as conn:
+        store.unsubscribe(conn, person.id)
+    response = await client.get(path_of(env.settings, links.confirm_url(env.settings, person.id)))
+    assert response.status_code == 400
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+
+
+async def test_archive_shows_only_sent_editions(env: WebEnv, client: httpx.AsyncClient) -> None:
+    now = SAMPLE_NOW
+    with env.engine.begin() as conn:
+        sent = build_edition(conn, now=now, title="Sent Briefing", site_name="News")
+        draft = build_edition(conn, now=now, title="Draft Briefing", site_name="News")
+        set_status(conn, sent.id, EditionStatus.SENDING, now=now)
+        set_status(conn, sent.id, EditionStatus.SENT, now=now)
+    listing = await client.get("/archive")
+    assert listing.status_code == 200
+    assert "Sent Briefing" in listing.text
+    assert "Draft Briefing" not in listing.text
+    shown = await client.get(f"/archive/{sent.id}")
+    assert shown.status_code == 200
+    assert "Story 1: council votes" in shown.text
+    assert "NLPH7" not in shown.text  # no unfilled personal slot
+    assert "/unsubscribe/" not in shown.text
+    assert "/preferences/" not in shown.text
+    assert "script-src" not in shown.headers["content-security-policy"]
+    assert (await client.get(f"/archive/{draft.id}")).status_code == 404
+    assert (await client.get("/archive/no-such-edition")).status_code == 404
+
+
+async def test_preview_only_when_allowed(settings: Settings, smtp_server: SMTPServer) -> None:
+    now = SAMPLE_NOW
+    public = make_env(settings, smtp_server.url)
+    with public.engine.begin() as conn:
+        draft = build_edition(conn, now=now, site_name="News")
+    async with asgi_client(public.app) as http:
+        assert (await http.get(f"/preview/{draft.id}")).status_code == 404
+    local = make_env(settings, smtp_server.url, allow_preview=True)
+    async with asgi_client(local.app) as http:
+        shown = await http.get(f"/preview/{draft.id}")
+    assert shown.status_code == 200
+    assert "Story 1: council votes" in shown.text
+
+
+async def test_healthz_and_unknown_pages(client: httpx.AsyncClient) -> None:
+    health = await client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "database": "ok"}
+    missing = await client.get("/no/such/page")
+    assert missing.status_code == 404
+    assert "Page not found" in missing.text
+    assert missing.headers["referrer-policy"] == "no-referrer"
+    css = await client.get("/static/site.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
