@@ -1,0 +1,148 @@
+"""CSV in and out: records with their physical line numbers, and a streaming export.
+
+Reading decodes the file one physical line at a time, so a byte that is not
+UTF-8 is reported with its line and offset, memory stays flat however large the
+file, and a leading byte-order mark is dropped. ``csv.reader`` tells each record's
+last line; the record's first line is one past the previous record's last, which
+stays right when a quoted field holds newlines.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from newsletter.errors import SubscriberInputError
+from newsletter.schema import subscribers
+
+__all__ = ["COLUMNS", "Record", "export_csv", "read_records"]
+
+#: the columns import understands and export writes first; any other is a custom attribute
+COLUMNS = (
+    "email",
+    "name",
+    "topics",
+    "timezone",
+    "status",
+    "consent_source",
+    "consent_at",
+    "consent_ip",
+)
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One CSV record: its first physical line, and its fields or why it could not be read."""
+
+    line: int
+    fields: list[str]
+    error: str | None = None
+
+
+def _lines(stream: BinaryIO, source: str) -> Iterator[str]:
+    offset = 0
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SubscriberInputError(
+                f"is not UTF-8: byte 0x{raw[exc.start]:02x} at byte {offset + exc.start} "
+                f"(column {exc.start + 1}); save the file as UTF-8 and import it again",
+                source=source,
+                line=number,
+            ) from None
+        if number == 1 and text.startswith(_BOM):
+            text = text[1:]
+        offset += len(raw)
+        yield text
+
+
+def read_records(stream: BinaryIO, source: str) -> Iterator[Record]:
+    """Every non-blank record of a UTF-8 CSV byte stream, with its first physical line.
+
+    A record ``csv`` cannot parse (a field over the csv module's size limit, a
+    stray quote) comes back with ``error`` set and reading goes on. A byte that
+    is not UTF-8 raises :class:`SubscriberInputError` naming the line and byte.
+    """
+    reader = csv.reader(_lines(stream, source), strict=False)
+    last = 0
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Record(last + 1, [], _csv_reason(exc))
+            last = reader.line_num
+            continue
+        first, last = last + 1, reader.line_num
+        if fields and any(fields):
+            yield Record(first, fields)
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return f"a field is longer than {csv.field_size_limit()} characters"
+    return f"not valid CSV ({text})"
+
+
+def _attribute_names(conn: Connection, batch_size: int) -> list[str]:
+    names: set[str] = set()
+    last = 0
+    query = sa.select(subscribers.c.id, subscribers.c.attributes).order_by(subscribers.c.id)
+    while True:
+        rows = conn.execute(query.where(subscribers.c.id > last).limit(batch_size)).all()
+        for row in rows:
+            names.update(row.attributes or ())
+        if len(rows) < batch_size:
+            return sorted(names - set(COLUMNS))
+        last = rows[-1].id
+
+
+def _rows(conn: Connection, batch_size: int) -> Iterable[sa.Row[tuple[object, ...]]]:
+    last = 0
+    query = sa.select(subscribers).order_by(subscribers.c.id)
+    while True:
+        rows = conn.execute(query.where(subscribers.c.id > last).limit(batch_size)).all()
+        yield from rows
+        if len(rows) < batch_size:
+            return
+        last = rows[-1].id
+
+
+def export_csv(conn: Connection, out: TextIO, batch_size: int = 2000) -> int:
+    """Write every subscriber as CSV that :func:`import_csv` reads back to the same list.
+
+    Topics are joined with ``;``; custom attributes follow the standard columns,
+    sorted by name. Erased people have no row, so they are never exported.
+    Returns how many people were written.
+    """
+    extra = _attribute_names(conn, batch_size)
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*COLUMNS, *extra])
+    count = 0
+    for row in _rows(conn, batch_size):
+        data = row._mapping
+        attributes = data["attributes"] or {}
+        writer.writerow(
+            [
+                data["email"],
+                data["name"] or "",
+                ";".join(sorted(data["topics"] or ())),
+                data["timezone"] or "",
+                data["status"],
+                data["consent_source"] or "",
+                data["consent_at"].isoformat() if data["consent_at"] else "",
+                data["consent_ip"] or "",
+                *(attributes.get(name, "") for name in extra),
+            ]
+        )
+        count += 1
+    return count
