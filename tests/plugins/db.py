@@ -15,6 +15,7 @@ PostgreSQL every table is emptied and its identities reset).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -136,12 +137,10 @@ class _Server:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self._run(
                     str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"
                 )
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
