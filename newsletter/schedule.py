@@ -130,6 +130,18 @@ def _require_aware(value: datetime, name: str) -> None:
         raise ValueError(f"{name} must be an aware datetime")
 
 
+_GAP_LOOKBACK = timedelta(hours=3)  # longer than any clock change on record
+
+
+def _recent_gap(after: datetime, zone: ZoneInfo) -> timedelta:
+    """How far clocks jumped forward in the hours before ``after`` (zero if they did not)."""
+    before = (after - _GAP_LOOKBACK).astimezone(zone).utcoffset()
+    now = after.astimezone(zone).utcoffset()
+    assert before is not None
+    assert now is not None
+    return max(now - before, timedelta())
+
+
 def next_run(cron: str, tz: str | ZoneInfo, after: datetime) -> datetime:
     """The first occurrence of ``cron`` in zone ``tz`` strictly after ``after``, in UTC.
 
@@ -140,7 +152,9 @@ def next_run(cron: str, tz: str | ZoneInfo, after: datetime) -> datetime:
     zone = _zone(tz)
     # Start from the local wall time of `after`; in a fall-back overlap's second
     # pass this wall time repeats, and fold=0 candidates are then already past.
-    start = after.astimezone(zone).replace(tzinfo=None, fold=0)
+    # Just after a spring-forward gap, a gap time shifted forward may still be
+    # ahead although its wall time is behind, so start that much earlier.
+    start = after.astimezone(zone).replace(tzinfo=None, fold=0) - _recent_gap(after, zone)
     try:
         walls = croniter(cron, start)
         best: datetime | None = None
