@@ -27,7 +27,7 @@ from email.utils import format_datetime, formataddr, formatdate, make_msgid
 from newsletter.config import Settings
 from newsletter.errors import HeaderInjectionError, RenderError, SubscriberInputError
 from newsletter.models import Edition
-from newsletter.render import BODY_SLOTS, SLOT_RE, RenderedVariant, slot
+from newsletter.render import BODY_SLOTS, SLOT_RE, RenderedVariant, greeting_name, slot
 
 __all__ = ["MessageTemplate", "Personal", "new_message_id"]
 
@@ -226,7 +226,7 @@ class MessageTemplate:
                 _list_unsubscribe(recipient.unsubscribe_url, recipient.unsubscribe_mailto),
             )
         )
-        shown = name.strip() or "there"
+        shown = greeting_name(name)
         unsubscribe = recipient.unsubscribe_url
         preferences = recipient.preferences_url
         values = {

@@ -38,6 +38,7 @@ __all__ = [
     "inline_css",
     "select_articles",
     "slot",
+    "greeting_name",
     "variant_key",
 ]
 
@@ -47,6 +48,11 @@ SLOT_RE = re.compile(r"NLPH7([a-z_]+)7")
 MAX_HTML_BYTES = 100_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _FORBIDDEN = re.compile(rb"<\s*(script|form|iframe|object|embed)\b", re.IGNORECASE)
+
+
+def greeting_name(name: str | None) -> str:
+    """The name a greeting uses: the reader's, or "there" ("Hello there,") when unknown."""
+    return (name or "").strip() or "there"
 
 
 def slot(name: str) -> str:
@@ -161,12 +167,17 @@ class RenderedVariant:
     text: str
 
     def fill_html(self, values: Mapping[str, str]) -> str:
-        """The HTML with every slot replaced by its HTML-escaped value (for previews)."""
-        return SLOT_RE.sub(lambda m: html.escape(values[m.group(1)], quote=True), self.html)
+        """The HTML with every slot replaced by its HTML-escaped value (for previews).
+
+        ``values`` maps each of BODY_SLOTS to its value; an empty name greets "there".
+        """
+        filled = {**values, "name": greeting_name(values.get("name"))}
+        return SLOT_RE.sub(lambda m: html.escape(filled[m.group(1)], quote=True), self.html)
 
     def fill_text(self, values: Mapping[str, str]) -> str:
         """The text part with every slot replaced by its value (for previews)."""
-        return SLOT_RE.sub(lambda m: values[m.group(1)], self.text)
+        filled = {**values, "name": greeting_name(values.get("name"))}
+        return SLOT_RE.sub(lambda m: filled[m.group(1)], self.text)
 
 
 class Renderer:

@@ -1,11 +1,41 @@
-"""Top-level ``sink`` command (being built)."""
+"""``newsletter sink``: a local SMTP server storing what it receives in a Maildir."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from newsletter.sink import run_sink
 
 __all__ = ["register"]
 
 
+def _emit(line: str) -> None:
+    # flushed at once: a demo script or a test reads these lines as they come
+    print(line, flush=True)
+
+
+def sink(
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 1025,
+    maildir: Annotated[
+        Path, typer.Option(metavar="DIR", help="Maildir that receives the messages.")
+    ] = Path("maildir"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run a local SMTP server that stores every message in a Maildir, one line per message.
+
+    Each line shows the time, sender, recipients, subject and size. Stop it with Ctrl-C.
+
+    Example:
+
+        newsletter sink --port 1025 --maildir demo/maildir
+    """
+    asyncio.run(run_sink(maildir, host=host, port=port, emit=_emit))
+
+
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to ``root``."""
+    """Add ``sink`` to ``root``."""
+    root.command("sink")(sink)
