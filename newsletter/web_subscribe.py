@@ -269,7 +269,11 @@ async def unsubscribe(request: Request) -> Response:
         body += chunk
         if len(body) > _ONE_CLICK_MAX:
             break
-    source = "one-click" if b"List-Unsubscribe=One-Click" in body else "web"
+    # RFC 8058 allows the urlencoded form (Gmail) and multipart/form-data (the RFC's example)
+    one_click = b"List-Unsubscribe=One-Click" in body or (
+        b'name="List-Unsubscribe"' in body and b"One-Click" in body
+    )
+    source = "one-click" if one_click else "web"
 
     def apply() -> None:
         with ctx.engine.begin() as conn:

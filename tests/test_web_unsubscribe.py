@@ -1,0 +1,155 @@
+"""Unsubscribe: the reader's one-button page and the RFC 8058 one-click POST of mail clients."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from newsletter.config import Settings
+from subscribers import links, store
+from subscribers.model import SubscriberStatus
+from tests.plugins.smtp import SMTPServer
+from tests.web_support import (
+    WebEnv,
+    add_confirmed,
+    asgi_client,
+    get,
+    make_env,
+    path_of,
+    running_server,
+)
+
+
+@pytest.fixture
+def env(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
+    return make_env(settings, smtp_server.url)
+
+
+@pytest.fixture
+async def client(env: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(env.app) as http:
+        yield http
+
+
+def _events(env: WebEnv, subscriber_id: int) -> list[tuple[str, dict[str, object]]]:
+    with env.engine.connect() as conn:
+        return [(e.kind, e.detail) for e in store.events(conn, subscriber_id)]
+
+
+def _raw_request(base: str, request: bytes) -> bytes:
+    """Send ``request`` byte for byte to the server at ``base`` and read the whole answer."""
+    parts = urlsplit(base)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_one_click_post_exactly_as_gmail_sends_it(env: WebEnv) -> None:
+    person = add_confirmed(env, "gmail.reader@example.com")
+    url = links.unsubscribe_url(env.settings, person.id)
+    path = path_of(env.settings, url)
+    body = b"List-Unsubscribe=One-Click"
+    # no cookie, no CSRF token, no Origin, no JavaScript: just the POST of RFC 8058
+    request = (
+        f"POST {path} HTTP/1.1\r\n"
+        "Host: news.example.com\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+    ).encode("ascii") + body
+    with running_server(env.app) as base:
+        answer = _raw_request(base, request)
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line == b"HTTP/1.1 200 OK", answer[:300]
+    assert b"You are unsubscribed" in answer
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+    kind, detail = _events(env, person.id)[-1]
+    assert kind == "unsubscribed"
+    assert detail["source"] == "one-click"
+
+
+async def test_one_click_post_in_the_rfc_multipart_form(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    person = add_confirmed(env, "rfc.reader@example.com")
+    path = path_of(env.settings, links.unsubscribe_url(env.settings, person.id))
+    response = await client.post(path, files={"List-Unsubscribe": (None, "One-Click")})
+    assert response.status_code == 200
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+    assert _events(env, person.id)[-1][1]["source"] == "one-click"
+
+
+async def test_the_page_shows_one_button_and_changes_nothing_until_pressed(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    person = add_confirmed(env, "button@example.com")
+    path = path_of(env.settings, links.unsubscribe_url(env.settings, person.id))
+    page = await client.get(path)
+    assert page.status_code == 200
+    assert page.text.count("<button") == 1
+    assert f'<form method="post" action="{path}">' in page.text
+    assert "b•••@example.com" in page.text  # recognisable, not the whole address
+    assert "button@example.com" not in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+    # a link scanner fetching the page must not unsubscribe anyone
+    assert get(env, person.id).status is SubscriberStatus.CONFIRMED
+    # the button posts back without any CSRF field and works with no cookie at all
+    async with asgi_client(env.app) as fresh:
+        pressed = await fresh.post(path)
+    assert pressed.status_code == 200
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+
+
+async def test_unsubscribing_twice_or_after_erasure_still_answers_200(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    person = add_confirmed(env, "twice@example.com")
+    path = path_of(env.settings, links.unsubscribe_url(env.settings, person.id))
+    first = await client.post(path, content=b"List-Unsubscribe=One-Click")
+    second = await client.post(path, content=b"List-Unsubscribe=One-Click")
+    assert first.status_code == second.status_code == 200
+    kinds = [kind for kind, _ in _events(env, person.id)]
+    assert kinds.count("unsubscribed") == 1
+    with env.engine.begin() as conn:
+        store.add(conn, "gone@example.com", secret=env.settings.secret(), confirmed=True)
+        gone = store.get_by_email(conn, "gone@example.com")
+        from subscribers.privacy import erase
+
+        assert erase(conn, "gone@example.com", secret=env.settings.secret())
+    gone_path = path_of(env.settings, links.unsubscribe_url(env.settings, gone.id))
+    assert (await client.post(gone_path, content=b"List-Unsubscribe=One-Click")).status_code == 200
+    assert (await client.get(gone_path)).status_code == 200
+
+
+async def test_a_tampered_one_click_link_unsubscribes_no_one(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    person = add_confirmed(env, "victim@example.com")
+    other = add_confirmed(env, "other@example.com")
+    path = path_of(env.settings, links.unsubscribe_url(env.settings, person.id))
+    # swap the subscriber id inside the token, keeping the signature
+    prefix, _, rest = path.rpartition("/")
+    code, _, issued, signature = rest.split(".")
+    forged = f"{prefix}/{code}.{other.id:x}.{issued}.{signature}"
+    response = await client.post(forged, content=b"List-Unsubscribe=One-Click")
+    assert response.status_code == 400
+    assert "This link does not work" in response.text
+    assert get(env, person.id).status is SubscriberStatus.CONFIRMED
+    assert get(env, other.id).status is SubscriberStatus.CONFIRMED
+    # a preferences token is not an unsubscribe token
+    prefs = path_of(env.settings, links.preferences_url(env.settings, person.id))
+    token = prefs.rpartition("/")[2]
+    wrong = await client.post(f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
+    assert wrong.status_code == 400
+    assert get(env, person.id).status is SubscriberStatus.CONFIRMED
