@@ -93,7 +93,7 @@ class ImportReport:
             f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
             f"skipped {self.skipped}, rejected {self.rejected}"
         )
-        return line + (f" ({self.duplicates} duplicate rows merged)" if self.duplicates else "")
+        return line + (f"; duplicate rows merged: {self.duplicates}" if self.duplicates else "")
 
 
 @dataclass
@@ -169,9 +169,8 @@ def import_csv(
     return report
 
 
-def import_file(path: Path, **options: Any) -> ImportReport:
-    """:func:`import_csv` for a file; a missing file is a one-line error."""
-    engine: Engine = options.pop("engine")
+def import_file(engine: Engine, path: Path, **options: Any) -> ImportReport:
+    """:func:`import_csv` for a file (same options); a missing file is a one-line error."""
     try:
         stream = path.open("rb")
     except OSError as exc:

@@ -109,7 +109,7 @@ def merge(earlier: Row, later: Row) -> Row:
     return Row(
         line=later.line,
         key=later.key,
-        email=later.email,
+        email=earlier.email,  # the first spelling seen is the one kept
         name=later.name or earlier.name,
         topics=topics,
         timezone=later.timezone or earlier.timezone,

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 __all__ = [
     "Consent",
@@ -68,6 +68,10 @@ class Subscriber(_Model):
     unsubscribed_at: AwareDatetime | None = None
     bounced_at: AwareDatetime | None = None
     complained_at: AwareDatetime | None = None
+
+    @field_serializer("topics")
+    def _sorted_topics(self, topics: frozenset[str]) -> list[str]:
+        return sorted(topics)
 
     def wants(self, topics: frozenset[str]) -> bool:
         """True when an edition about ``topics`` (empty = general) is for this person."""

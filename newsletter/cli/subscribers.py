@@ -1,9 +1,233 @@
-"""``newsletter subscribers ...``: (being built)."""
+"""``newsletter subscribers ...``: add, import, export, list, show, unsubscribe, delete.
+
+A thin layer over :mod:`subscribers`: every rule lives in the library, the
+commands parse options, call it inside one transaction and print the result.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from newsletter.cli.common import err, get_engine, get_settings, out
+from subscribers import privacy, store
+from subscribers.csvio import export_csv
+from subscribers.importer import Problem, import_file
+from subscribers.links import confirm_url
+from subscribers.model import Subscriber, SubscriberStatus
 
 __all__ = ["app"]
 
-app = typer.Typer(help="newsletter subscribers commands.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage the subscriber list: add, import and export CSV, list, show, unsubscribe, erase.",
+    no_args_is_help=True,
+)
+
+
+@app.command("add")
+def add_command(
+    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+    name: Annotated[str | None, typer.Option(help="Their name, for the greeting.")] = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help="A topic or section they want (repeatable; none = all)."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Their IANA time zone, e.g. Europe/London.")
+    ] = None,
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="They already confirmed: skip double opt-in.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Add them again although they unsubscribed, bounced or were erased."
+        ),
+    ] = False,
+) -> None:
+    """Add one subscriber (pending, with a confirmation link), or update an existing one.
+
+    Example:
+
+        newsletter subscribers add ann@example.com --name "Ann Lee" --topic politics --topic uk
+    """
+    settings = get_settings()
+    with get_engine().begin() as conn:
+        before = store.find_by_email(conn, email)
+        subscriber = store.add(
+            conn,
+            email,
+            secret=settings.secret(),
+            name=name,
+            topics=topic,
+            timezone=timezone,
+            confirmed=confirmed,
+            consent_source="cli",
+            resubscribe=force,
+        )
+    verb = "added" if before is None else "updated"
+    out.print(f"{verb} {subscriber.email} ({subscriber.status.value})", markup=False)
+    if subscriber.status is SubscriberStatus.PENDING:
+        out.print(f"confirm link: {confirm_url(settings, subscriber.id)}", markup=False)
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(metavar="FILE.csv", show_default=False)],
+    confirmed: Annotated[
+        bool,
+        typer.Option("--confirmed", help="Mark new and pending people confirmed (source: import)."),
+    ] = False,
+    resubscribe: Annotated[
+        bool,
+        typer.Option(
+            "--resubscribe",
+            help="Subscribe again people who unsubscribed, bounced, complained or were erased.",
+        ),
+    ] = False,
+) -> None:
+    """Import a UTF-8 CSV with a header row: email,name,topics,timezone,status, plus any columns.
+
+    Other columns are kept as custom attributes; topics are separated by ';' or '|'.
+    Importing the same file twice changes nothing. Prints each rejected or skipped
+    line with its number and reason, then the counts.
+
+    Example:
+
+        newsletter subscribers import examples/subscribers.csv --confirmed
+    """
+    settings = get_settings()
+
+    def report(problem: Problem) -> None:
+        out.print(f"{path}:{problem.line}: {problem.kind}: {problem.reason}", markup=False)
+
+    result = import_file(
+        get_engine(),
+        path,
+        secret=settings.secret(),
+        confirmed=confirmed,
+        resubscribe=resubscribe,
+        on_problem=report,
+    )
+    out.print(result.summary(), markup=False)
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", metavar="FILE.csv", help="Write here instead of stdout."),
+    ] = None,
+) -> None:
+    """Write the whole list as CSV that `subscribers import` reads back to the same list.
+
+    Erased people are never exported.
+
+    Example:
+
+        newsletter subscribers export -o subscribers-backup.csv
+    """
+    with get_engine().connect() as conn:
+        if output is None:
+            export_csv(conn, sys.stdout)
+            return
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            count = export_csv(conn, handle)
+    err.print(f"exported {count} subscribers to {output}", markup=False)
+
+
+def _line(subscriber: Subscriber) -> str:
+    topics = ",".join(sorted(subscriber.topics)) or "(all)"
+    return (
+        f"{subscriber.id:>7}  {subscriber.status.value:<12}  {subscriber.email:<40}  "
+        f"{subscriber.name or '-':<24}  {topics}"
+    )
+
+
+@app.command("list")
+def list_command(
+    status: Annotated[
+        SubscriberStatus | None, typer.Option(help="Only subscribers in this state.")
+    ] = None,
+    topic: Annotated[
+        str | None,
+        typer.Option(help="Only subscribers who take this topic (people with no topics take all)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List subscribers by id, optionally by state and topic.
+
+    Example:
+
+        newsletter subscribers list --status confirmed --topic politics
+    """
+    write = sys.stdout.write
+    with get_engine().connect() as conn:
+        found = store.list_subscribers(conn, status=status, topic=topic)
+        if as_json:
+            # streamed item by item: a list of a million people never sits in memory
+            write("[")
+            for number, subscriber in enumerate(found):
+                write(("," if number else "") + "\n  " + subscriber.model_dump_json())
+            write("\n]\n")
+            return
+        write(f"{'id':>7}  {'status':<12}  {'email':<40}  {'name':<24}  topics\n")
+        count = 0
+        for subscriber in found:
+            write(_line(subscriber) + "\n")
+            count += 1
+    err.print(f"{count} subscribers", markup=False)
+
+
+@app.command("show")
+def show_command(
+    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+) -> None:
+    """Print everything held about one person as JSON (answers a GDPR access request).
+
+    Example:
+
+        newsletter subscribers show ann@example.com
+    """
+    with get_engine().connect() as conn:
+        report = privacy.access_report(conn, email)
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+@app.command("unsubscribe")
+def unsubscribe_command(
+    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+) -> None:
+    """Unsubscribe one person: no edition is sent to them again.
+
+    Example:
+
+        newsletter subscribers unsubscribe ann@example.com
+    """
+    with get_engine().begin() as conn:
+        subscriber = store.get_by_email(conn, email)
+        subscriber = store.unsubscribe(conn, subscriber.id, source="cli")
+    out.print(f"unsubscribed {subscriber.email}", markup=False)
+
+
+@app.command("delete")
+def delete_command(
+    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+) -> None:
+    """Erase a person's data; keep only a keyed hash so an import cannot re-add them unasked.
+
+    Example:
+
+        newsletter subscribers delete ann@example.com
+    """
+    settings = get_settings()
+    with get_engine().begin() as conn:
+        held = privacy.erase(conn, email, secret=settings.secret())
+    if held:
+        out.print(f"erased {email.strip()}; the address is suppressed", markup=False)
+    else:
+        out.print(f"no data held for {email.strip()}; the address is suppressed", markup=False)
