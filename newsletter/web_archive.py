@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from newsletter.editions import get_edition, list_editions
 from newsletter.errors import NotFoundError
 from newsletter.models import Edition, EditionStatus
+from newsletter.preview import PreviewDocument, build_preview, sample_recipient
 from newsletter.render import Renderer
 from newsletter.web_pages import context_of, page
 from newsletter.web_security import EMAIL_CSP
@@ -65,19 +66,34 @@ async def archived_edition(request: Request) -> Response:
 
 
 async def preview(request: Request) -> Response:
-    """GET /preview/{edition_id}: desktop, mobile and text views (loopback only)."""
+    """GET /preview/{edition_id}[/text|/message.eml]: any edition as the sample reader gets it.
+
+    Served only when the app allows it (loopback): drafts are not public. A fresh
+    renderer each time, so an edited template shows on the next reload.
+    """
     ctx = context_of(request)
     if not ctx.allow_preview:
         raise NotFoundError("preview is not served here")
     edition_id = str(request.path_params["edition_id"])
+    view = str(request.path_params.get("view", ""))
+    if view not in {"", "text", "message.eml"}:
+        raise NotFoundError(f"no preview view {view!r}")
 
-    def load() -> Edition:
+    def render() -> PreviewDocument:
         with ctx.engine.connect() as conn:
-            return get_edition(conn, edition_id)
+            edition = get_edition(conn, edition_id)
+        return build_preview(ctx.settings, edition, sample_recipient(ctx.settings))
 
-    edition = await run_in_threadpool(load)
-    html = await run_in_threadpool(edition_html, ctx.renderer, edition)
-    return HTMLResponse(html, headers={"Content-Security-Policy": EMAIL_CSP})
+    document = await run_in_threadpool(render)
+    if view == "text":
+        return PlainTextResponse(document.text)
+    if view == "message.eml":
+        return Response(
+            document.eml,
+            media_type="message/rfc822",
+            headers={"Content-Disposition": f'attachment; filename="{document.edition_id}.eml"'},
+        )
+    return HTMLResponse(document.html, headers={"Content-Security-Policy": EMAIL_CSP})
 
 
 def routes() -> list[Route]:
@@ -86,4 +102,5 @@ def routes() -> list[Route]:
         Route("/archive", archive, methods=["GET"]),
         Route("/archive/{edition_id}", archived_edition, methods=["GET"]),
         Route("/preview/{edition_id}", preview, methods=["GET"]),
+        Route("/preview/{edition_id}/{view}", preview, methods=["GET"]),
     ]

@@ -324,8 +324,15 @@ async def test_preview_only_when_allowed(settings: Settings, smtp_server: SMTPSe
     local = make_env(settings, smtp_server.url, allow_preview=True)
     async with asgi_client(local.app) as http:
         shown = await http.get(f"/preview/{draft.id}")
+        text = await http.get(f"/preview/{draft.id}/text")
+        eml = await http.get(f"/preview/{draft.id}/message.eml")
     assert shown.status_code == 200
     assert "Story 1: council votes" in shown.text
+    assert "NLPH7" not in shown.text
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "Story 1: council votes" in text.text
+    assert eml.headers["content-type"] == "message/rfc822"
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in eml.content
 
 
 async def test_healthz_and_unknown_pages(client: httpx.AsyncClient) -> None:
