@@ -227,7 +227,9 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, object]])
     inserted = 0
     for values in rows:  # one statement per row, to learn which rows we won
         stmt = dialect.insert(schedule_runs).values(**values).on_conflict_do_nothing()
-        inserted += conn.execute(stmt).rowcount
+        # RETURNING, not rowcount: drivers report -1 for an INSERT that returns rows
+        if conn.execute(stmt.returning(schedule_runs.c.id)).first() is not None:
+            inserted += 1
     return inserted
 
 
