@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 
 @dataclass
@@ -25,9 +24,9 @@ class Served:
         return self.base + path
 
 
-@pytest.fixture
-def http_server() -> Iterator[Served]:
-    """Serve ``Served.routes`` on a loopback port for the length of one test."""
+@contextmanager
+def serve_http() -> Iterator[Served]:
+    """Serve ``Served.routes`` on a loopback port until the block ends."""
     served = Served()
 
     class Handler(BaseHTTPRequestHandler):

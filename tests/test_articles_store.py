@@ -62,15 +62,20 @@ def test_reimport_updates_never_duplicates(engine: Engine) -> None:
 def test_same_id_twice_in_one_batch_is_one_row(engine: Engine) -> None:
     with engine.begin() as conn:
         result = upsert_articles(conn, [make("a"), make("a", headline="Later")], NOW)
-    assert result.total == 1 and count_rows(engine) == 1
+    assert result.total == 1
+    assert count_rows(engine) == 1
     with engine.connect() as conn:
         assert get_article(conn, "a").headline == "Later"
 
 
 def test_a_failed_transaction_leaves_nothing(engine: Engine) -> None:
-    with pytest.raises(RuntimeError), engine.begin() as conn:
-        upsert_articles(conn, [make("a"), make("b")], NOW)
-        raise RuntimeError("the import failed after the upsert")
+    def import_then_fail() -> None:
+        with engine.begin() as conn:
+            upsert_articles(conn, [make("a"), make("b")], NOW)
+            raise RuntimeError("the import failed after the upsert")
+
+    with pytest.raises(RuntimeError):
+        import_then_fail()
     assert count_rows(engine) == 0
 
 

@@ -101,8 +101,10 @@ def test_top_story_is_breaking_first(engine: Engine) -> None:
         make("breaking-older", 6, breaking=True),
     )
     edition = build(engine)
-    assert edition.top_story is not None and edition.top_story.id == "breaking-old"
-    assert ids(edition)[0] == "breaking-old" and len(ids(edition)) == 3
+    assert edition.top_story is not None
+    assert edition.top_story.id == "breaking-old"
+    assert ids(edition)[0] == "breaking-old"
+    assert len(ids(edition)) == 3
 
 
 def test_top_story_is_newest_with_image_then_newest(engine: Engine) -> None:
@@ -150,7 +152,8 @@ def test_derived_subject_preheader_title_and_intro(engine: Engine) -> None:
     assert edition.preheader.startswith("Standfirst of lead. Standfirst of")
     assert edition.title == "The Morning Briefing — Thursday 26 November 2026"
     assert "3 stories from Britain's News Portal" in edition.intro
-    assert edition.kind is EditionKind.DAILY and edition.status is EditionStatus.DRAFT
+    assert edition.kind is EditionKind.DAILY
+    assert edition.status is EditionStatus.DRAFT
     assert edition.created_at == NOW
 
 
@@ -164,8 +167,10 @@ def test_subject_and_preheader_stay_short_and_on_one_line(engine: Engine) -> Non
     edition = build(engine)
     assert len(edition.subject) <= SUBJECT_MAX
     assert edition.subject.endswith("… and 1 more story")
-    assert "\r" not in edition.subject and "\n" not in edition.subject
-    assert len(edition.preheader) <= PREHEADER_MAX and edition.preheader.endswith("…")
+    assert "\r" not in edition.subject
+    assert "\n" not in edition.subject
+    assert len(edition.preheader) <= PREHEADER_MAX
+    assert edition.preheader.endswith("…")
 
 
 def test_overrides_win_and_are_checked(engine: Engine) -> None:
@@ -218,7 +223,8 @@ def test_breaking_edition_carries_the_newest_breaking_article(engine: Engine) ->
         make("breaking-old", 2, breaking=True),
     )
     edition = build(engine, kind=EditionKind.BREAKING)
-    assert ids(edition) == ["breaking-new"] and edition.sections == []
+    assert ids(edition) == ["breaking-new"]
+    assert edition.sections == []
     assert edition.kind is EditionKind.BREAKING
     assert edition.subject == "Breaking: Flood barrier closes"
     assert edition.title == "Breaking News — Thursday 26 November 2026"
@@ -255,7 +261,8 @@ def test_a_daily_edition_is_capped(engine: Engine) -> None:
     store(engine, *[make(f"n{i:02d}", hours_ago=i / 10) for i in range(MAX_ARTICLES + 5)])
     edition = build(engine)
     assert len(ids(edition)) == MAX_ARTICLES
-    assert "n00" in ids(edition) and f"n{MAX_ARTICLES + 4:02d}" not in ids(edition)
+    assert "n00" in ids(edition)
+    assert f"n{MAX_ARTICLES + 4:02d}" not in ids(edition)
 
 
 def test_an_edition_is_a_snapshot(engine: Engine) -> None:
@@ -264,7 +271,8 @@ def test_an_edition_is_a_snapshot(engine: Engine) -> None:
     store(engine, make("a", headline="Corrected later"))
     with engine.connect() as conn:
         again = get_edition(conn, built.id)
-    assert again.top_story is not None and again.top_story.headline == "As first published"
+    assert again.top_story is not None
+    assert again.top_story.headline == "As first published"
     assert again == built
 
 
@@ -296,13 +304,15 @@ def test_set_status_records_times_and_refuses_leaving_final_states(engine: Engin
         paused = set_status(conn, edition.id, EditionStatus.PAUSED, "too many\nfailures", now=NOW)
         assert paused.status_reason == "too many failures"
         sent = set_status(conn, edition.id, EditionStatus.SENT, now=later)
-        assert sent.sent_at == later and sent.status is EditionStatus.SENT
+        assert sent.sent_at == later
+        assert sent.status is EditionStatus.SENT
         assert sent.status_reason is None
         with pytest.raises(StateError, match="is sent"):
             set_status(conn, edition.id, EditionStatus.DRAFT, now=later)
     with engine.connect() as conn:
         stored = get_edition(conn, edition.id)
-        assert stored.status is EditionStatus.SENT and stored.scheduled_at == later
+        assert stored.status is EditionStatus.SENT
+        assert stored.scheduled_at == later
         # the snapshot itself is untouched by the status changes
         assert stored.articles() == edition.articles()
     other = build(engine)
@@ -344,4 +354,5 @@ def test_parse_since_refuses(text: str) -> None:
 
 
 def test_parse_span_is_none_for_non_spans() -> None:
-    assert parse_span("12x") is None and parse_span("3h") == timedelta(hours=3)
+    assert parse_span("12x") is None
+    assert parse_span("3h") == timedelta(hours=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,17 @@ from newsletter.errors import ArticleError
 from newsletter.feeds import html_to_paragraphs, stable_id
 from newsletter.loaders import load_articles, load_many
 from tests.conftest import EXAMPLES
-from tests.feed_server import Served, http_server  # noqa: F401 (fixture)
+from tests.feed_server import Served, serve_http
 
 DATA = Path(__file__).parent / "data"
 SEED = Path("/work/shared/seed/000_6c8eba20f98929d4.txt")
+
+
+@pytest.fixture
+def http_server() -> Iterator[Served]:
+    """A loopback HTTP server (127.0.0.1, port 0) for this test only."""
+    with serve_http() as served:
+        yield served
 
 
 def article(**changes: Any) -> dict[str, Any]:
@@ -135,14 +143,15 @@ def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
     with pytest.raises(ArticleError) as info:
         load_articles(path)
     assert "invalid YAML" in str(info.value)
-    assert info.value.line is not None and info.value.line >= 2
+    assert info.value.line is not None
+    assert info.value.line >= 2
 
 
 @pytest.mark.parametrize("content", ["42", '"just a string"', "[1, 2]"])
 def test_not_an_article_object(tmp_path: Path, content: str) -> None:
     path = tmp_path / "odd.json"
     path.write_text(content, encoding="utf-8")
-    with pytest.raises(ArticleError, match="odd.json"):
+    with pytest.raises(ArticleError, match=r"odd\.json"):
         load_articles(path)
 
 
@@ -179,7 +188,8 @@ def test_one_id_for_two_different_articles_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArticleError) as info:
         load_articles(tmp_path)
     assert info.value.field == "id"
-    assert "a.json" in str(info.value) and "b.json" in str(info.value)
+    assert "a.json" in str(info.value)
+    assert "b.json" in str(info.value)
 
 
 def test_the_same_article_twice_is_kept_once(tmp_path: Path) -> None:
@@ -199,13 +209,18 @@ def test_examples_are_realistic_and_include_the_seed() -> None:
     assert times[-1] - times[0] < (datetime(2026, 1, 3) - datetime(2026, 1, 1))
     assert sum(a.image is not None for a in loaded) >= 5
     seed = next(a for a in loaded if a.id == "met-police-live-facial-recognition-expansion")
-    assert seed.image is not None and seed.image.url.startswith("https://")
-    assert seed.image.alt and seed.image.width
+    assert seed.image is not None
+    assert seed.image.url.startswith("https://")
+    assert seed.image.alt
+    assert seed.image.width
     page = SEED.read_text(encoding="utf-8") if SEED.exists() else None
     if page is not None:
-        assert seed.headline in page and seed.standfirst in page
-        assert all(p in page for p in seed.key_points) and len(seed.key_points) == 5
-        assert all(p in page for p in seed.body) and len(seed.body) == 5
+        assert seed.headline in page
+        assert seed.standfirst in page
+        assert all(p in page for p in seed.key_points)
+        assert len(seed.key_points) == 5
+        assert all(p in page for p in seed.body)
+        assert len(seed.body) == 5
         assert f"Why this matters: {seed.why_it_matters}" in page
     assert seed.what_it_means_for_you is not None
     assert not seed.what_it_means_for_you.startswith("What this means for you")
@@ -221,7 +236,8 @@ RSS = """<?xml version="1.0" encoding="UTF-8"?>
   <title>Bridge reopens after &lt;b&gt;repairs&lt;/b&gt;</title>
   <link>https://news.example.com/uk/bridge-reopens</link>
   <guid>https://news.example.com/uk/bridge-reopens?id=991</guid>
-  <description>&lt;p&gt;The bridge is &lt;b&gt;open&lt;/b&gt; again &amp;amp; traffic flows.&lt;/p&gt;&lt;p&gt;More.&lt;/p&gt;</description>
+  <description>&lt;p&gt;The bridge is &lt;b&gt;open&lt;/b&gt; again
+    &amp;amp; traffic flows.&lt;/p&gt; &lt;p&gt;More.&lt;/p&gt;</description>
   <category>Transport</category><category>Breaking</category><category>Bristol</category>
   <author>news@example.com (Ann Editor)</author>
   <pubDate>Thu, 26 Nov 2026 08:30:00 +0100</pubDate>
@@ -273,12 +289,12 @@ def test_rss_entries_become_articles(tmp_path: Path) -> None:
         800,
         450,
     )
-    assert bridge.id.startswith("bridge-reopens-") and bridge.id == stable_id(
-        "https://news.example.com/uk/bridge-reopens?id=991"
-    )
+    assert bridge.id.startswith("bridge-reopens-")
+    assert bridge.id == stable_id("https://news.example.com/uk/bridge-reopens?id=991")
     assert plain.id == "plain-1"
     assert plain.section == "Portal — UK"  # no category: the feed's title
-    assert plain.image is not None and plain.image.url == "https://i.example.com/plain.png"
+    assert plain.image is not None
+    assert plain.image.url == "https://i.example.com/plain.png"
     assert plain.image.width == 600  # no width given: the email column's
 
 
@@ -313,7 +329,7 @@ def test_malformed_feed_is_a_clear_error() -> None:
 def test_a_feed_of_nothing_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "page.xml"
     path.write_text("<html><body><p>Hello</p></body></html>", encoding="utf-8")
-    with pytest.raises(ArticleError, match="page.xml"):
+    with pytest.raises(ArticleError, match=r"page\.xml"):
         load_articles(path)
 
 
@@ -334,7 +350,8 @@ def test_feed_entry_missing_parts_names_feed_and_entry(
         load_articles(path)
     assert info.value.field == field
     assert info.value.source == str(path)
-    assert "entry 2" in str(info.value) and words in str(info.value)
+    assert "entry 2" in str(info.value)
+    assert words in str(info.value)
 
 
 def test_feed_entry_with_http_link_is_refused(tmp_path: Path) -> None:

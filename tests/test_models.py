@@ -28,8 +28,10 @@ def article_data(**changes: Any) -> dict[str, Any]:
 def test_minimal_article_has_defaults() -> None:
     article = Article.model_validate(article_data())
     assert article.published_at == WHEN
-    assert article.key_points == [] and article.body == []
-    assert article.image is None and article.breaking is False
+    assert article.key_points == []
+    assert article.body == []
+    assert article.image is None
+    assert article.breaking is False
 
 
 @pytest.mark.parametrize(
@@ -97,7 +99,10 @@ def test_edition_articles_reading_order_and_json_round_trip() -> None:
         subject="s",
         preheader="p",
         top_story=top,
-        sections=[Section(name="UK", articles=others[:2]), Section(name="Crime", articles=others[2:])],
+        sections=[
+            Section(name="UK", articles=others[:2]),
+            Section(name="Crime", articles=others[2:]),
+        ],
         created_at=WHEN,
     )
     assert [a.id for a in edition.articles()] == ["top", "n0", "n1", "n2"]
