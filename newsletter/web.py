@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.config import Settings
 from newsletter.errors import NotFoundError, TokenError, TokenExpiredError
@@ -33,6 +35,32 @@ from newsletter.web_subscribe import routes as reader_routes
 __all__ = ["create_app"]
 
 log = logging.getLogger("newsletter.web")
+
+
+class BasePath:
+    """Serve the app under the path of NEWSLETTER_BASE_URL, whether or not a proxy strips it.
+
+    Links in emails read ``{base_url}/unsubscribe/...``; with a base URL such as
+    ``https://example.com/newsletter`` a reverse proxy may pass ``/newsletter/...``
+    through or strip it. Either way the app sees ``root_path`` = the prefix and
+    the full public path, so routing and the links in its pages agree.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.prefix and scope["type"] == "http":
+            scope = dict(scope)
+            path: str = scope["path"]
+            if path == self.prefix:
+                path = self.prefix + "/"
+            elif not path.startswith(self.prefix + "/"):
+                path = self.prefix + path
+            scope["path"] = path
+            scope["root_path"] = self.prefix
+        await self.app(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:
@@ -120,7 +148,10 @@ def create_app(settings: Settings, engine: Engine, *, allow_preview: bool = Fals
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(BasePath, prefix=urlsplit(settings.base_url).path),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers={
             TokenError: _token_error,
             NotFoundError: _not_found,

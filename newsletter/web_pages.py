@@ -21,7 +21,7 @@ from newsletter.render import Renderer
 from newsletter.web_security import Csrf, RateLimiter
 from newsletter.web_templates import web_environment
 
-__all__ = ["WebContext", "client_ip", "context_of", "message_page", "page"]
+__all__ = ["WebContext", "client_ip", "context_of", "message_page", "page", "root_of"]
 
 log = logging.getLogger("newsletter.web")
 
@@ -51,6 +51,11 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def root_of(request: Request) -> str:
+    """The public path prefix the app is served under ("" at the root)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 def page(
     request: Request,
     template: str,
@@ -71,6 +76,7 @@ def page(
             direction=ctx.settings.direction,
             postal_address=ctx.settings.postal_address,
             csrf_token=ctx.csrf.form_token(nonce),
+            root=root_of(request),
             **values,
         )
     )

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -346,3 +347,21 @@ async def test_healthz_and_unknown_pages(client: httpx.AsyncClient) -> None:
     css = await client.get("/static/site.css")
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
+
+
+async def test_served_under_the_base_url_path_with_or_without_a_stripping_proxy(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    # NEWSLETTER_BASE_URL is https://news.example.com/newsletter in the test settings
+    assert (await client.get("/newsletter/healthz")).status_code == 200
+    assert (await client.get("/healthz")).status_code == 200
+    for path in ("/newsletter/", "/newsletter", "/"):
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assert 'action="/newsletter/signup"' in page.text
+        assert 'href="/newsletter/static/site.css"' in page.text
+    person = add_confirmed(env, "prefix@example.com")
+    url = links.unsubscribe_url(env.settings, person.id)
+    response = await client.post(urlsplit(url).path, content=b"List-Unsubscribe=One-Click")
+    assert response.status_code == 200
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED

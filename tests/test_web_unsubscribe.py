@@ -97,7 +97,7 @@ async def test_the_page_shows_one_button_and_changes_nothing_until_pressed(
     page = await client.get(path)
     assert page.status_code == 200
     assert page.text.count("<button") == 1
-    assert f'<form method="post" action="{path}">' in page.text
+    assert f'<form method="post" action="/newsletter{path}">' in page.text
     assert "b•••@example.com" in page.text  # recognisable, not the whole address
     assert "button@example.com" not in page.text
     assert page.headers["referrer-policy"] == "no-referrer"
