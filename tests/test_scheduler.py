@@ -1,0 +1,333 @@
+"""The scheduler in-process: what runs, what is built, what is recorded, takeovers and stops.
+
+The sender here is an in-memory one (like anymail's test backend) so these
+tests pin the scheduler's own decisions; the real delivery engine is driven
+by the subprocess tests in tests/test_scheduler_processes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from newsletter.articles import upsert_articles
+from newsletter.config import Settings
+from newsletter.db import open_database
+from newsletter.editions import build_edition, get_edition
+from newsletter.models import Article
+from newsletter.schedule import Timing
+from newsletter.schedule_store import (
+    BuildOptions,
+    RunOutcome,
+    ScheduleStatus,
+    add_schedule,
+    get_schedule,
+    list_runs,
+    set_schedule_status,
+)
+from newsletter.scheduler import RunResult, Scheduler, SendResult, describe_result, owner_is_gone
+
+LONDON_7AM = Timing(kind="cron", tz="Europe/London", cron="0 7 * * *")
+CREATED = datetime.fromisoformat("2026-03-27T12:00Z")
+FIRST = datetime.fromisoformat("2026-03-28T07:00Z")  # 07:00 GMT
+SECOND = datetime.fromisoformat("2026-03-29T06:00Z")  # 07:00 BST, after the change
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class MemorySender:
+    """Records each send; the outcome can be scripted, and a send can wait for a stop."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.result = SendResult(RunOutcome.SENT, "3 sent")
+        self.wait_for_stop = False
+        self.started = asyncio.Event()
+
+    async def __call__(self, edition_id: str, stop: asyncio.Event) -> SendResult:
+        self.sent.append(edition_id)
+        self.started.set()
+        if self.wait_for_stop:
+            await stop.wait()
+            return SendResult(RunOutcome.RUNNING, "stopped with 2 queued")
+        return self.result
+
+
+def article(
+    article_id: str, published: str, section: str = "UK", topics: list[str] | None = None
+) -> Article:
+    return Article(
+        id=article_id,
+        url=f"https://news.example.com/{article_id}",
+        headline=f"Headline {article_id}",
+        standfirst="A standfirst.",
+        section=section,
+        topics=topics or [],
+        published_at=datetime.fromisoformat(published),
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Engine:
+    return open_database(settings.database_url)
+
+
+@pytest.fixture
+def store(db: Engine) -> Callable[..., None]:
+    def put(*articles: Article) -> None:
+        with db.begin() as conn:
+            upsert_articles(conn, articles, CREATED)
+
+    return put
+
+
+def add(db: Engine, timing: Timing = LONDON_7AM, **kwargs: object) -> int:
+    with db.begin() as conn:
+        return add_schedule(conn, timing=timing, now=CREATED, **kwargs).id  # type: ignore[arg-type]
+
+
+def make(settings: Settings, db: Engine, clock: Clock, sender: MemorySender, worker: str = "w:1"):
+    return Scheduler(settings, db, send=sender, clock=clock, worker=worker, is_gone=lambda _: False)
+
+
+async def test_builds_from_new_articles_and_sends_at_0700_local(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(
+        article("old", "2026-03-26T09:00Z"),
+        article("a", "2026-03-27T20:00Z"),
+        article("b", "2026-03-28T06:30Z", section="Crime"),
+    )
+    clock, sender = Clock(FIRST - timedelta(seconds=1)), MemorySender()
+    scheduler = make(settings, db, clock, sender)
+    schedule_id = add(db)
+    assert await scheduler.run_once() == []
+    assert scheduler.next_occurrence() == FIRST
+    clock.now = FIRST + timedelta(seconds=30)
+    [result] = await scheduler.run_once()
+    assert result.outcome == "sent"
+    assert result.reason == "3 sent"
+    assert sender.sent == [result.edition_id]
+    with db.connect() as conn:
+        edition = get_edition(conn, sender.sent[0])
+        [run] = list_runs(conn, schedule_id)
+    # the first run takes --since (24h) back from the occurrence
+    assert sorted(a.id for a in edition.articles()) == ["a", "b"]
+    assert run.outcome is RunOutcome.SENT
+    assert run.edition_id == edition.id
+    assert run.articles_until == clock.now
+    assert describe_result(result, "Europe/London").startswith(
+        f"schedule {schedule_id} 2026-03-28 07:00 GMT: sent {edition.id}"
+    )
+    # nothing more is due until the next morning, which is 07:00 BST
+    assert await scheduler.run_once() == []
+    assert scheduler.next_occurrence() == SECOND
+
+
+async def test_next_run_takes_articles_since_the_previous_send(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    clock, sender = Clock(FIRST), MemorySender()
+    scheduler = make(settings, db, clock, sender)
+    schedule_id = add(db)
+    await scheduler.run_once()
+    store(article("late", "2026-03-28T07:10Z"), article("c", "2026-03-29T05:00Z"))
+    clock.now = SECOND + timedelta(minutes=1)
+    [result] = await scheduler.run_once()
+    assert result.outcome == "sent"
+    with db.connect() as conn:
+        edition = get_edition(conn, sender.sent[1])
+        runs = list_runs(conn, schedule_id)
+    assert sorted(a.id for a in edition.articles()) == ["c", "late"]
+    assert [r.occurrence_at for r in runs] == [SECOND, FIRST]
+
+
+async def test_nothing_new_is_skipped_with_the_reason(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("crime", "2026-03-28T06:00Z", section="Crime"))
+    clock, sender = Clock(FIRST), MemorySender()
+    schedule_id = add(db, build=BuildOptions(topics=["politics"]))
+    [result] = await make(settings, db, clock, sender).run_once()
+    assert result.outcome == "skipped"
+    assert result.reason is not None
+    assert result.reason.startswith("nothing new: no articles published since 2026-03-27 07:00 GMT")
+    assert "politics" in result.reason
+    assert sender.sent == []
+    with db.connect() as conn:
+        [run] = list_runs(conn, schedule_id)
+    assert (run.outcome, run.reason) == (RunOutcome.SKIPPED, result.reason)
+
+
+async def test_topic_filter_applies(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(
+        article("crime", "2026-03-28T06:00Z", section="Crime"),
+        article("vote", "2026-03-28T06:10Z", section="Politics"),
+    )
+    clock, sender = Clock(FIRST), MemorySender()
+    add(db, build=BuildOptions(topics=["crime"], title="Crime desk"))
+    [result] = await make(settings, db, clock, sender).run_once()
+    with db.connect() as conn:
+        edition = get_edition(conn, result.edition_id or "")
+    assert [a.id for a in edition.articles()] == ["crime"]
+    assert edition.title == "Crime desk"
+
+
+async def test_fixed_edition_is_sent_as_is(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-27T10:00Z"))
+    with db.begin() as conn:
+        fixed = build_edition(conn, now=CREATED, site_name="News").id
+    once = Timing(kind="once", tz="Asia/Kolkata", run_at=FIRST)
+    schedule_id = add(db, once, edition_id=fixed)
+    clock, sender = Clock(FIRST + timedelta(minutes=5)), MemorySender()
+    [result] = await make(settings, db, clock, sender).run_once()
+    assert (result.outcome, result.edition_id) == ("sent", fixed)
+    assert sender.sent == [fixed]
+    with db.connect() as conn:
+        assert get_schedule(conn, schedule_id).status is ScheduleStatus.DONE
+
+
+async def test_missing_fixed_edition_fails_with_why(settings: Settings, db: Engine) -> None:
+    schedule_id = add(db, edition_id="no-such-edition")
+    [result] = await make(settings, db, Clock(FIRST), MemorySender()).run_once()
+    assert result.outcome == "failed"
+    assert result.reason is not None
+    assert "no-such-edition" in result.reason
+    with db.connect() as conn:
+        assert list_runs(conn, schedule_id)[0].outcome is RunOutcome.FAILED
+
+
+async def test_a_failed_send_is_recorded(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    sender = MemorySender()
+    sender.result = SendResult(RunOutcome.FAILED, "paused: 50 failures in a row")
+    add(db)
+    [result] = await make(settings, db, Clock(FIRST), sender).run_once()
+    assert (result.outcome, result.reason) == ("failed", "paused: 50 failures in a row")
+
+
+async def test_downtime_past_the_limit_skips_and_records(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    schedule_id = add(db)
+    sender = MemorySender()
+    teatime = FIRST + timedelta(hours=9)
+    [result] = await make(settings, db, Clock(teatime), sender).run_once()
+    assert result.outcome == "skipped"
+    assert result.reason == "missed: 9h00m late (limit 2h00m)"
+    assert sender.sent == []
+    with db.connect() as conn:
+        [run] = list_runs(conn, schedule_id)
+    assert run.reason == result.reason
+
+
+async def test_paused_schedules_do_not_run(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    schedule_id = add(db)
+    with db.begin() as conn:
+        set_schedule_status(conn, schedule_id, "pause", CREATED)
+    assert await make(settings, db, Clock(FIRST), MemorySender()).run_once() == []
+
+
+async def test_stop_mid_send_then_another_scheduler_resumes_the_same_edition(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    schedule_id = add(db)
+    clock, first_sender = Clock(FIRST), MemorySender()
+    first_sender.wait_for_stop = True
+    stop = asyncio.Event()
+    task = asyncio.create_task(make(settings, db, clock, first_sender).run_once(stop))
+    await first_sender.started.wait()
+    stop.set()
+    [interrupted] = await task
+    assert interrupted.outcome == "interrupted"
+    with db.connect() as conn:
+        [run] = list_runs(conn, schedule_id)
+    assert run.outcome is RunOutcome.RUNNING  # not finished: resumable
+    second_sender = MemorySender()
+    clock.now = FIRST + timedelta(minutes=1)
+    [resumed] = await make(settings, db, clock, second_sender, worker="w:2").run_once()
+    assert resumed.outcome == "sent"
+    # the same edition, not a second one: the delivery engine resumes it
+    assert second_sender.sent == first_sender.sent
+    with db.connect() as conn:
+        [run] = list_runs(conn, schedule_id)
+    assert (run.outcome, run.claimed_by) == (RunOutcome.SENT, "w:2")
+
+
+async def test_a_stale_takeover_is_not_sent_at_teatime(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    schedule_id = add(db)
+    clock, first_sender = Clock(FIRST), MemorySender()
+    first_sender.wait_for_stop = True
+    stop = asyncio.Event()
+    task = asyncio.create_task(make(settings, db, clock, first_sender).run_once(stop))
+    await first_sender.started.wait()
+    stop.set()
+    await task
+    clock.now = FIRST + timedelta(hours=8)
+    second_sender = MemorySender()
+    [result] = await make(settings, db, clock, second_sender, worker="w:2").run_once()
+    assert second_sender.sent == []
+    assert result.outcome == "failed"
+    assert result.reason is not None
+    assert f"newsletter send {first_sender.sent[0]}" in result.reason
+    with db.connect() as conn:
+        assert list_runs(conn, schedule_id)[0].outcome is RunOutcome.FAILED
+
+
+async def test_run_forever_stops_when_asked(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    add(db)
+    stop = asyncio.Event()
+    seen: list[RunResult] = []
+
+    def on_result(result: RunResult) -> None:
+        seen.append(result)
+        stop.set()
+
+    scheduler = make(settings, db, Clock(FIRST), MemorySender())
+    await asyncio.wait_for(scheduler.run_forever(stop, on_result=on_result), timeout=30)
+    assert [r.outcome for r in seen] == ["sent"]
+
+
+def test_owner_is_gone_only_for_dead_local_processes() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    host = socket.gethostname()
+    assert owner_is_gone(f"{host}:{proc.pid}")
+    assert not owner_is_gone(f"{host}:{os.getpid()}")
+    assert not owner_is_gone(f"elsewhere.example:{proc.pid}")
+    assert not owner_is_gone("garbage")
