@@ -1,10 +1,8 @@
-"""The article store on a real SQLite file: upsert by id, listing by window and topic."""
+"""The article store on SQLite and PostgreSQL: upsert by id, listing by window and topic."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,19 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter.articles import get_article, get_articles, list_articles, upsert_articles
-from newsletter.db import open_database
 from newsletter.errors import NotFoundError
 from newsletter.models import Article
 from newsletter.schema import articles as articles_table
 
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = open_database(f"sqlite:///{tmp_path / 'store.db'}")
-    yield engine
-    engine.dispose()
 
 
 def make(article_id: str, hours_ago: float = 1, **changes: Any) -> Article:

@@ -1,17 +1,14 @@
-"""Editions on a real SQLite file: choosing, ordering, naming, storing and snapshotting."""
+"""Editions on SQLite and PostgreSQL: choosing, ordering, naming, storing and snapshotting."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from newsletter.articles import upsert_articles
-from newsletter.db import open_database
 from newsletter.durations import parse_since, parse_span
 from newsletter.editions import (
     MAX_ARTICLES,
@@ -33,13 +30,6 @@ from newsletter.models import Article, Edition, EditionKind, EditionStatus
 
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # a Thursday; London is on GMT
 IMAGE = {"url": "https://i.example.com/a.jpg", "alt": "A picture", "width": 600}
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = open_database(f"sqlite:///{tmp_path / 'editions.db'}")
-    yield engine
-    engine.dispose()
 
 
 def make(article_id: str, hours_ago: float = 1, **changes: Any) -> Article:
