@@ -18,7 +18,8 @@ and also from the builtin that fits, so callers may catch either::
     │   └── SuppressedError                 the address was erased or unsubscribed; re-adding needs a flag
     ├── RenderError (RuntimeError)          a template failed or produced an unsafe message
     └── DeliveryError (ConnectionError)     SMTP failures that end a send
-        └── SMTPUnavailableError            the relay cannot be reached at all
+        ├── SMTPUnavailableError            the relay cannot be reached at all
+        └── SendPausedError                 too many failures in a row: the edition paused itself
 
 The CLI prints ``str(error)`` as one line on stderr and exits non-zero; messages
 must therefore be one line, say what and where, and never contain a secret.
@@ -38,6 +39,7 @@ __all__ = [
     "RenderError",
     "SMTPUnavailableError",
     "ScheduleError",
+    "SendPausedError",
     "StateError",
     "SubscriberInputError",
     "SuppressedError",
@@ -133,3 +135,14 @@ class DeliveryError(NewsletterError, ConnectionError):
 
 class SMTPUnavailableError(DeliveryError):
     """The SMTP relay cannot be reached or refuses every connection."""
+
+
+class SendPausedError(DeliveryError):
+    """A send stopped itself after too many failures in a row; the edition is paused.
+
+    ``.report`` holds the send's summary so far (a :class:`newsletter.send.SendReport`).
+    """
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
