@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from newsletter.config import Settings
+from newsletter.db import make_engine
 from newsletter.editions import build_edition, set_status
 from newsletter.models import EditionStatus
+from newsletter.web import create_app
 from newsletter.web_security import PAGE_CSP
 from subscribers import links, store
 from subscribers.model import SubscriberStatus
 from subscribers.tokens import Purpose, make_token
+from tests.conftest import CLIResult
 from tests.plugins.smtp import SMTPServer
 from tests.sample_editions import NOW as SAMPLE_NOW
 from tests.web_support import (
@@ -365,3 +372,66 @@ async def test_served_under_the_base_url_path_with_or_without_a_stripping_proxy(
     response = await client.post(urlsplit(url).path, content=b"List-Unsubscribe=One-Click")
     assert response.status_code == 200
     assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+
+
+async def test_a_failure_inside_is_a_friendly_500_without_a_traceback(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    # an engine over a database that was never migrated: every query fails
+    broken = make_engine(settings.database_url + ".never-migrated")
+    app = create_app(settings, broken)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://testserver",
+    ) as http:
+        page = await http.get("/")
+        health = await http.get("/healthz")
+    assert page.status_code == 500
+    assert "Something went wrong on our side" in page.text
+    assert "Traceback" not in page.text
+    assert "no such table" not in page.text
+    assert page.headers["content-security-policy"] == PAGE_CSP
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert health.status_code == 200  # SELECT 1 needs no table: the database answers
+
+
+def test_serve_command_binds_loopback_and_answers(run_cli: Callable[..., CLIResult]) -> None:
+    assert "Example:" in run_cli("serve", "--help").stdout
+    refused = run_cli("serve", "--host", "0.0.0.0", env={"NEWSLETTER_BASE_URL": "http://x.test"})
+    assert refused.code == 1
+    assert refused.stderr.count("\n") == 1
+    assert "not https" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_serve_command_runs_a_real_server(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=f"sqlite:///{workdir / 'serve.db'}",
+        NEWSLETTER_SECRET_KEY="test-secret-key-not-for-production",
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", "0"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            port = None
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line)
+                if found:
+                    port = int(found.group(1))
+                    break
+            assert port, "".join(lines)
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
+            assert health.json()["status"] == "ok"
+            assert "Get the news in your inbox" in httpx.get(f"http://127.0.0.1:{port}/").text
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
