@@ -8,8 +8,10 @@ by the subprocess tests in tests/test_scheduler_processes.py.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -30,6 +32,7 @@ from newsletter.schedule_store import (
     set_schedule_status,
 )
 from newsletter.scheduler import RunResult, Scheduler, SendResult, describe_result, owner_is_gone
+from tests.conftest import CLIResult
 
 LONDON_7AM = Timing(kind="cron", tz="Europe/London", cron="0 7 * * *")
 CREATED = datetime.fromisoformat("2026-03-27T12:00Z")
@@ -331,3 +334,82 @@ def test_owner_is_gone_only_for_dead_local_processes() -> None:
     assert not owner_is_gone(f"{host}:{os.getpid()}")
     assert not owner_is_gone(f"elsewhere.example:{proc.pid}")
     assert not owner_is_gone("garbage")
+
+
+# --- the commands, through the real entry point, at an injected clock ----------
+
+
+def write_articles(folder: Path, *articles: Article) -> Path:
+    path = folder / "articles.json"
+    path.write_text(json.dumps([a.model_dump(mode="json") for a in articles]), encoding="utf-8")
+    return path
+
+
+def test_schedule_commands_and_once_at_an_injected_clock(
+    run_cli: Callable[..., CLIResult], workdir: Path
+) -> None:
+    source = write_articles(workdir, article("a", "2026-03-29T05:00Z", section="Crime"))
+    assert run_cli("articles", "import", str(source)).code == 0
+    before = {"NEWSLETTER_NOW": "2026-03-28T12:00:00Z"}
+    added = run_cli("schedule", "add", "--cron", "0 7 * * *", "--topic", "politics", env=before)
+    assert added.code == 0, added.stderr
+    assert added.stdout.strip() == (
+        "schedule 1: cron '0 7 * * *' Europe/London, build daily (politics); "
+        "next run 2026-03-29 07:00 BST"
+    )
+    gap = run_cli("schedule", "add", "--at", "2026-03-29 01:30", env=before)
+    assert gap.code == 0, gap.stderr
+    assert "does not exist in Europe/London" in gap.stderr
+    assert "next run 2026-03-29 02:30 BST" in gap.stdout
+    assert run_cli("schedule", "pause", "2", env=before).stdout.strip() == "schedule 2: paused"
+
+    early = run_cli("scheduler", "--once", env={"NEWSLETTER_NOW": "2026-03-29T05:59:00Z"})
+    assert (early.code, early.stdout) == (0, "")
+    due = run_cli("scheduler", "--once", env={"NEWSLETTER_NOW": "2026-03-29T06:00:05Z"})
+    assert due.code == 0, due.stderr
+    assert due.stdout.startswith("schedule 1 2026-03-29 07:00 BST: skipped (nothing new: ")
+    again = run_cli("scheduler", "--once", env={"NEWSLETTER_NOW": "2026-03-29T06:30:00Z"})
+    assert (again.code, again.stdout) == (0, "")
+
+    shown = run_cli("schedule", "show", "1", env={"NEWSLETTER_NOW": "2026-03-29T07:00:00Z"})
+    assert shown.code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[:4] == [
+        "schedule 1 (active)",
+        "  when: cron '0 7 * * *' Europe/London",
+        "  what: build daily (politics)",
+        "  next run: 2026-03-30 07:00 BST",
+    ]
+    assert lines[4].startswith("  2026-03-29 07:00 BST  skipped  nothing new: no articles")
+    data = json.loads(run_cli("schedule", "show", "1", "--json").stdout)
+    assert [r["outcome"] for r in data["runs"]] == ["skipped"]
+    listed = json.loads(run_cli("schedule", "list", "--json").stdout)
+    assert [(s["id"], s["status"]) for s in listed] == [(1, "active"), (2, "paused")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cron", "0 7 * * *", "--at", "2026-12-01 07:00"], "exactly one of --at"),
+        (["--cron", "61 7 * * *"], "field '--cron': '61 7 * * *' is not a cron expression"),
+        (["--at", "2026-03-29 07:00", "--tz", "Mars/Olympus"], "unknown time zone"),
+        (["--at", "2026-03-20 07:00"], "2026-03-20 07:00 GMT is in the past"),
+        (["--cron", "0 7 * * *", "--edition", "x", "--topic", "uk"], "takes no build options"),
+        (["--cron", "0 7 * * *", "--edition", "missing"], "missing"),
+        (["--cron", "0 7 * * *", "--since", "soon"], "field '--since'"),
+    ],
+)
+def test_schedule_add_errors_are_one_line(
+    run_cli: Callable[..., CLIResult], args: list[str], message: str
+) -> None:
+    result = run_cli("schedule", "add", *args, env={"NEWSLETTER_NOW": "2026-03-28T12:00:00Z"})
+    assert result.code == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_bad_injected_clock_is_one_line(run_cli: Callable[..., CLIResult]) -> None:
+    result = run_cli("scheduler", "--once", env={"NEWSLETTER_NOW": "soon"})
+    assert result.code == 1
+    assert result.stderr.strip().startswith("error: NEWSLETTER_NOW must be")
