@@ -29,8 +29,9 @@ from newsletter.render import Renderer
 from newsletter.templates import templates_dir
 from newsletter.web_archive import routes as archive_routes
 from newsletter.web_pages import WebContext, message_page
+from newsletter.web_preferences import routes as preferences_routes
 from newsletter.web_security import Csrf, SecurityHeaders, security_headers
-from newsletter.web_subscribe import routes as reader_routes
+from newsletter.web_subscribe import routes as signup_routes
 
 __all__ = ["create_app"]
 
@@ -141,7 +142,8 @@ def create_app(settings: Settings, engine: Engine, *, allow_preview: bool = Fals
     because a preview shows editions that were not sent yet.
     """
     routes = [
-        *reader_routes(),
+        *signup_routes(),
+        *preferences_routes(),
         *archive_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/static/site.css", stylesheet, methods=["GET"]),

@@ -13,15 +13,33 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from newsletter import web_subscribers as subs
 from newsletter.config import Settings
+from newsletter.errors import InputError
 from newsletter.render import Renderer
 from newsletter.web_security import Csrf, RateLimiter
 from newsletter.web_templates import web_environment
+from subscribers.fields import clean_name
+from subscribers.tokens import Purpose, verify_token
 
-__all__ = ["WebContext", "client_ip", "context_of", "message_page", "page", "root_of"]
+__all__ = [
+    "WebContext",
+    "bad_form",
+    "client_ip",
+    "context_of",
+    "first_value",
+    "mask_address",
+    "message_page",
+    "name_ok",
+    "page",
+    "root_of",
+    "token_subject",
+    "topics_of",
+]
 
 log = logging.getLogger("newsletter.web")
 
@@ -105,3 +123,52 @@ def message_page(
         message=message,
         link=link,
     )
+
+
+def first_value(form: dict[str, list[str]], name: str) -> str:
+    """The first value of a form field, stripped ("" when absent)."""
+    return (form.get(name) or [""])[0].strip()
+
+
+def name_ok(name: str) -> bool:
+    """True when the subscriber store would accept ``name`` (one line, not too long)."""
+    try:
+        clean_name(name)
+    except InputError:
+        return False
+    return True
+
+
+def mask_address(email: str) -> str:
+    """``j•••@example.com``: recognisable to its owner, useless to a harvester."""
+    # enough to recognise one's own address, not enough to harvest it from a forwarded link
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def bad_form(request: Request, problem: str) -> HTMLResponse:
+    """The 400 page for a form that cannot be processed (bad body, failed CSRF check)."""
+    return message_page(
+        request,
+        "This form could not be sent",
+        f"{problem} Please reload the page and try again.",
+        400,
+        link=("/", "Back to the signup form"),
+    )
+
+
+async def token_subject(request: Request, purpose: Purpose) -> int:
+    """The subscriber id in the path's token (raises TokenError, shown as a 400 page)."""
+    ctx = context_of(request)
+    token = str(request.path_params["token"])
+    return verify_token(ctx.settings.secret(), purpose, token)
+
+
+async def topics_of(ctx: WebContext) -> dict[str, str]:
+    """The topics a reader may choose (slug -> label), queried off the event loop."""
+
+    def query() -> dict[str, str]:
+        with ctx.engine.connect() as conn:
+            return subs.available_topics(conn)
+
+    return await run_in_threadpool(query)
