@@ -199,6 +199,6 @@ def parse_feed(content: bytes, source: str) -> list[Article]:
             first = exc.errors()[0]
             loc = [str(p) for p in first["loc"]]
             name = ".".join([_FEED_FIELD.get(loc[0], loc[0]), *loc[1:]]) if loc else None
-            reason = str(first["msg"]).removeprefix("Value error, ")
+            reason = " ".join(str(first["msg"]).split()).removeprefix("Value error, ")
             raise _fail(source, label, reason, name) from None
     return articles

@@ -57,6 +57,10 @@ def _display(source: str) -> str:
     return source
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _field_name(loc: Sequence[int | str]) -> str:
     name = ""
     for part in loc:
@@ -70,7 +74,7 @@ def _reason(error: Any) -> str:
         return str(_REASONS[kind])
     if kind == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
         return "must not be empty"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = _one_line(str(error["msg"])).removeprefix("Value error, ")
     if kind.endswith("_type"):
         message += f", got {type(error['input']).__name__}"
     return message
@@ -171,11 +175,14 @@ def _parse_yaml(text: str, source: str) -> list[Article]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ArticleError(
-            f"invalid YAML: {exc.problem or exc}", source=source, line=line
-        ) from None
+        problem = _one_line(str(exc.problem or exc))
+        raise ArticleError(f"invalid YAML: {problem}", source=source, line=line) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        reason = f"invalid YAML: {_one_line(str(exc.reason))}"
+        raise ArticleError(reason, source=source, line=line) from None
     except yaml.YAMLError as exc:
-        raise ArticleError(f"invalid YAML: {exc}", source=source) from None
+        raise ArticleError(f"invalid YAML: {_one_line(str(exc))}", source=source) from None
     items, nested = _documents(data, source)
     return _validate(items, source, root, nested)
 

@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from newsletter.errors import ArticleError
 from newsletter.feeds import html_to_paragraphs, stable_id
@@ -401,3 +404,88 @@ def test_http_error_names_the_url_without_its_password(http_server: Served) -> N
 def test_unreachable_url_is_one_clear_line() -> None:
     with pytest.raises(ArticleError, match="cannot fetch"):
         load_articles("http://127.0.0.1:9/feed.xml")
+
+
+# --- any input at all: articles or one ArticleError, never another exception -----
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+_field_names = st.sampled_from([*article().keys(), "image", "topics", "body", "surprise"])
+_near_articles = st.fixed_dictionaries(
+    {}, optional={name: _json_values for name in ["id", "url", "headline", "section"]}
+).flatmap(
+    lambda base: st.dictionaries(_field_names, _json_values, max_size=4).map(
+        lambda extra: {**article(), **base, **extra}
+    )
+)
+
+
+def _load_quietly(path: Path) -> None:
+    message = ""
+    try:
+        load_articles(path)
+    except ArticleError as exc:
+        message = str(exc)
+    if message:
+        assert "\n" not in message
+        assert str(path) in message
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.one_of(_json_values, _near_articles, st.lists(_near_articles, max_size=3)))
+def test_any_json_gives_articles_or_one_clear_error(tmp_path: Path, data: Any) -> None:
+    _load_quietly(write_json(tmp_path / "any.json", data))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=200), suffix=st.sampled_from([".yaml", ".xml", ".json"]))
+def test_any_text_gives_articles_or_one_clear_error(tmp_path: Path, text: str, suffix: str) -> None:
+    path = tmp_path / f"any{suffix}"
+    path.write_text(text, encoding="utf-8")
+    _load_quietly(path)
+
+
+_xml_text = st.text(
+    st.characters(blacklist_categories=["Cs", "Cc"]) | st.sampled_from("<>&\"'\n"), max_size=30
+)
+_items = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "title": _xml_text,
+            "link": st.sampled_from(["https://news.example.com/a", "http://x/a", "/a", ""])
+            | _xml_text,
+            "guid": _xml_text,
+            "pubDate": st.sampled_from(["Thu, 26 Nov 2026 06:00:00 GMT", "tomorrow", ""])
+            | _xml_text,
+            "category": _xml_text,
+            "description": _xml_text,
+        },
+    ),
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(items=_items)
+def test_any_rss_items_give_articles_or_one_clear_error(
+    tmp_path: Path, items: list[dict[str, str]]
+) -> None:
+    body = "".join(
+        "<item>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in item.items()) + "</item>"
+        for item in items
+    )
+    path = tmp_path / "any.xml"
+    path.write_text(f'<rss version="2.0"><channel><title>T</title>{body}</channel></rss>', "utf-8")
+    _load_quietly(path)
