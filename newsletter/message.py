@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.header import Header
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, formatdate, make_msgid
 
@@ -33,6 +32,7 @@ __all__ = ["MessageTemplate", "Personal", "new_message_id"]
 
 _SLOT_BYTES = re.compile(rb"NLPH7([a-z_]+)7")
 _HEADERS = "headers"
+_SPECIALS = frozenset('<>()[]"\\ ,;:')
 _MAX_HEADER_LINE = 998
 # An RFC 2047 encoded word may be at most 75 characters long.
 _MAX_ENCODED_WORD = 75
@@ -89,7 +89,8 @@ def _encode_body(text: str, part: str) -> str:
 
 def _ascii_address(email: str) -> str:
     local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or any(c in email for c in '<>"\\ ,;'):
+    # a cheap guard on the hot path; the subscriber store validated the address fully
+    if not at or not local or not domain or "@" in local or any(c in email for c in _SPECIALS):
         raise SubscriberInputError("not a deliverable address", field="email")
     if not local.isascii():
         raise SubscriberInputError("a non-ASCII local part needs SMTPUTF8", field="email")
@@ -113,11 +114,10 @@ def _to_header(name: str, email: str) -> bytes:
     )
     if fits:
         return line.encode("ascii")
-    # Long or very non-ASCII names: let the email package fold them properly.
-    local, _, domain = address.rpartition("@")
-    value = Address(display_name=name, username=local, domain=domain)
-    folded: str = policy.SMTP.fold("To", str(value))
-    return folded.encode("ascii")
+    # Long or very non-ASCII names: RFC 2047 words, folded between words. (The email
+    # package's own address folder re-parses to spurious spaces inside long names.)
+    words = Header(name, "utf-8", header_name="To").encode(linesep="\r\n", maxlinelen=76)
+    return f"To: {words}\r\n <{address}>\r\n".encode("ascii")
 
 
 def _bracketed(message_id: str) -> str:
@@ -193,15 +193,16 @@ class MessageTemplate:
         # always encode "=" as "=3D", so "=_" can never occur inside them.
         digest = hashlib.sha256(f"{variant.text}\0{variant.html}".encode()).hexdigest()[:32]
         root.set_boundary(f"=_nl_{digest}")
-        for subtype, body in (("plain", text_body), ("html", html_body)):
+        for subtype, encoded in (("plain", text_body), ("html", html_body)):
             part = EmailMessage(policy=policy.SMTP)
             part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
             part["Content-Transfer-Encoding"] = "quoted-printable"
-            part.set_payload(body)
+            part.set_payload(encoded)
             root.attach(part)
-        skeleton = root.as_bytes(policy=policy.SMTP)
+        # Only the bodies hold slots: header values (a subject quoting a token) are text.
+        head, _, body = root.as_bytes(policy=policy.SMTP).partition(b"\r\n\r\n")
         return cls(
-            _split(slot(_HEADERS).encode("ascii") + _subject_header(subject) + skeleton),
+            (_HEADERS, _subject_header(subject) + head + b"\r\n\r\n", *_split(body)),
             variant_key=variant.key,
             edition_id=variant.edition_id,
             subject=subject,
