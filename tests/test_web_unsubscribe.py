@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import html
+import re
 import socket
 from collections.abc import AsyncIterator
+from email import policy
+from email.parser import BytesParser
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from newsletter.config import Settings
+from newsletter.editions import build_edition
+from newsletter.preview import build_preview, subscriber_recipient
 from subscribers import links, store
 from subscribers.model import SubscriberStatus
 from tests.plugins.smtp import SMTPServer
+from tests.sample_editions import NOW as SAMPLE_NOW
 from tests.web_support import (
     WebEnv,
     add_confirmed,
@@ -153,3 +160,34 @@ async def test_a_tampered_one_click_link_unsubscribes_no_one(
     wrong = await client.post(f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
     assert wrong.status_code == 400
     assert get(env, person.id).status is SubscriberStatus.CONFIRMED
+
+
+async def test_the_links_in_a_real_digest_message_work(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    person = add_confirmed(env, "digest.reader@example.com", name="Dee")
+    with env.engine.begin() as conn:
+        edition = build_edition(conn, now=SAMPLE_NOW, site_name=env.settings.site_name)
+        recipient = subscriber_recipient(env.settings, conn, "digest.reader@example.com")
+    # the very bytes a send would hand to the relay for this reader
+    eml = build_preview(env.settings, edition, recipient).eml
+    message = BytesParser(policy=policy.default).parsebytes(eml)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https = [
+        u for u in re.findall(r"<([^>]+)>", message["List-Unsubscribe"]) if u.startswith("https")
+    ]
+    (one_click,) = https
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    prefs = re.findall(r'href="([^"]*/preferences/[^"]*)"', html_part.get_content())
+    assert prefs
+    page = await client.get(urlsplit(html.unescape(prefs[0])).path)
+    assert page.status_code == 200
+    assert "digest.reader@example.com" in page.text
+    response = await client.post(
+        urlsplit(one_click).path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
