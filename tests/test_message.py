@@ -11,7 +11,8 @@ from email.parser import BytesParser
 
 import lxml.html
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 import newsletter.render as render_module
@@ -19,7 +20,7 @@ from newsletter.config import Settings
 from newsletter.errors import HeaderInjectionError, SubscriberInputError
 from newsletter.message import MessageTemplate, Personal, new_message_id
 from newsletter.models import Edition
-from newsletter.render import Renderer, RenderedVariant
+from newsletter.render import RenderedVariant, Renderer
 from tests.sample_editions import daily_edition
 
 DATE = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
@@ -93,7 +94,8 @@ def display_name(raw: bytes) -> str:
 def bodies(message: EmailMessage) -> tuple[str, str]:
     plain = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert plain is not None and html is not None
+    assert plain is not None
+    assert html is not None
     return (
         plain.get_content().replace("\r\n", "\n"),
         html.get_content().replace("\r\n", "\n"),
@@ -232,7 +234,8 @@ def test_non_ascii_subject_is_encoded_and_round_trips(settings: Settings) -> Non
     variant = Renderer(settings).render(edition)
     raw = MessageTemplate.from_variant(variant, settings, edition).personalise(personal())
     head = raw.partition(b"\r\n\r\n")[0]
-    assert head.isascii() and b"=?utf-8?" in head
+    assert head.isascii()
+    assert b"=?utf-8?" in head
     assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"=?utf-8?" in line)
     assert parsed(raw)["Subject"] == subject
 
@@ -246,7 +249,8 @@ def test_same_input_same_bytes(settings: Settings) -> None:
         line
         for line in set(other.split(b"\r\n")) ^ set(first.personalise(personal()).split(b"\r\n"))
     ]
-    assert differing and all(line.startswith(b"Message-ID:") for line in differing)
+    assert differing
+    assert all(line.startswith(b"Message-ID:") for line in differing)
 
 
 def test_default_date_and_fresh_message_ids(template: MessageTemplate) -> None:

@@ -13,8 +13,8 @@ from newsletter.errors import RenderError, StateError
 from newsletter.models import Edition
 from newsletter.render import (
     MAX_HTML_BYTES,
-    Renderer,
     RenderedVariant,
+    Renderer,
     select_articles,
     slot,
     variant_key,
@@ -94,7 +94,8 @@ def test_layout_tables_are_presentation_and_container_is_600px(variant: Rendered
     assert style_of(containers[0])["max-width"] == "600px"
     # Outlook's conditional wrapper opens and closes around the container
     opening = re.search(r"<!--\[if mso\]>(.*?)<!\[endif\]-->", variant.html.split("<body")[1])
-    assert opening and 'width="600"' in opening.group(1)
+    assert opening
+    assert 'width="600"' in opening.group(1)
     assert "<!--[if mso]></td></tr></table><![endif]-->" in variant.html
 
 
@@ -185,7 +186,8 @@ def test_text_contrast_and_size(variant: RenderedVariant) -> None:
 def test_digest_reads_well(variant: RenderedVariant, edition: Edition) -> None:
     root = parse(variant.fill_html(VALUES))
     top = edition.top_story
-    assert top is not None and top.image is not None
+    assert top is not None
+    assert top.image is not None
     h1 = root.xpath("//h1")[0]
     assert h1.text_content().strip() == top.headline
     assert root.xpath(f"//img[@src='{top.image.url}']")
@@ -198,7 +200,8 @@ def test_digest_reads_well(variant: RenderedVariant, edition: Edition) -> None:
     for section in edition.sections:
         for story in section.articles:
             h3 = root.xpath(f"//h3[a[@href='{story.url}']]")
-            assert h3 and h3[0].text_content().strip() == story.headline
+            assert h3
+            assert h3[0].text_content().strip() == story.headline
             assert story.standfirst in visible
             more = [
                 a
@@ -219,7 +222,8 @@ def test_text_part_has_every_headline_url_and_the_links(
         assert any(story.url in line.split() or line.endswith(story.url) for line in lines)
     assert f"Unsubscribe: {VALUES['unsubscribe_url']}" in lines
     assert f"Manage your preferences: {VALUES['preferences_url']}" in lines
-    assert "Why this matters:" in lines and "What this means for you:" in lines
+    assert "Why this matters:" in lines
+    assert "What this means for you:" in lines
     assert "<" not in text  # its own template, not stripped HTML
     assert "Hello Ada," in lines
 
@@ -280,7 +284,8 @@ def test_a_variant_holds_only_its_topics(renderer: Renderer, edition: Edition) -
     variant = renderer.render(edition, {"economy"})
     assert variant.article_ids == ("story-5", "story-6")
     top, sections = select_articles(edition, frozenset({"economy"}))
-    assert top is not None and top.id == "story-5"  # promoted: the lead is not about it
+    assert top is not None
+    assert top.id == "story-5"
     assert [s.name for s in sections] == ["Business"]
     root = parse(variant.html)
     assert root.xpath("//h1")[0].text_content().strip() == top.headline
