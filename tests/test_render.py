@@ -107,7 +107,8 @@ def test_media_queries_keep_important_and_dark_mode(variant: RenderedVariant) ->
     for block in blocks:
         rules = block.split("}")
         declarations = [r for r in rules if ":" in r and "{" in r]
-        assert declarations and all("!important" in r for r in declarations), block
+        assert declarations, block
+        assert all("!important" in r for r in declarations), block
     assert re.search(r"@media\s*\(prefers-color-scheme:\s*dark\)", css)
     assert re.search(r"@media only screen and \(max-width:\s*620px\)", css)
 
