@@ -314,7 +314,9 @@ def take_over_runs(
     for row in stale:
         run = _run(row)
         lapsed = run.lease_until is None or run.lease_until <= now
-        if run.claimed_by == worker or not (lapsed or owner_is_gone(run.claimed_by)):
+        # our own run counts only once released (its lease lapsed): a live one is in hand
+        mine = run.claimed_by == worker
+        if not lapsed and (mine or not owner_is_gone(run.claimed_by)):
             continue
         with engine.begin() as conn:
             updated = conn.execute(
@@ -367,9 +369,14 @@ def renew_lease(
     return _update_own_run_now(engine, run_id, worker, lease_until=now + lease)
 
 
-def release_run(engine: Engine, run_id: int, *, worker: str, now: datetime) -> bool:
-    """Give up a run left unfinished (a clean stop), so the next scheduler resumes it at once."""
-    return _update_own_run_now(engine, run_id, worker, lease_until=now)
+def release_run(
+    engine: Engine, run_id: int, *, worker: str, now: datetime, reason: str | None = None
+) -> bool:
+    """Give up a run left unfinished (a stop, a relay that is down) for the next pass to resume.
+
+    ``reason`` (shown by ``schedule show`` while the run is still ``running``) says why.
+    """
+    return _update_own_run_now(engine, run_id, worker, lease_until=now, reason=reason)
 
 
 def set_run_edition(

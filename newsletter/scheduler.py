@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 from newsletter.config import Settings
 from newsletter.db import utcnow
 from newsletter.editions import build_edition, get_edition
-from newsletter.errors import NewsletterError, StateError
+from newsletter.errors import DeliveryError, NewsletterError, SendPausedError, StateError
 from newsletter.schedule import describe_local, format_delta, plan_due
 from newsletter.schedule_store import (
     RunOutcome,
@@ -90,7 +90,7 @@ class RunResult:
 
     schedule_id: int
     occurrence_at: datetime
-    outcome: str  # a RunOutcome value, or "interrupted" when stopped mid-send
+    outcome: str  # a RunOutcome value, "interrupted" (stopped) or "deferred" (relay down)
     reason: str | None = None
     edition_id: str | None = None
 
@@ -263,10 +263,12 @@ class Scheduler:
                 return RunResult(run.schedule_id, run.occurrence_at, "interrupted", "taken over")
         result = await self._send_with_lease(run, edition_id, stop)
         if result.interrupted:
-            release_run(self.engine, run.id, worker=self.worker, now=self.clock())
-            return RunResult(
-                run.schedule_id, run.occurrence_at, "interrupted", result.reason, edition_id
+            release_run(
+                self.engine, run.id, worker=self.worker, now=self.clock(), reason=result.reason
             )
+            # "interrupted" by a stop; "deferred" when the relay was down and a later pass retries
+            label = "interrupted" if stop.is_set() else "deferred"
+            return RunResult(run.schedule_id, run.occurrence_at, label, result.reason, edition_id)
         return self._finish(run, result.outcome, result.reason, edition_id)
 
     def _prepare(self, schedule: ScheduleRecord, run: RunRecord) -> str:
@@ -325,6 +327,12 @@ class Scheduler:
         helpers = [asyncio.create_task(heartbeat()), asyncio.create_task(relay_stop())]
         try:
             result = await self.send(edition_id, send_stop)
+        except SendPausedError as exc:  # too many failures in a row: a person must look
+            result = SendResult(RunOutcome.FAILED, str(exc))
+        except DeliveryError as exc:
+            # The relay is down: nothing was lost (rows stay queued), so the next
+            # pass retries while the occurrence is still less late than the limit.
+            result = SendResult(RunOutcome.RUNNING, f"{exc}; will retry", interrupted=True)
         except NewsletterError as exc:
             result = SendResult(RunOutcome.FAILED, str(exc))
         finally:
@@ -332,7 +340,7 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         if send_stop.is_set() and result.outcome is not RunOutcome.SENT:
-            return SendResult(RunOutcome.RUNNING, result.reason or "stopped", interrupted=True)
+            return SendResult(RunOutcome.RUNNING, "stopped before the end", interrupted=True)
         return result
 
 

@@ -20,6 +20,7 @@ from newsletter.articles import upsert_articles
 from newsletter.config import Settings
 from newsletter.db import open_database
 from newsletter.editions import build_edition, get_edition
+from newsletter.errors import SendPausedError, SMTPUnavailableError
 from newsletter.models import Article
 from newsletter.schedule import Timing
 from newsletter.schedule_store import (
@@ -226,6 +227,50 @@ async def test_a_failed_send_is_recorded(
     add(db)
     [result] = await make(settings, db, Clock(FIRST), sender).run_once()
     assert (result.outcome, result.reason) == ("failed", "paused: 50 failures in a row")
+
+
+async def test_relay_down_defers_and_a_later_pass_sends_the_same_edition(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    schedule_id = add(db)
+    clock = Clock(FIRST)
+
+    class DownThenUp(MemorySender):
+        async def __call__(self, edition_id: str, stop: asyncio.Event) -> SendResult:
+            if not self.sent:
+                self.sent.append(edition_id)
+                raise SMTPUnavailableError("cannot reach the relay 127.0.0.1:1")
+            return await super().__call__(edition_id, stop)
+
+    sender = DownThenUp()
+    scheduler = make(settings, db, clock, sender)
+    [deferred] = await scheduler.run_once()
+    assert deferred.outcome == "deferred"
+    assert deferred.reason == "cannot reach the relay 127.0.0.1:1; will retry"
+    with db.connect() as conn:
+        [run] = list_runs(conn, schedule_id)
+    assert (run.outcome, run.reason) == (RunOutcome.RUNNING, deferred.reason)
+    clock.now = FIRST + timedelta(minutes=1)
+    [sent] = await scheduler.run_once()
+    assert sent.outcome == "sent"
+    assert sender.sent[0] == sender.sent[1] == sent.edition_id
+
+
+async def test_a_send_that_paused_itself_fails(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    add(db)
+
+    class Pausing(MemorySender):
+        async def __call__(self, edition_id: str, stop: asyncio.Event) -> SendResult:
+            raise SendPausedError(f"edition {edition_id} paused: 50 failures in a row")
+
+    [result] = await make(settings, db, Clock(FIRST), Pausing()).run_once()
+    assert result.outcome == "failed"
+    assert result.reason is not None
+    assert "paused: 50 failures in a row" in result.reason
 
 
 async def test_downtime_past_the_limit_skips_and_records(
