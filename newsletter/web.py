@@ -152,7 +152,7 @@ def create_app(settings: Settings, engine: Engine, *, allow_preview: bool = Fals
         routes=routes,
         middleware=[
             Middleware(BasePath, prefix=urlsplit(settings.base_url).path),
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, hsts=urlsplit(settings.base_url).scheme == "https"),
         ],
         exception_handlers={
             TokenError: _token_error,

@@ -178,8 +178,10 @@ class SecurityHeaders:
     of shared caches. A route may set its own CSP (the archive does).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        # only when the public address is https: browsers then refuse plain http for a year
+        self.extra = {"Strict-Transport-Security": "max-age=31536000"} if hsts else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,7 +192,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 csp = headers.get("Content-Security-Policy", PAGE_CSP)
-                for name, value in security_headers(csp).items():
+                for name, value in {**security_headers(csp), **self.extra}.items():
                     headers.setdefault(name, value)
             await send(message)
 

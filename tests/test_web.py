@@ -81,6 +81,7 @@ async def test_signup_form_lists_the_stored_topics_and_asks_for_consent(
     assert "'unsafe-inline'" not in PAGE_CSP
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["strict-transport-security"] == "max-age=31536000"  # base URL is https
     assert "nl_csrf" in page.cookies
 
 
@@ -198,6 +199,27 @@ async def test_signup_without_a_valid_csrf_token_is_refused(
         )
     assert stolen.status_code == 400
     assert _find(env, "x@example.com") is None
+
+
+async def test_repeated_signups_of_one_address_send_at_most_three_emails(
+    env: WebEnv, client: httpx.AsyncClient, smtp_server: SMTPServer
+) -> None:
+    answers = [await _signup(client, email="bombed@example.com") for _ in range(5)]
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1  # the page does not say the limit was hit
+    assert len(smtp_server.received) == 3
+
+
+async def test_a_form_that_is_not_urlencoded_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/signup", files={"email": (None, "x@example.com")})
+    assert response.status_code == 400
+    assert "This form could not be sent" in response.text
+    huge = await client.post(
+        "/signup",
+        content=b"email=" + b"a" * 20_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert huge.status_code == 400
 
 
 async def test_signups_are_rate_limited_per_client(client: httpx.AsyncClient) -> None:
