@@ -457,3 +457,52 @@ def test_serve_command_runs_a_real_server(workdir: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+@pytest.mark.browser
+def test_a_reader_signs_up_and_confirms_in_chromium_at_phone_width(
+    env: WebEnv, smtp_server: SMTPServer
+) -> None:
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with running_server(env.app) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 375, "height": 800})
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
+            page.goto(base + "/")
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 375
+            assert page.evaluate("getComputedStyle(document.body).fontSize") == "17px"
+            page.get_by_label("Email address").fill("browser.reader@example.com")
+            page.get_by_label("Your name").fill("Bea")
+            page.get_by_label("Policing").check()
+            page.get_by_label("I agree to receive").check()
+            page.get_by_role("button", name="Sign up").click()
+            page.wait_for_selector("h1:has-text('Check your inbox')")
+            wait_for(lambda: len(smtp_server.received) == 1, "the confirmation email")
+            text = smtp_server.received[0].message().get_body(("plain",))
+            assert text is not None
+            (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
+            page.goto(base + urlsplit(confirm).path)
+            page.wait_for_selector("h1:has-text('You are subscribed')")
+            assert not [line for line in console if "Content Security Policy" in line], console
+        finally:
+            browser.close()
+    person = _find(env, "browser.reader@example.com")
+    assert person is not None
+    assert person.status is SubscriberStatus.CONFIRMED
+    assert person.topics == frozenset({"policing"})
+    assert person.name == "Bea"
