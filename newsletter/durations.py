@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from newsletter.errors import InputError
+from newsletter.errors import ConfigError, InputError
 
-__all__ = ["parse_since", "parse_span"]
+__all__ = ["parse_since", "parse_span", "zone_info"]
 
 _SPAN = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def zone_info(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (``Europe/London``); :class:`ConfigError` when it does not exist."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/London)"
+        ) from None
 
 
 def parse_span(text: str) -> timedelta | None:
@@ -46,7 +56,7 @@ def parse_since(text: str, now: datetime, timezone: str = "Europe/London") -> da
             f"{text!r} is neither a span (90m, 24h, 7d) nor an ISO date/time", field="--since"
         ) from None
     if moment.tzinfo is None:
-        zone = ZoneInfo(timezone)
+        zone = zone_info(timezone)
         if len(text.strip()) == 10:  # a bare date means from its midnight
             moment = datetime.combine(moment.date(), time(), zone)
         else:

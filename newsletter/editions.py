@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.articles import get_articles, list_articles
+from newsletter.durations import zone_info
 from newsletter.errors import (
-    ConfigError,
     HeaderInjectionError,
     InputError,
     NotFoundError,
@@ -142,13 +142,6 @@ def derive_preheader(articles: list[Article]) -> str:
     return _trim(" ".join(parts), PREHEADER_MAX)
 
 
-def _zone(timezone: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown time zone {timezone!r}") from None
-
-
 def _default_title(kind: EditionKind, local: datetime) -> str:
     day = f"{local:%A} {local.day} {local:%B %Y}"
     if kind is EditionKind.BREAKING:
@@ -269,7 +262,7 @@ def build_edition(
     """
     if now.tzinfo is None or (since is not None and since.tzinfo is None):
         raise ValueError("build_edition needs aware datetimes")
-    zone = _zone(timezone)
+    zone = zone_info(timezone)
     since = since if since is not None else now - DEFAULT_WINDOW
     wanted = frozenset(normalise_topic(t) for t in topics if normalise_topic(t))
     title = _override(title, "title", header=False)

@@ -21,6 +21,7 @@ from newsletter.editions import (
     set_status,
 )
 from newsletter.errors import (
+    ConfigError,
     HeaderInjectionError,
     InputError,
     NotFoundError,
@@ -346,3 +347,11 @@ def test_parse_since_refuses(text: str) -> None:
 def test_parse_span_is_none_for_non_spans() -> None:
     assert parse_span("12x") is None
     assert parse_span("3h") == timedelta(hours=3)
+
+
+def test_an_unknown_time_zone_is_a_config_error(engine: Engine) -> None:
+    store(engine, make("a"))
+    with pytest.raises(ConfigError, match="'Mars/Olympus'"):
+        build(engine, timezone="Mars/Olympus")
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        parse_since("2026-11-25", NOW, "Mars/Olympus")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -12,7 +11,7 @@ from rich.table import Table
 from newsletter.articles import list_articles, upsert_articles
 from newsletter.cli.common import get_engine, get_settings, out
 from newsletter.db import utcnow
-from newsletter.durations import parse_since
+from newsletter.durations import parse_since, zone_info
 from newsletter.loaders import load_many
 
 __all__ = ["app"]
@@ -74,7 +73,7 @@ def list_command(
     if as_json:
         typer.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=2))
         return
-    zone = ZoneInfo(settings.timezone)
+    zone = zone_info(settings.timezone)
     table = Table(title=f"{len(found)} articles", title_justify="left")
     for name in ("Published", "ID", "Section"):
         table.add_column(name, no_wrap=True)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out
 from newsletter.db import utcnow
-from newsletter.durations import parse_since
+from newsletter.durations import parse_since, zone_info
 from newsletter.editions import build_edition, list_editions
 from newsletter.models import EditionKind
 
@@ -118,7 +117,7 @@ def list_command(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    zone = ZoneInfo(settings.timezone)
+    zone = zone_info(settings.timezone)
     table = Table(title=f"{len(editions)} editions", title_justify="left")
     for name in ("ID", "Kind", "Status", "Created", "Articles"):
         table.add_column(name, no_wrap=True)
