@@ -73,8 +73,9 @@ def build(
             timezone=settings.timezone,
         )
     count = len(edition.articles())
+    noun = "article" if count == 1 else "articles"
     err.print(
-        f"built {edition.kind.value} edition, {count} articles: {edition.subject}", markup=False
+        f"built {edition.kind.value} edition, {count} {noun}: {edition.subject}", markup=False
     )
     typer.echo(edition.id)
 
