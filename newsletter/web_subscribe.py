@@ -37,7 +37,7 @@ from subscribers.fields import MAX_NAME
 from subscribers.model import Consent, Subscriber, SubscriberStatus
 from subscribers.tokens import Purpose, TokenExpiredError
 
-__all__ = ["routes"]
+__all__ = ["consent_statement", "routes"]
 
 
 # --- signup -----------------------------------------------------------------
@@ -57,12 +57,27 @@ def _signup_form(
         topics=topics,
         errors=errors or {},
         values=values or {"email": "", "name": "", "topics": [], "consent": False},
+        consent_statement=consent_statement(context_of(request).settings.site_name),
+    )
+
+
+def consent_statement(site_name: str) -> str:
+    """The words a reader agrees to by ticking the consent box (recorded with the signup)."""
+    return (
+        f"I agree to receive the {site_name} newsletter by email. We record when and from "
+        "where you agreed, use your address only to send you the newsletter, and you can "
+        "unsubscribe at any time."
     )
 
 
 async def signup_form(request: Request) -> Response:
-    """GET /: the signup form, with a checkbox per topic found in the articles."""
-    return _signup_form(request, await topics_of(context_of(request)))
+    """GET /: the signup form, with a checkbox per topic found in the articles.
+
+    ``?email=`` pre-fills the address, so the portal's own signup box can lead here.
+    """
+    prefill = request.query_params.get("email", "")[:320]
+    values: dict[str, object] = {"email": prefill, "name": "", "topics": [], "consent": False}
+    return _signup_form(request, await topics_of(context_of(request)), values=values)
 
 
 async def _send_quietly(ctx: WebContext, confirmation: Confirmation) -> None:
@@ -123,6 +138,7 @@ async def signup(request: Request) -> Response:
                 name=name,
                 topics=frozenset(chosen),
                 consent=consent,
+                statement=consent_statement(ctx.settings.site_name),
             )
 
     outcome = await run_in_threadpool(record)

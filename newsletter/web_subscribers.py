@@ -74,12 +74,14 @@ def sign_up(
     name: str | None,
     topics: frozenset[str],
     consent: Consent,
+    statement: str,
 ) -> SignupOutcome:
     """Record a web signup; a confirmed person is left exactly as they were.
 
     A new address, or one that had left the list (unsubscribed, bounced,
     erased), becomes ``pending`` with this consent: the double opt-in that
-    follows is the explicit request that lets them back in.
+    follows is the explicit request that lets them back in. The words the
+    person agreed to are kept in their history, as proof of what consent meant.
     """
     existing = store.find_by_email(conn, email)
     if existing is not None and existing.status is SubscriberStatus.CONFIRMED:
@@ -99,6 +101,15 @@ def sign_up(
         consent_ip=consent.ip,
         resubscribe=True,
         now=consent.at,
+    )
+    store.record_event(
+        conn,
+        subscriber.id,
+        "consent",
+        consent.at,
+        source=consent.source,
+        ip=consent.ip,
+        statement=statement,
     )
     return SignupOutcome(subscriber, kind)
 

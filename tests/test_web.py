@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -22,6 +23,7 @@ from newsletter.editions import build_edition, set_status
 from newsletter.models import EditionStatus
 from newsletter.web import create_app
 from newsletter.web_security import PAGE_CSP
+from newsletter.web_subscribe import consent_statement
 from subscribers import links, store
 from subscribers.model import SubscriberStatus
 from subscribers.tokens import Purpose, make_token
@@ -67,14 +69,16 @@ def _find(env: WebEnv, email: str) -> store.Subscriber | None:
 
 
 async def test_signup_form_lists_the_stored_topics_and_asks_for_consent(
-    client: httpx.AsyncClient,
+    env: WebEnv, client: httpx.AsyncClient
 ) -> None:
     page = await client.get("/")
     assert page.status_code == 200
     for slug in ("policing", "transport", "economy", "housing", "crime", "business"):
         assert f'name="topic" value="{slug}"' in page.text
     assert 'name="consent"' in page.text
-    assert "I agree to receive" in page.text
+    assert consent_statement(env.settings.site_name) in html.unescape(page.text)
+    prefilled = await client.get("/?email=%3Cb%3Eme%40example.com")
+    assert 'value="&lt;b&gt;me@example.com"' in prefilled.text
     assert "<script" not in page.text
     assert page.headers["content-security-policy"] == PAGE_CSP
     assert "script-src" not in PAGE_CSP
@@ -109,6 +113,10 @@ def test_signup_confirm_round_trip_through_a_real_server_and_smtp(
         assert pending.consent is not None
         assert pending.consent.source == "web"
         assert pending.consent.ip == "127.0.0.1"
+        with env.engine.connect() as conn:
+            consent_events = [e for e in store.events(conn, pending.id) if e.kind == "consent"]
+        assert consent_events[0].detail["statement"] == consent_statement(env.settings.site_name)
+        assert consent_events[0].detail["ip"] == "127.0.0.1"
         assert abs(pending.consent.at - datetime.now(UTC)) < timedelta(minutes=5)
 
         wait_for(lambda: len(smtp_server.received) == 1, "the confirmation email")
