@@ -40,7 +40,9 @@ def import_articles(
 
     Example:
 
-        newsletter articles import examples/articles https://news.example.com/feed.xml
+    \b
+        newsletter articles import examples/articles
+        newsletter articles import https://news.example.com/feed.xml
     """
     articles = load_many(sources)
     with get_engine().begin() as conn:
@@ -52,11 +54,18 @@ def import_articles(
 def list_command(
     since: Annotated[
         str | None,
-        typer.Option(help="Only articles published since: 90m, 24h, 7d, or an ISO date/time."),
+        typer.Option(
+            metavar="SPAN|DATE",
+            help="Only articles published since: 90m, 24h, 7d, or an ISO date/time.",
+        ),
     ] = None,
     topic: Annotated[
         list[str] | None,
-        typer.Option("--topic", help="Only articles with this topic or section (repeatable)."),
+        typer.Option(
+            "--topic",
+            metavar="TOPIC",
+            help="Only articles with this topic or section (repeatable).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

@@ -26,25 +26,35 @@ app = typer.Typer(
 def build(
     since: Annotated[
         str,
-        typer.Option(help="Articles published since: 90m, 24h, 7d, or an ISO date/time."),
+        typer.Option(
+            metavar="SPAN|DATE", help="Articles published since: 90m, 24h, 7d, or an ISO date/time."
+        ),
     ] = "24h",
     topic: Annotated[
         list[str] | None,
-        typer.Option("--topic", help="Only articles with this topic or section (repeatable)."),
+        typer.Option(
+            "--topic",
+            metavar="TOPIC",
+            help="Only articles with this topic or section (repeatable).",
+        ),
     ] = None,
-    title: Annotated[str | None, typer.Option(help="The title; default by date.")] = None,
+    title: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="The title; default by date.")
+    ] = None,
     subject: Annotated[
-        str | None, typer.Option(help="The subject line; default from the top story.")
+        str | None,
+        typer.Option(metavar="TEXT", help="The subject line; default from the top story."),
     ] = None,
     preheader: Annotated[
-        str | None, typer.Option(help="The inbox preview line; default from standfirsts.")
+        str | None,
+        typer.Option(metavar="TEXT", help="The inbox preview line; default from standfirsts."),
     ] = None,
     kind: Annotated[
         EditionKind, typer.Option(case_sensitive=False, help="daily or breaking.")
     ] = EditionKind.DAILY,
     article: Annotated[
         list[str] | None,
-        typer.Option("--article", help="Exactly these article ids (repeatable)."),
+        typer.Option("--article", metavar="ID", help="Exactly these article ids (repeatable)."),
     ] = None,
 ) -> None:
     """Build and store an edition as a draft; print only its id on stdout.
