@@ -7,6 +7,7 @@ never tells a stranger who is on the list; the email that follows differs
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -130,16 +131,23 @@ async def signup(request: Request) -> Response:
     consent = Consent(source="web", at=now, ip=ip)
 
     def record() -> subs.SignupOutcome:
-        with ctx.engine.begin() as conn:
-            return subs.sign_up(
-                conn,
-                secret=ctx.settings.secret(),
-                email=address.email,
-                name=name,
-                topics=frozenset(chosen),
-                consent=consent,
-                statement=consent_statement(ctx.settings.site_name),
-            )
+        for attempt in (1, 2):
+            try:
+                with ctx.engine.begin() as conn:
+                    return subs.sign_up(
+                        conn,
+                        secret=ctx.settings.secret(),
+                        email=address.email,
+                        name=name,
+                        topics=frozenset(chosen),
+                        consent=consent,
+                        statement=consent_statement(ctx.settings.site_name),
+                    )
+            except IntegrityError:
+                # two signups of one new address raced (PostgreSQL): the second now finds it
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     outcome = await run_in_threadpool(record)
     person = outcome.subscriber

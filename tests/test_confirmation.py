@@ -46,6 +46,13 @@ def test_confirmation_message_has_the_link_in_both_parts(settings: Settings) -> 
     assert settings.postal_address in text
 
 
+def test_the_chosen_topics_are_listed(settings: Settings) -> None:
+    confirmation = Confirmation("t@example.com", None, CONFIRM, topics=("Crime", "Economy & Money"))
+    text, html = _parts(build_confirmation(settings, confirmation).as_bytes())
+    assert "Topics you chose: Crime, Economy & Money" in text
+    assert "Topics you chose: Crime, Economy &amp; Money" in html
+
+
 def test_a_confirmed_address_gets_a_note_without_a_confirm_link(settings: Settings) -> None:
     message = build_confirmation(settings, Confirmation("known@example.com", None, None, PREFS))
     text, html = _parts(message.as_bytes())
