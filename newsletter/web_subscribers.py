@@ -8,6 +8,7 @@ which keeps the lifecycle, the events and the suppression list consistent.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,10 +52,12 @@ class SignupOutcome:
 def available_topics(conn: Connection) -> dict[str, str]:
     """The topics readers may choose, slug to label: every article topic and section."""
     labels: dict[str, str] = {}
-    query = sa.select(articles_table.c.section, articles_table.c.topics).distinct()
-    for section, topics in conn.execute(query):
+    # PostgreSQL's json type has no equality, so DISTINCT compares the lists as text
+    topics_text = sa.cast(articles_table.c.topics, sa.Text)
+    query = sa.select(articles_table.c.section, topics_text).distinct()
+    for section, topics_json in conn.execute(query):
         labels.setdefault(normalise_topic(section), section)
-        for topic in topics or ():
+        for topic in json.loads(topics_json) if topics_json else ():
             slug = normalise_topic(str(topic))
             if slug:
                 labels.setdefault(slug, slug.replace("-", " ").capitalize())

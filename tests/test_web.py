@@ -514,3 +514,47 @@ def test_a_reader_signs_up_and_confirms_in_chromium_at_phone_width(
     assert person.status is SubscriberStatus.CONFIRMED
     assert person.topics == frozenset({"policing"})
     assert person.name == "Bea"
+
+
+@pytest.mark.postgres
+async def test_the_reader_flow_on_postgresql(
+    settings: Settings, smtp_server: SMTPServer, postgresql_url: str
+) -> None:
+    env = make_env(settings, smtp_server.url, database_url=postgresql_url)
+    async with asgi_client(env.app) as http:
+        form = await http.get("/")
+        assert 'value="policing"' in form.text
+        answer = await http.post(
+            "/signup",
+            data={
+                "csrf_token": csrf_token(form.text),
+                "email": "pg.reader@example.com",
+                "topic": ["economy"],
+                "consent": "yes",
+            },
+        )
+        assert answer.status_code == 200
+        text = smtp_server.received[0].message().get_body(("plain",))
+        assert text is not None
+        (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
+        assert (await http.get(urlsplit(confirm).path)).status_code == 200
+        person = _find(env, "pg.reader@example.com")
+        assert person is not None
+        assert person.status is SubscriberStatus.CONFIRMED
+        prefs = urlsplit(links.preferences_url(env.settings, person.id)).path
+        page = await http.get(prefs)
+        saved = await http.post(
+            prefs, data={"csrf_token": csrf_token(page.text), "topic": ["crime", "housing"]}
+        )
+        assert saved.status_code == 200
+        assert get(env, person.id).topics == frozenset({"crime", "housing"})
+        gone = urlsplit(links.unsubscribe_url(env.settings, person.id)).path
+        assert (await http.post(gone, content=b"List-Unsubscribe=One-Click")).status_code == 200
+        assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+        with env.engine.begin() as conn:
+            sent = build_edition(conn, now=SAMPLE_NOW, title="PG Briefing", site_name="News")
+            set_status(conn, sent.id, EditionStatus.SENDING, now=SAMPLE_NOW)
+            set_status(conn, sent.id, EditionStatus.SENT, now=SAMPLE_NOW)
+        assert "PG Briefing" in (await http.get("/archive")).text
+        assert (await http.get(f"/archive/{sent.id}")).status_code == 200
+    env.engine.dispose()

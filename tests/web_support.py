@@ -46,9 +46,18 @@ class WebEnv:
     app: Starlette
 
 
-def make_env(settings: Settings, smtp_url: str, *, allow_preview: bool = False) -> WebEnv:
+def make_env(
+    settings: Settings,
+    smtp_url: str,
+    *,
+    allow_preview: bool = False,
+    database_url: str | None = None,
+) -> WebEnv:
     """An app over ``settings`` whose confirmation emails go to ``smtp_url``, with articles."""
-    settings = settings.model_copy(update={"smtp_url": SecretStr(smtp_url)})
+    update: dict[str, object] = {"smtp_url": SecretStr(smtp_url)}
+    if database_url is not None:
+        update["database_url"] = database_url
+    settings = settings.model_copy(update=update)
     engine = open_database(settings.database_url)
     with engine.begin() as conn:
         upsert_articles(
