@@ -8,6 +8,7 @@ template from ``templates/web`` with autoescape on.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,8 @@ class WebContext:
     # signups per client address, and confirmation emails per address (no mail bombing)
     signup_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 600.0))
     email_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(3, 3600.0))
+    # the topic list scans the articles; a busy signup page reuses it for a minute
+    topics_cache: tuple[float, dict[str, str]] | None = None
 
 
 def context_of(request: Request) -> WebContext:
@@ -164,11 +167,19 @@ async def token_subject(request: Request, purpose: Purpose) -> int:
     return verify_token(ctx.settings.secret(), purpose, token)
 
 
+TOPICS_TTL = 60.0
+
+
 async def topics_of(ctx: WebContext) -> dict[str, str]:
-    """The topics a reader may choose (slug -> label), queried off the event loop."""
+    """The topics a reader may choose (slug -> label), at most a minute old."""
+    cached = ctx.topics_cache
+    if cached is not None and time.monotonic() - cached[0] < TOPICS_TTL:
+        return cached[1]
 
     def query() -> dict[str, str]:
         with ctx.engine.connect() as conn:
             return subs.available_topics(conn)
 
-    return await run_in_threadpool(query)
+    topics = await run_in_threadpool(query)
+    ctx.topics_cache = (time.monotonic(), topics)
+    return topics
