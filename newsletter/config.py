@@ -9,9 +9,9 @@ Secrets are ``SecretStr`` and never appear in ``repr``, logs or errors.
 from __future__ import annotations
 
 import ipaddress
-from contextvars import ContextVar
 import os
 import secrets
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
@@ -31,7 +31,7 @@ from newsletter.errors import ConfigError, InsecureTransportError
 
 __all__ = ["SMTPEndpoint", "Settings", "is_loopback_host", "load_settings"]
 
-SECRET_FILE = ".newsletter-secret"
+SECRET_FILE = ".newsletter-secret"  # noqa: S105 - a file name, not a secret
 _TOML_FILE: ContextVar[Path] = ContextVar("toml_file", default=Path("newsletter.toml"))
 
 
@@ -164,7 +164,9 @@ class SMTPEndpoint:
         except ValueError as exc:
             raise ConfigError(f"NEWSLETTER_SMTP_URL is not a valid URL ({exc})") from None
         if parts.scheme not in {"smtp", "smtps"} or not host:
-            raise ConfigError("NEWSLETTER_SMTP_URL must look like smtp://host:587 or smtps://host:465")
+            raise ConfigError(
+                "NEWSLETTER_SMTP_URL must look like smtp://host:587 or smtps://host:465"
+            )
         username = unquote(parts.username) if parts.username else None
         password = SecretStr(unquote(parts.password)) if parts.password else None
         if parts.scheme == "smtps":

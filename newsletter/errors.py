@@ -11,11 +11,11 @@ and also from the builtin that fits, so callers may catch either::
     │   ├── SubscriberInputError            an address, a CSV row, a subscriber field
     │   ├── HeaderInjectionError            CR or LF in a header value
     │   └── ScheduleError                   a time, a cron expression, a zone
-    ├── TokenError (ValueError)             a signed link token is tampered, expired or for another purpose
+    ├── TokenError (ValueError)             a signed link token is tampered, expired or mis-purposed
     │   └── TokenExpiredError
     ├── NotFoundError (LookupError)         no such article, edition, subscriber, schedule
     ├── StateError (RuntimeError)           the operation does not fit the current state
-    │   └── SuppressedError                 the address was erased or unsubscribed; re-adding needs a flag
+    │   └── SuppressedError                 erased or unsubscribed; re-adding needs a flag
     ├── RenderError (RuntimeError)          a template failed or produced an unsafe message
     └── DeliveryError (ConnectionError)     SMTP failures that end a send
         ├── SMTPUnavailableError            the relay cannot be reached at all
