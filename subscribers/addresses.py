@@ -7,9 +7,10 @@ mailbox providers treat addresses: ``John@Example.COM`` and ``john@example.com``
 are one person.
 
 Validating a domain costs email-validator some 13 µs (IDNA and label checks), which
-would dominate a million-row import; plain ASCII addresses therefore take a fast
-path whose local part is a strict subset of what email-validator accepts and
-whose domain verdict email-validator gives once per domain (cached). Anything
+would dominate a million-row import; addresses with a plain ASCII local part
+therefore take a fast path: the local part is a strict subset of what
+email-validator accepts, and email-validator's verdict on the domain (and its
+normal forms) is computed once per domain spelling and cached. Anything
 else goes through ``validate_email`` in full. A property test holds both paths
 to the same answers.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -26,10 +27,9 @@ from newsletter.errors import SubscriberInputError
 
 __all__ = ["Address", "address_key", "normalise_address"]
 
-# dot-atom of safe ASCII characters: no leading, trailing or doubled dots
-_FAST = re.compile(
-    r"([A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*)@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)"
-)
+# a dot-atom of safe ASCII characters (no leading, trailing or doubled dots), then
+# a domain: email-validator judges and normalises the domain, once per spelling
+_FAST = re.compile(r"([A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*)@([^@\s\[\]\"\\]+)")
 # email-validator lower-cases these role names (RFC 2142); leave them to it
 _ROLE_NAMES = frozenset(
     ["postmaster", "abuse", "hostmaster", "webmaster", "mailer-daemon", "noc", "security"]
@@ -38,8 +38,7 @@ _MAX_LOCAL = 64
 _MAX_ADDRESS = 254
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+class Address(NamedTuple):
     """A valid address: ``email`` to show and send to, ``key`` to compare and index."""
 
     email: str
@@ -48,13 +47,14 @@ class Address:
 
 
 @functools.lru_cache(maxsize=16384)
-def _domain(domain: str) -> tuple[str, str] | str:
-    """(unicode, ascii) forms of a domain, or email-validator's reason it is invalid."""
+def _domain(domain: str) -> tuple[str, str, int] | None:
+    """The unicode and ascii forms of a valid domain and its longest form in UTF-8 octets."""
     try:
         checked = validate_email("a@" + domain, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as exc:
-        return str(exc)
-    return checked.domain, checked.ascii_domain
+    except EmailNotValidError:
+        return None
+    longest = max(len(domain.encode()), len(checked.domain.encode()), len(checked.ascii_domain))
+    return checked.domain, checked.ascii_domain, longest
 
 
 def _slow(raw: str) -> Address:
@@ -73,19 +73,23 @@ def normalise_address(raw: str) -> Address:
     """
     text = raw.strip()
     match = _FAST.fullmatch(text)
-    if match is None or len(match.group(1)) > _MAX_LOCAL or match.group(1).lower() in _ROLE_NAMES:
+    if match is None:
         return _slow(text)
     local, domain = match.groups()
-    verdict = _domain(domain.lower())
-    if isinstance(verdict, str):
-        return _slow(text)  # the full check phrases the reason with the whole address
-    unicode_domain, ascii_domain = verdict
-    if len(local) + 1 + len(ascii_domain) > _MAX_ADDRESS:
+    folded = local.lower()
+    verdict = _domain(domain)
+    # email-validator's length rule (every form, in UTF-8 octets) and role names go the
+    # full way; an invalid domain too, so that the reason names the whole address
+    if (
+        verdict is None
+        or len(local) > _MAX_LOCAL
+        or len(local) + 1 + verdict[2] > _MAX_ADDRESS
+        or folded in _ROLE_NAMES
+    ):
         return _slow(text)
+    unicode_domain, ascii_domain, _ = verdict
     return Address(
-        local + "@" + unicode_domain,
-        local.lower() + "@" + ascii_domain,
-        local + "@" + ascii_domain,
+        local + "@" + unicode_domain, folded + "@" + ascii_domain, local + "@" + ascii_domain
     )
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -36,8 +35,7 @@ COLUMNS = (
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One CSV record: its first physical line, and its fields or why it could not be read."""
 
     line: int

@@ -42,7 +42,7 @@ def clean_name(value: str | None) -> str | None:
         raise SubscriberInputError(
             f"is {len(value)} characters long (at most {MAX_NAME})", field="name"
         )
-    if _CONTROL.search(value):
+    if not value.isprintable() and _CONTROL.search(value):
         raise SubscriberInputError("contains a line break or control character", field="name")
     return value
 
@@ -60,6 +60,7 @@ def clean_topics(values: Iterable[str]) -> frozenset[str]:
     return frozenset(folded)
 
 
+@functools.lru_cache(maxsize=4096)  # an import repeats the same few topic cells
 def split_topics(cell: str) -> frozenset[str]:
     """The topics of a CSV cell, separated by ``;`` or ``|``."""
     return clean_topics(_TOPIC_SEPARATORS.split(cell)) if cell else frozenset()

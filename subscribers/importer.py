@@ -35,14 +35,15 @@ from sqlalchemy.engine import Connection, Engine
 from newsletter.db import utcnow
 from newsletter.errors import SubscriberInputError
 from newsletter.schema import subscriber_events, subscribers
-from subscribers import suppressions
+from subscribers import bulk, suppressions
 from subscribers.csvio import read_records
-from subscribers.importrows import Row, merge, parse_row
+from subscribers.importrows import Layout, Row, merge, parse_row
 from subscribers.model import SubscriberStatus
 
 __all__ = ["ImportReport", "Problem", "import_csv", "import_file"]
 
 _S = subscribers.c
+_VALUES = {status: status.value for status in SubscriberStatus}  # plain str, for the driver
 _ACTIVE = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 _STAMPS = {
     SubscriberStatus.CONFIRMED: "confirmed_at",
@@ -144,7 +145,7 @@ def import_csv(
             "is empty; expected a header row such as 'email,name,topics,timezone,status'",
             source=source,
         )
-    header = _header(header_record.fields, source, header_record.line)
+    layout = Layout.from_header(_header(header_record.fields, source, header_record.line))
     with engine.begin() as conn:
         check_suppressions = suppressions.has_any(conn)
         batch: dict[str, Row] = {}
@@ -153,7 +154,7 @@ def import_csv(
                 _problem(report, options, Problem(record.line, "rejected", record.error))
                 continue
             try:
-                row = parse_row(header, record.fields, record.line)
+                row = parse_row(layout, record.fields, record.line)
             except SubscriberInputError as exc:
                 _problem(report, options, Problem(record.line, "rejected", str(exc)))
                 continue
@@ -204,18 +205,18 @@ def _apply(
 ) -> None:
     if not batch:
         return
-    existing = {
-        row.email_key: row._mapping
-        for row in conn.execute(
-            sa.select(subscribers).where(_S.email_key.in_(sa.bindparam("keys", expanding=True))),
-            {"keys": list(batch)},
-        )
-    }
+    known = bulk.existing_keys(conn, list(batch))
+    existing = {}
+    if known:  # the full, typed rows only for the people already held
+        query = sa.select(subscribers).where(_S.email_key.in_(sa.bindparam("k", expanding=True)))
+        existing = {row.email_key: row._mapping for row in conn.execute(query, {"k": known})}
     fresh = [key for key in batch if key not in existing]
     erased = (
         suppressions.suppressed_among(conn, options.secret, fresh) if check_suppressions else set()
     )
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple[Any, ...]] = []
+    created: dict[SubscriberStatus, list[str]] = {}  # keys of the people added, by status
+    encoder = bulk.Encoder(conn.dialect, options.now)
     updates: list[dict[str, Any]] = []
     events: list[tuple[str, str, dict[str, Any]]] = []  # key, kind, detail
     for key, row in batch.items():
@@ -228,13 +229,17 @@ def _apply(
                 _problem(report, options, Problem(row.line, "skipped", reason))
                 continue
             suppressions.lift(conn, options.secret, key)
-        inserts.append(_new(row, options))
-        events.append((key, "created", {"status": inserts[-1]["status"], "source": "import"}))
+        target = _target(row, options)
+        inserts.append(_new(row, target, encoder))
+        created.setdefault(target, []).append(key)
         report.imported += 1
-    ids = {key: row["id"] for key, row in existing.items()}
     if inserts:
-        result = conn.execute(subscribers.insert().returning(_S.id, _S.email_key), inserts)
-        ids.update({key: id_ for id_, key in result})
+        bulk.insert_subscribers(conn, inserts)
+    for status, keys in created.items():
+        # one INSERT ... SELECT per status, not one event row per parameter set
+        detail = {"status": status.value, "source": "import"}
+        bulk.insert_events(conn, keys, "created", detail, encoder)
+    ids = {key: row["id"] for key, row in existing.items()}
     if updates:
         conn.execute(
             subscribers.update()
@@ -262,30 +267,27 @@ def _target(row: Row, options: _Options) -> SubscriberStatus:
     return status
 
 
-def _new(row: Row, options: _Options) -> dict[str, Any]:
-    status = _target(row, options)
-    now = options.now
-    values: dict[str, Any] = {
-        "email": row.email,
-        "email_key": row.key,
-        "name": row.name,
-        "status": status.value,
-        "topics": sorted(row.topics or ()),
-        "timezone": row.timezone,
-        "attributes": row.attributes,
-        "consent_source": row.consent_source or "import",
-        "consent_at": row.consent_at or now,
-        "consent_ip": row.consent_ip,
-        "created_at": now,
-        "updated_at": now,
-        "confirmed_at": None,
-        "unsubscribed_at": None,
-        "bounced_at": None,
-        "complained_at": None,
-    }
-    if status in _STAMPS:
-        values[_STAMPS[status]] = now
-    return values
+def _new(row: Row, status: SubscriberStatus, encoder: bulk.Encoder) -> tuple[Any, ...]:
+    """The driver-ready values of a new person, in the order of ``bulk.INSERT_COLUMNS``."""
+    now = encoder.now
+    return (
+        row.email,
+        row.key,
+        row.name,
+        _VALUES[status],
+        encoder.topics(row.topics),
+        row.timezone,
+        encoder.attributes(row.attributes),
+        row.consent_source or "import",
+        encoder.time(row.consent_at) if row.consent_at else now,
+        row.consent_ip,
+        now,  # created_at
+        now,  # updated_at
+        now if status is SubscriberStatus.CONFIRMED else None,
+        now if status is SubscriberStatus.UNSUBSCRIBED else None,
+        now if status is SubscriberStatus.BOUNCED else None,
+        now if status is SubscriberStatus.COMPLAINED else None,
+    )
 
 
 def _update(

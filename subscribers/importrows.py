@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from newsletter.errors import SubscriberInputError
 from subscribers.addresses import normalise_address
@@ -17,14 +18,13 @@ from subscribers.fields import (
 )
 from subscribers.model import SubscriberStatus
 
-__all__ = ["Row", "merge", "parse_row"]
+__all__ = ["Layout", "Row", "merge", "parse_row"]
 
 _RESERVED = frozenset(COLUMNS)
 _STATUSES = {status.value: status for status in SubscriberStatus}
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """A valid import row. ``None`` (and empty ``attributes``) means the cell was blank."""
 
     line: int
@@ -62,41 +62,67 @@ def _short(value: str | None, name: str) -> str | None:
     return value or None
 
 
-def parse_row(header: list[str], fields: list[str], line: int) -> Row:
-    """Check one record against the header; :class:`SubscriberInputError` names the field."""
-    if len(fields) > len(header):
-        raise SubscriberInputError(f"has {len(fields)} fields but the header has {len(header)}")
-    cells = dict(zip(header, fields, strict=False))
-    raw_email = cells.get("email", "").strip()
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each column sits in a record, worked out once from the header row."""
+
+    width: int
+    email: int
+    name: int
+    topics: int
+    timezone: int
+    status: int
+    consent_source: int
+    consent_at: int
+    consent_ip: int
+    extra: tuple[tuple[int, str], ...]  # custom attribute columns: (position, name)
+
+    @classmethod
+    def from_header(cls, names: list[str]) -> Layout:
+        """The layout of a header (names already folded); absent columns read as blank."""
+        width = len(names)
+        # an absent column points one past the end, where parse_row puts a blank cell
+        position = {name: i for i, name in enumerate(names) if name}
+        spots = {column: position.get(column, width) for column in COLUMNS}
+        extra = tuple((i, name) for i, name in enumerate(names) if name and name not in _RESERVED)
+        return cls(width=width, extra=extra, **spots)
+
+
+def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
+    """Check one record; :class:`SubscriberInputError` names the field that is wrong."""
+    if len(fields) > layout.width:
+        raise SubscriberInputError(f"has {len(fields)} fields but the header has {layout.width}")
+    # spreadsheets drop trailing blank cells: pad, plus the blank cell of absent columns
+    cells = fields + [""] * (layout.width + 1 - len(fields))
+    raw_email = cells[layout.email].strip()
     if not raw_email:
         raise SubscriberInputError("no email address", field="email")
     address = normalise_address(raw_email)
-    name = clean_name(cells.get("name"))
-    topics = split_topics(cells.get("topics", "").strip())
-    timezone = clean_timezone(cells.get("timezone"))
-    attributes = {
-        column: clean_attribute(column, value)
-        for column, value in cells.items()
-        if column and column not in _RESERVED and value
-    }
-    status_cell = cells.get("status", "").strip().lower()
+    status_cell = cells[layout.status].strip().lower()
     status = _STATUSES.get(status_cell) if status_cell else None
     if status_cell and status is None:
         raise SubscriberInputError(
             f"{status_cell!r} is not one of {', '.join(_STATUSES)}", field="status"
         )
+    consent_source, consent_at, consent_ip = (
+        cells[layout.consent_source],
+        cells[layout.consent_at],
+        cells[layout.consent_ip],
+    )
     return Row(
         line=line,
         key=address.key,
         email=address.email,
-        name=name,
-        topics=topics or None,
-        timezone=timezone,
+        name=clean_name(cells[layout.name]),
+        topics=split_topics(cells[layout.topics].strip()) or None,
+        timezone=clean_timezone(cells[layout.timezone]),
         status=status,
-        attributes=attributes,
-        consent_source=_short(cells.get("consent_source", "").strip(), "consent_source"),
-        consent_at=_consent_at(cells.get("consent_at", "").strip()),
-        consent_ip=_short(cells.get("consent_ip", "").strip(), "consent_ip"),
+        attributes={
+            column: clean_attribute(column, cells[i]) for i, column in layout.extra if cells[i]
+        },
+        consent_source=_short(consent_source.strip(), "consent_source") if consent_source else None,
+        consent_at=_consent_at(consent_at.strip()) if consent_at else None,
+        consent_ip=_short(consent_ip.strip(), "consent_ip") if consent_ip else None,
     )
 
 
