@@ -1,4 +1,4 @@
-"""Address normalisation: one person per address, email-validator's verdicts, fast path == full path."""
+"""Address normalisation: one person per address; the fast path agrees with email-validator."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_invalid_addresses_are_refused_with_a_reason(raw: str) -> None:
     assert "is not a valid email address" in str(info.value)
 
 
-_local_chars = st.sampled_from(list("abcXYZ019_+-.é'!#") + ["ü", "用"])
+_local_chars = st.sampled_from([*list("abcXYZ019_+-.é'!#"), "ü", "用"])
 _domain_parts = st.sampled_from(
     ["example", "EXAMPLE", "bücher", "xn--bcher-kva", "mail-1", "-bad", "a" * 63, "b" * 64, "com",
      "co", "uk", "例子", ""]

@@ -26,7 +26,8 @@ def test_lifecycle_pending_confirmed_unsubscribed(engine: Engine) -> None:
         new = store.add(conn, "Ann@Example.COM", secret=SECRET, name="Ann", topics=["UK"], now=T0)
         assert new.status is SubscriberStatus.PENDING
         assert new.email == "Ann@example.com"
-        assert new.consent is not None and new.consent.source == "cli"
+        assert new.consent is not None
+        assert new.consent.source == "cli"
         assert list(store.iter_recipients(conn)) == []
         confirmed = store.confirm(conn, new.id, now=T0 + timedelta(hours=1), ip="192.0.2.7")
         assert confirmed.status is SubscriberStatus.CONFIRMED
