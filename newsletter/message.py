@@ -87,13 +87,18 @@ def _encode_body(text: str, part: str) -> str:
     return "".join(pieces)
 
 
-def _ascii_address(email: str) -> str:
+def _header_address(email: str) -> str:
+    """The address as the To header carries it: IDN domains in ASCII (punycode).
+
+    A UTF-8 local part is kept as is (RFC 6532): such a message must travel with
+    SMTPUTF8, which the SMTP client asks for when an address is not ASCII.
+    """
     local, at, domain = email.rpartition("@")
     # a cheap guard on the hot path; the subscriber store validated the address fully
     if not at or not local or not domain or "@" in local or any(c in email for c in _SPECIALS):
         raise SubscriberInputError("not a deliverable address", field="email")
     if not local.isascii():
-        raise SubscriberInputError("a non-ASCII local part needs SMTPUTF8", field="email")
+        return email
     if not domain.isascii():
         try:
             domain = domain.encode("idna").decode("ascii")
@@ -104,20 +109,24 @@ def _ascii_address(email: str) -> str:
 
 def _to_header(name: str, email: str) -> bytes:
     """The whole ``To:`` line, RFC 2047 for non-ASCII names, folded when long."""
-    address = _ascii_address(_no_newline(email, "email"))
+    address = _header_address(_no_newline(email, "email"))
     name = _no_newline(name, "name").strip()
-    line = f"To: {formataddr((name, address))}\r\n"
-    encoded_word = line.find("=?")
+    if not name:
+        return f"To: {address}\r\n".encode()
+    # formataddr quotes and encodes the name; the address is added after, since
+    # formataddr refuses a UTF-8 local part
+    phrase = formataddr((name, "x@x")).removesuffix(" <x@x>")
+    line = f"To: {phrase} <{address}>\r\n".encode()
+    encoded_word = phrase.find("=?")
     fits = len(line) <= _MAX_HEADER_LINE and (
-        encoded_word < 0
-        or line.find("?=", encoded_word + 2) - encoded_word + 2 <= _MAX_ENCODED_WORD
+        encoded_word < 0 or len(phrase) - encoded_word <= _MAX_ENCODED_WORD
     )
     if fits:
-        return line.encode("ascii")
+        return line
     # Long or very non-ASCII names: RFC 2047 words, folded between words. (The email
     # package's own address folder re-parses to spurious spaces inside long names.)
     words = Header(name, "utf-8", header_name="To").encode(linesep="\r\n", maxlinelen=76)
-    return f"To: {words}\r\n <{address}>\r\n".encode("ascii")
+    return f"To: {words}\r\n <{address}>\r\n".encode()
 
 
 def _bracketed(message_id: str) -> str:

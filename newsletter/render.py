@@ -35,10 +35,10 @@ __all__ = [
     "SLOT_RE",
     "RenderedVariant",
     "Renderer",
+    "greeting_name",
     "inline_css",
     "select_articles",
     "slot",
-    "greeting_name",
     "variant_key",
 ]
 
@@ -60,6 +60,21 @@ def slot(name: str) -> str:
     return f"NLPH7{name}7"
 
 
+# The send loop asks for the same edition object once per recipient: remember the
+# last one's topics (by identity, holding it, so the id cannot be reused).
+_last_topics: tuple[Edition, frozenset[str]] | None = None
+
+
+def _edition_topics(edition: Edition) -> frozenset[str]:
+    global _last_topics
+    last = _last_topics
+    if last is not None and last[0] is edition:
+        return last[1]
+    topics = frozenset().union(*(a.topic_set for a in edition.articles()))
+    _last_topics = (edition, topics)
+    return topics
+
+
 def variant_key(edition: Edition, subscriber_topics: Collection[str] | None) -> str:
     """The variant a subscriber with these topics gets: ``"all"`` or ``"topics:a,b"``.
 
@@ -70,8 +85,7 @@ def variant_key(edition: Edition, subscriber_topics: Collection[str] | None) -> 
     wanted = {normalise_topic(t) for t in subscriber_topics} - {""}
     if not wanted:
         return "all"
-    present = frozenset().union(*(a.topic_set for a in edition.articles()))
-    common = sorted(wanted & present)
+    common = sorted(wanted & _edition_topics(edition))
     return "topics:" + ",".join(common) if common else "none"
 
 

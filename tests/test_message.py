@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesParser, Parser
 
 import lxml.html
 import pytest
@@ -70,7 +70,11 @@ def personal(n: int = 1, **fields: object) -> Personal:
 
 
 def parsed(raw: bytes) -> EmailMessage:
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    if raw.isascii():
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+    else:
+        # RFC 6532 (UTF-8 headers): BytesParser would surrogate-escape them
+        message = Parser(policy=policy.SMTPUTF8).parsestr(raw.decode("utf-8"))
     assert isinstance(message, EmailMessage)
     assert not message.defects
     return message
@@ -83,7 +87,7 @@ def display_name(raw: bytes) -> str:
     encoded words (RFC 2047 section 6.2 says to drop it), so a long non-ASCII
     name, which needs several words, is decoded here with decode_header.
     """
-    head = raw.partition(b"\r\n\r\n")[0].decode("ascii").replace("\r\n ", " ")
+    head = raw.partition(b"\r\n\r\n")[0].decode("utf-8").replace("\r\n ", " ")
     value = next(line for line in head.split("\r\n") if line.startswith("To: "))[4:]
     phrase = value.rpartition(" <")[0]
     if phrase.count("=?") > 1:
@@ -168,6 +172,7 @@ def test_round_trip_bodies_exactly(template: MessageTemplate, variant: RenderedV
         ("Ωμέγα " * 40, "omega@example.org", "omega@example.org"),
         ("", "nobody@example.org", "nobody@example.org"),
         ("李小龍", "lee@例え.jp", "lee@xn--r8jz45g.jp"),
+        ("Zoë", "zoë@bücher.example", "zoë@bücher.example"),
     ],
 )
 def test_recipient_header_round_trip(
@@ -175,7 +180,8 @@ def test_recipient_header_round_trip(
 ) -> None:
     who = personal(name=name, email=email)
     raw = template.personalise(who)
-    assert raw.isascii()
+    # only a UTF-8 local part (sent with SMTPUTF8) puts 8-bit bytes in the header
+    assert raw.isascii() == email.partition("@")[0].isascii()
     message = parsed(raw)
     [to] = message["To"].addresses
     assert to.addr_spec == address
@@ -222,7 +228,7 @@ def test_subject_with_a_line_break_is_refused(settings: Settings) -> None:
         MessageTemplate.from_variant(variant, settings, edition)
 
 
-@pytest.mark.parametrize("email", ["no-at-sign", "ünïcode@example.org", "a@b@c", "<a@b.c>"])
+@pytest.mark.parametrize("email", ["no-at-sign", "a@b@c", "<a@b.c>", "a b@example.org", "@x.org"])
 def test_unusable_addresses_are_refused(template: MessageTemplate, email: str) -> None:
     with pytest.raises(SubscriberInputError):
         template.personalise(personal(email=email))

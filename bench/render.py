@@ -1,0 +1,212 @@
+"""Benchmark: one edition for 10,000 recipients across 5 topic variants.
+
+Run alone: ``python bench/render.py [--recipients N]``. Prints, per variant, the
+Jinja2 render and the premailer inlining cost (paid once per variant) and the cost
+of building the MIME template; then the per-recipient cost of personalising
+(substitution only) and of the whole per-recipient path a send takes (variant
+lookup, three signed links, a Message-ID, personalise). Target: under 100 µs per
+recipient, with premailer never on the per-recipient path (counted, must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import newsletter.render as render_module  # noqa: E402
+from newsletter.config import load_settings  # noqa: E402
+from newsletter.editions import (  # noqa: E402
+    choose_top_story,
+    derive_preheader,
+    derive_subject,
+    order_sections,
+)
+from newsletter.loaders import load_many  # noqa: E402
+from newsletter.message import MessageTemplate, Personal, new_message_id  # noqa: E402
+from newsletter.models import Edition  # noqa: E402
+from newsletter.render import Renderer, variant_key  # noqa: E402
+from subscribers import links  # noqa: E402
+
+FIRST = ["Amelia", "Oliver", "Priya", "Tom", "Siobhán", "Zoë", "James", "Grace", "Fatima",
+         "Daniel", "Chloe", "Mohammed", "Isla", "Noah", "Aoife", "Ravi"]  # fmt: skip
+LAST = ["Hughes", "Bennett", "Sharma", "O'Neill", "Walsh", "Müller", "Okafor", "Lee",
+        "Begum", "Evans", "Khan", "Jones", "Smith", "Murphy", "Menon", "Reilly"]  # fmt: skip
+DOMAINS = ["example.com", "example.co.uk", "example.org", "mail.example.net", "bücher.example"]
+
+
+def machine() -> str:
+    """Cores, CPU model and Python: the figures mean little without them."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+    )
+
+
+def example_edition() -> Edition:
+    """The example articles as one daily edition, built in memory as `edition build` would."""
+    articles = load_many([ROOT / "examples" / "articles"])
+    top = choose_top_story(articles)
+    assert top is not None
+    rest = [a for a in articles if a.id != top.id]
+    sections = order_sections(rest)
+    from datetime import UTC, datetime
+
+    return Edition(
+        id="bench-daily",
+        title="The Morning Briefing — Thursday 26 November 2026",
+        subject=derive_subject(top, len(rest)),
+        preheader=derive_preheader([top, *(a for s in sections for a in s.articles)]),
+        intro=f"{len(articles)} stories from Britain's News Portal since yesterday morning.",
+        top_story=top,
+        sections=sections,
+        created_at=datetime(2026, 11, 26, 6, 30, tzinfo=UTC),
+    )
+
+
+def variant_topics(edition: Edition) -> list[frozenset[str] | None]:
+    """Five variants: everything, and four single-section choices present in the edition."""
+    sections = sorted({s for a in edition.articles() for s in a.topic_set})
+    picks = [frozenset({t}) for t in sections if t in {"uk", "crime", "politics", "business"}]
+    while len(picks) < 4:
+        picks.append(frozenset({sections[len(picks)]}))
+    return [None, *picks[:4]]
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipients", type=int, default=10_000)
+    args = parser.parse_args()
+    count = args.recipients
+
+    settings = load_settings(
+        Path(tempfile.mkdtemp()),
+        secret_key="bench-secret-key",
+        base_url="https://news.example.com/newsletter",
+    )
+    edition = example_edition()
+    choices = variant_topics(edition)
+    print(f"machine: {machine()}")
+    articles = len(edition.articles())
+    print(f"edition: {articles} articles, {len(choices)} variants, {count:,} recipients")
+
+    inline_seconds: list[float] = []
+    real_inline = render_module.inline_css
+
+    def timed_inline(document: str) -> str:
+        seconds, result = timed(lambda: real_inline(document))
+        inline_seconds.append(seconds)
+        return str(result)
+
+    render_module.inline_css = timed_inline  # type: ignore[assignment]
+    renderer = Renderer(settings)
+    templates: dict[str, MessageTemplate] = {}
+    print("\nper variant (paid once each):")
+    print(f"  {'variant':<22}{'render+inline':>14}{'premailer':>11}{'MIME':>9}{'HTML':>10}")
+    for topics in choices:
+        render_s, variant = timed(lambda t=topics: renderer.render(edition, t))
+        mime_s, template = timed(
+            lambda v=variant: MessageTemplate.from_variant(v, settings, edition)
+        )
+        assert isinstance(template, MessageTemplate)
+        templates[template.variant_key] = template
+        html_kb = len(variant.html.encode()) / 1024  # type: ignore[attr-defined]
+        print(
+            f"  {template.variant_key:<22}{render_s * 1e3:>11.1f} ms"
+            f"{inline_seconds[-1] * 1e3:>8.1f} ms{mime_s * 1e3:>6.1f} ms{html_kb:>7.1f} KB"
+        )
+    print(
+        f"  premailer: first call {inline_seconds[0] * 1e3:.1f} ms (cssutils warm-up), "
+        f"then median {statistics.median(inline_seconds[1:]) * 1e3:.1f} ms per variant"
+    )
+
+    # From here on premailer must never run: count any call.
+    calls_after = len(inline_seconds)
+    recipients = [
+        (
+            n + 1,
+            f"{FIRST[n % len(FIRST)].lower()}.{n}@{DOMAINS[n % len(DOMAINS)]}",
+            f"{FIRST[n % len(FIRST)]} {LAST[(n // 3) % len(LAST)]}",
+            choices[n % len(choices)],
+        )
+        for n in range(count)
+    ]
+    personals = [
+        Personal(
+            email=email,
+            name=name,
+            unsubscribe_url=f"https://news.example.com/newsletter/unsubscribe/t{sid}",
+            preferences_url=f"https://news.example.com/newsletter/preferences/t{sid}",
+            message_id=f"<{sid}.bench@news.example.com>",
+        )
+        for sid, email, name, _ in recipients
+    ]
+    keys = [variant_key(edition, topics) for *_, topics in recipients]
+
+    def personalise_only() -> int:
+        size = 0
+        for key, who in zip(keys, personals, strict=True):
+            size += len(templates[key].personalise(who))
+        return size
+
+    def whole_path() -> int:
+        size = 0
+        domain = settings.sender_domain
+        for sid, email, name, topics in recipients:
+            template = templates[variant_key(edition, topics)]
+            who = Personal(
+                email=email,
+                name=name,
+                unsubscribe_url=links.unsubscribe_url(settings, sid),
+                preferences_url=links.preferences_url(settings, sid),
+                message_id=new_message_id(domain),
+                unsubscribe_mailto=links.unsubscribe_mailto(settings, sid),
+            )
+            size += len(template.personalise(who))
+        return size
+
+    print(f"\nper recipient ({count:,} recipients, best and median of 3 runs):")
+    for label, fn in (
+        ("personalise (substitution only)", personalise_only),
+        ("whole path (variant, 3 signed links, Message-ID, personalise)", whole_path),
+    ):
+        runs = [timed(fn) for _ in range(3)]
+        seconds = [s for s, _ in runs]
+        total_bytes = int(runs[0][1])  # type: ignore[call-overload]
+        best, median = min(seconds) / count * 1e6, statistics.median(seconds) / count * 1e6
+        verdict = "under" if median < 100 else "OVER"
+        print(
+            f"  {label}: best {best:.1f} µs, median {median:.1f} µs ({verdict} the 100 µs target)"
+        )
+    print(f"  average message: {total_bytes / count / 1024:.1f} KB")
+    extra = len(inline_seconds) - calls_after
+    print(f"  premailer calls on the per-recipient path: {extra}")
+    if extra:
+        raise SystemExit("premailer ran per recipient")
+
+
+if __name__ == "__main__":
+    main()
