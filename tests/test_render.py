@@ -303,3 +303,46 @@ def test_template_error_is_one_line(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="no_such_variable") as caught:
         Renderer(settings, template_dir=tmp_path).render(daily_edition())
     assert "\n" not in str(caught.value)
+
+
+_DIGEST_SCRIPT = """
+import hashlib, sys, tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from newsletter.config import load_settings
+from newsletter.message import MessageTemplate, Personal
+from newsletter.render import Renderer
+from tests.sample_editions import daily_edition, hostile_edition
+settings = load_settings(Path(tempfile.mkdtemp()), secret_key="k" * 20)
+digest = hashlib.sha256()
+who = Personal("a@example.org", "Zoë", "https://x.example/u", "https://x.example/p", "<1@x>",
+               date=datetime(2026, 1, 1, tzinfo=UTC))
+for edition in (daily_edition(), hostile_edition()):
+    for topics in (None, {"uk"}, {"uk", "housing"}):
+        variant = Renderer(settings).render(edition, topics)
+        digest.update(MessageTemplate.from_variant(variant, settings).personalise(who))
+print(digest.hexdigest())
+"""
+
+
+def test_same_bytes_across_processes_and_hash_seeds(workdir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    digests = set()
+    for seed in ("1", "2"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+        env.update(PYTHONHASHSEED=seed, PYTHONPATH=str(root))
+        done = subprocess.run(
+            [sys.executable, "-c", _DIGEST_SCRIPT],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
