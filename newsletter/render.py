@@ -224,7 +224,7 @@ class Renderer:
         topics = _topics_of(key)
         top, sections = select_articles(edition, topics)
         if top is None:
-            raise StateError(f"edition {edition.id} has no article for topics {key!r}")
+            raise StateError(f"no article of edition {edition.id} matches the chosen topics")
         settings = self.settings
         local = edition.created_at.astimezone(ZoneInfo(settings.timezone))
         breaking = edition.kind is EditionKind.BREAKING

@@ -254,3 +254,16 @@ def test_preview_serve_binds_loopback(run_cli: Callable[..., CLIResult], workdir
             raise
     assert f"http://127.0.0.1:{port}/" in out
     assert "Traceback" not in err
+
+
+def test_preview_serve_on_a_busy_port_is_one_line(run_cli: Callable[..., CLIResult]) -> None:
+    _prepare(run_cli)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("preview", "--serve", "--port", str(port))
+    assert result.code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    ]

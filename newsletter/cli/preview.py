@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from newsletter.cli.common import get_engine, get_settings, out
 from newsletter.editions import get_edition, latest_edition
+from newsletter.errors import ConfigError
 from newsletter.models import Edition
 from newsletter.preview import (
     PreviewRecipient,
@@ -72,9 +74,20 @@ def preview(
         out.print(f"  {label:<5}{path}", markup=False)
 
 
+def _check_port(port: int) -> None:
+    # uvicorn would report a taken port as a log record; say it in one line instead
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
+
+
 def _serve(edition_id: str, recipient: PreviewRecipient, port: int) -> None:
     import uvicorn
 
+    _check_port(port)
     from newsletter.preview_web import create_preview_app
 
     settings = get_settings()
