@@ -13,6 +13,7 @@ longer exists, and resumes the send where the outbox says it stopped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -24,11 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.errors import NotFoundError, StateError
 from newsletter.models import EditionKind
-from newsletter.schedule import DuePlan, Timing
+from newsletter.schedule import DuePlan, Skip, Timing
 from newsletter.schema import schedule_runs, schedules
 
 __all__ = [
     "BuildOptions",
+    "Claim",
     "RunOutcome",
     "RunRecord",
     "ScheduleRecord",
@@ -221,16 +223,21 @@ def set_schedule_status(
     return get_schedule(conn, schedule_id)
 
 
-def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, object]]) -> int:
-    """Insert run rows, silently dropping those whose occurrence is already claimed."""
+def _insert_unless_claimed(conn: Connection, values: dict[str, object]) -> int | None:
+    """Insert one run row; its id, or None when that occurrence already has a row."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    inserted = 0
-    for values in rows:  # one statement per row, to learn which rows we won
-        stmt = dialect.insert(schedule_runs).values(**values).on_conflict_do_nothing()
-        # RETURNING, not rowcount: drivers report -1 for an INSERT that returns rows
-        if conn.execute(stmt.returning(schedule_runs.c.id)).first() is not None:
-            inserted += 1
-    return inserted
+    stmt = dialect.insert(schedule_runs).values(**values).on_conflict_do_nothing()
+    # RETURNING, not rowcount: drivers report -1 for an INSERT that returns rows
+    row = conn.execute(stmt.returning(schedule_runs.c.id)).first()
+    return None if row is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :func:`record_plan` won: the run to execute (or None) and the skips it recorded."""
+
+    run: RunRecord | None = None
+    skipped: list[Skip] = field(default_factory=list)
 
 
 def record_plan(
@@ -241,56 +248,54 @@ def record_plan(
     worker: str,
     now: datetime,
     lease: timedelta,
-) -> RunRecord | None:
-    """Record a plan's skips and claim its run, in one transaction; the claimed run or None.
+) -> Claim:
+    """Record a plan's skips and claim its run, in one transaction.
 
-    None when the schedule is no longer active or another scheduler claimed the
-    occurrence first. The watermark only moves forward; a one-off schedule
-    whose occurrence is handled becomes ``done``.
+    Only rows this call inserted count: an occurrence another scheduler already
+    recorded or claimed is left to it. Nothing happens when the schedule is no
+    longer active. The watermark only moves forward; a one-off schedule whose
+    occurrence is handled becomes ``done``.
     """
     with engine.begin() as conn:
         current = get_schedule(conn, schedule_id)
         if current.status is not ScheduleStatus.ACTIVE or plan.handled_until is None:
-            return None
+            return Claim()
         base = {"schedule_id": schedule_id, "claimed_at": now, "claimed_by": worker}
-        _insert_ignoring_duplicates(
-            conn,
-            [
+        skipped = [
+            skip
+            for skip in plan.skipped
+            if _insert_unless_claimed(
+                conn,
                 {
                     **base,
                     "occurrence_at": skip.occurrence_at,
                     "outcome": RunOutcome.SKIPPED.value,
                     "reason": skip.reason,
                     "finished_at": now,
-                }
-                for skip in plan.skipped
-            ],
-        )
-        won = plan.run is not None and _insert_ignoring_duplicates(
-            conn,
-            [
+                },
+            )
+            is not None
+        ]
+        run_id = None
+        if plan.run is not None:
+            run_id = _insert_unless_claimed(
+                conn,
                 {
                     **base,
                     "occurrence_at": plan.run,
                     "outcome": RunOutcome.RUNNING.value,
                     "lease_until": now + lease,
-                }
-            ],
-        )
+                },
+            )
         mark = max(filter(None, [current.handled_until, plan.handled_until]))
         values: dict[str, object] = {"handled_until": mark, "updated_at": now}
         if current.kind == "once":
             values["status"] = ScheduleStatus.DONE.value
         conn.execute(sa.update(schedules).where(schedules.c.id == schedule_id).values(**values))
-        if not won:
-            return None
-        row = conn.execute(
-            sa.select(schedule_runs).where(
-                schedule_runs.c.schedule_id == schedule_id,
-                schedule_runs.c.occurrence_at == plan.run,
-            )
-        ).one()
-        return _run(row)
+        if run_id is None:
+            return Claim(skipped=skipped)
+        row = conn.execute(sa.select(schedule_runs).where(schedule_runs.c.id == run_id)).one()
+        return Claim(_run(row), skipped)
 
 
 def take_over_runs(

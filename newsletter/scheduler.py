@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -54,6 +54,9 @@ from newsletter.schedule_store import (
     take_over_runs,
 )
 
+if TYPE_CHECKING:
+    from newsletter.send import SendReport
+
 __all__ = [
     "DEFAULT_LEASE",
     "Clock",
@@ -64,6 +67,7 @@ __all__ = [
     "delivery_sender",
     "describe_result",
     "owner_is_gone",
+    "result_of",
     "worker_identity",
 ]
 
@@ -212,14 +216,14 @@ class Scheduler:
         )
         if plan.handled_until is None:
             return None, [], False
-        run = record_plan(
+        claim = record_plan(
             self.engine, schedule.id, plan, worker=self.worker, now=now, lease=self.lease
         )
         skipped = [
             RunResult(schedule.id, s.occurrence_at, RunOutcome.SKIPPED.value, s.reason)
-            for s in plan.skipped
+            for s in claim.skipped
         ]
-        return run, skipped, not plan.complete
+        return claim.run, skipped, not plan.complete
 
     def _finish(
         self, run: RunRecord, outcome: RunOutcome, reason: str | None, edition_id: str | None
@@ -348,14 +352,21 @@ def delivery_sender(settings: Settings, engine: Engine) -> SendFn:
     """The production :data:`SendFn`: the delivery engine's ``send_edition``, with its resume."""
 
     async def send(edition_id: str, stop: asyncio.Event) -> SendResult:
-        try:
-            module = importlib.import_module("newsletter.send")
-        except ImportError:
-            raise StateError("the delivery engine (newsletter.send) is not installed") from None
-        report = await module.send_edition(settings, engine, edition_id, stop=stop)
-        return SendResult(RunOutcome.SENT, str(report))
+        # imported here: `schedule list` and friends need not load the delivery stack
+        from newsletter.send import send_edition
+
+        return result_of(await send_edition(settings, engine, edition_id, stop=stop))
 
     return send
+
+
+def result_of(report: SendReport) -> SendResult:
+    """Read a delivery report: stopped midway, every row settled (sent), or rows left (failed)."""
+    if report.stopped:
+        return SendResult(RunOutcome.RUNNING, str(report), interrupted=True)
+    if report.remaining == 0:
+        return SendResult(RunOutcome.SENT, str(report))
+    return SendResult(RunOutcome.FAILED, str(report))
 
 
 def describe_result(result: RunResult, tz: str) -> str:

@@ -20,6 +20,7 @@ from newsletter.models import EditionKind
 from newsletter.schedule import DuePlan, Skip, Timing
 from newsletter.schedule_store import (
     BuildOptions,
+    Claim,
     RunOutcome,
     ScheduleStatus,
     add_schedule,
@@ -49,7 +50,7 @@ def _add(engine: Engine, timing: Timing = DAILY, **kwargs: object) -> int:
 
 def _claim(engine: Engine, schedule_id: int, worker: str = "host:1") -> int:
     plan = DuePlan(run=OCCURRENCE, handled_until=OCCURRENCE)
-    run = record_plan(engine, schedule_id, plan, worker=worker, now=OCCURRENCE, lease=LEASE)
+    run = record_plan(engine, schedule_id, plan, worker=worker, now=OCCURRENCE, lease=LEASE).run
     assert run is not None
     return run.id
 
@@ -99,13 +100,16 @@ def test_record_plan_claims_once_and_moves_the_watermark(engine: Engine) -> None
     schedule_id = _add(engine)
     missed = OCCURRENCE - timedelta(days=1)
     plan = DuePlan(run=OCCURRENCE, skipped=[Skip(missed, "missed: late")], handled_until=OCCURRENCE)
-    run = record_plan(engine, schedule_id, plan, worker="a:1", now=OCCURRENCE, lease=LEASE)
+    claim = record_plan(engine, schedule_id, plan, worker="a:1", now=OCCURRENCE, lease=LEASE)
+    run = claim.run
     assert run is not None
+    assert claim.skipped == plan.skipped
     assert run.outcome is RunOutcome.RUNNING
     assert run.occurrence_at == OCCURRENCE
     assert run.lease_until == OCCURRENCE + LEASE
     # the same plan again, from another scheduler: nothing to claim
-    assert record_plan(engine, schedule_id, plan, worker="b:2", now=OCCURRENCE, lease=LEASE) is None
+    again = record_plan(engine, schedule_id, plan, worker="b:2", now=OCCURRENCE, lease=LEASE)
+    assert again == Claim()  # neither the run nor the skip: both are a:1's
     with engine.connect() as conn:
         runs = list_runs(conn, schedule_id)
         assert [(r.occurrence_at, r.outcome, r.claimed_by) for r in runs] == [
@@ -138,7 +142,7 @@ def test_paused_schedule_claims_nothing(engine: Engine) -> None:
     with engine.begin() as conn:
         set_schedule_status(conn, schedule_id, "pause", NOW)
     plan = DuePlan(run=OCCURRENCE, handled_until=OCCURRENCE)
-    assert record_plan(engine, schedule_id, plan, worker="a:1", now=NOW, lease=LEASE) is None
+    assert record_plan(engine, schedule_id, plan, worker="a:1", now=NOW, lease=LEASE) == Claim()
     with engine.connect() as conn:
         assert list_runs(conn, schedule_id) == []
 
@@ -153,7 +157,7 @@ def test_racing_claims_on_one_sqlite_file_have_one_winner(tmp_path: Path) -> Non
     def contend(engine: Engine, worker: str) -> None:
         barrier.wait()
         plan = DuePlan(run=OCCURRENCE, handled_until=OCCURRENCE)
-        if record_plan(engine, schedule_id, plan, worker=worker, now=NOW, lease=LEASE):
+        if record_plan(engine, schedule_id, plan, worker=worker, now=NOW, lease=LEASE).run:
             winners.append(worker)
 
     threads = [threading.Thread(target=contend, args=(e, f"w:{i}")) for i, e in enumerate(engines)]

@@ -1,14 +1,20 @@
-"""The scheduler in-process: what runs, what is built, what is recorded, takeovers and stops.
+"""The scheduler: what runs, what is built, what is recorded, takeovers, stops, processes.
 
-The sender here is an in-memory one (like anymail's test backend) so these
-tests pin the scheduler's own decisions; the real delivery engine is driven
-by the subprocess tests in tests/test_scheduler_processes.py.
+Most tests use an in-memory sender (like anymail's test backend) to pin the
+scheduler's own decisions; the last ones run real ``python -m newsletter
+scheduler --once`` processes against the real delivery engine and a real
+aiosmtpd server: two racing, and one killed with SIGKILL and restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +32,7 @@ from newsletter.schedule import Timing
 from newsletter.schedule_store import (
     BuildOptions,
     RunOutcome,
+    RunRecord,
     ScheduleStatus,
     add_schedule,
     get_schedule,
@@ -33,12 +40,15 @@ from newsletter.schedule_store import (
     set_schedule_status,
 )
 from newsletter.scheduler import RunResult, Scheduler, SendResult, describe_result, owner_is_gone
+from subscribers import store as subscriber_store
 from tests.conftest import CLIResult
+from tests.plugins.smtp import SMTPServer
 
 LONDON_7AM = Timing(kind="cron", tz="Europe/London", cron="0 7 * * *")
 CREATED = datetime.fromisoformat("2026-03-27T12:00Z")
 FIRST = datetime.fromisoformat("2026-03-28T07:00Z")  # 07:00 GMT
 SECOND = datetime.fromisoformat("2026-03-29T06:00Z")  # 07:00 BST, after the change
+SECRET = b"test-secret-key-not-for-production"
 
 
 class Clock:
@@ -458,3 +468,142 @@ def test_bad_injected_clock_is_one_line(run_cli: Callable[..., CLIResult]) -> No
     result = run_cli("scheduler", "--once", env={"NEWSLETTER_NOW": "soon"})
     assert result.code == 1
     assert result.stderr.strip().startswith("error: NEWSLETTER_NOW must be")
+
+
+# --- real scheduler processes, the real delivery engine, a real SMTP server ------
+
+OCCURS = "2026-03-29T06:00:00Z"  # 07:00 BST on the day the clocks go forward
+
+
+def prepare_send(workdir: Path, subscribers: int) -> tuple[str, int]:
+    """A database with one article, confirmed subscribers and a 07:00 London schedule."""
+    url = f"sqlite:///{workdir / 'test.db'}"
+    engine = open_database(url)
+    with engine.begin() as conn:
+        upsert_articles(conn, [article("a", "2026-03-29T05:00Z")], CREATED)
+        for number in range(subscribers):
+            subscriber_store.add(
+                conn, f"reader{number}@example.org", secret=SECRET, confirmed=True, now=CREATED
+            )
+        midnight = datetime.fromisoformat("2026-03-29T00:00Z")
+        schedule_id = add_schedule(conn, timing=LONDON_7AM, now=midnight).id
+    engine.dispose()
+    return url, schedule_id
+
+
+def scheduler_process(
+    workdir: Path, smtp_url: str, now: str, *extra: str, once: bool = True
+) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        {
+            "NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'test.db'}",
+            "NEWSLETTER_SECRET_KEY": SECRET.decode(),
+            "NEWSLETTER_BASE_URL": "https://news.example.com/newsletter",
+            "NEWSLETTER_SMTP_URL": smtp_url,
+            "NEWSLETTER_NOW": now,
+            "NEWSLETTER_SEND_CONCURRENCY": "1",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "scheduler", *(["--once"] if once else []), *extra],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def runs_of(url: str, schedule_id: int) -> list[RunRecord]:
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            return list_runs(conn, schedule_id)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_two_schedulers_racing_deliver_one_copy(workdir: Path, smtp_server: SMTPServer) -> None:
+    url, schedule_id = prepare_send(workdir, subscribers=5)
+    racers = [scheduler_process(workdir, smtp_server.url, OCCURS) for _ in range(2)]
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0], outputs
+    lines = [out.strip() for out, _ in outputs if out.strip()]
+    assert len(lines) == 1, outputs  # one of them ran it, the other found it claimed
+    assert lines[0].startswith("schedule 1 2026-03-29 07:00 BST: sent 2026-03-29-daily")
+    copies = smtp_server.handler.copies()
+    assert copies == {f"reader{n}@example.org": 1 for n in range(5)}
+    [run] = runs_of(url, schedule_id)
+    assert (run.outcome, run.edition_id) == (RunOutcome.SENT, "2026-03-29-daily")
+
+
+@pytest.mark.slow
+@pytest.mark.smtp_misbehave(delay_data=0.05)
+def test_killed_scheduler_is_resumed_without_running_twice(
+    workdir: Path, smtp_server: SMTPServer
+) -> None:
+    url, schedule_id = prepare_send(workdir, subscribers=30)
+    victim = scheduler_process(workdir, smtp_server.url, OCCURS)
+    deadline = time.monotonic() + 120
+    while len(smtp_server.received) < 5:  # wait until it is mid-send
+        assert victim.poll() is None, victim.communicate()
+        assert time.monotonic() < deadline, "the scheduler never started sending"
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    before = len(smtp_server.received)
+    assert before < 30
+    [run] = runs_of(url, schedule_id)
+    assert run.outcome is RunOutcome.RUNNING
+    assert run.edition_id == "2026-03-29-daily"
+
+    # 30 s later, well within the dead scheduler's 2-minute lease: the claim is taken
+    # over because its owner process is gone, and the send resumes from the outbox
+    later = "2026-03-29T06:00:30Z"
+    rescuer = scheduler_process(workdir, smtp_server.url, later)
+    out, errors = rescuer.communicate(timeout=120)
+    assert rescuer.returncode == 0, errors
+    assert out.startswith("schedule 1 2026-03-29 07:00 BST: sent 2026-03-29-daily"), out
+    copies = smtp_server.handler.copies()
+    assert max(copies.values()) == 1  # nobody got it twice
+    # at most the one message in flight at the kill is 'unknown' (it may have arrived)
+    assert len(copies) >= 29
+    [run] = runs_of(url, schedule_id)
+    assert run.outcome is RunOutcome.SENT
+    # and a third pass runs nothing
+    idle = scheduler_process(workdir, smtp_server.url, later)
+    assert idle.communicate(timeout=120)[0] == ""
+
+
+@pytest.mark.slow
+@pytest.mark.smtp_misbehave(delay_data=0.05)
+def test_sigterm_stops_the_loop_cleanly_and_the_next_pass_resumes(
+    workdir: Path, smtp_server: SMTPServer
+) -> None:
+    url, schedule_id = prepare_send(workdir, subscribers=30)
+    loop = scheduler_process(workdir, smtp_server.url, OCCURS, "--poll", "0.2", once=False)
+    assert loop.stderr is not None
+    assert "running" in loop.stderr.readline()
+    deadline = time.monotonic() + 120
+    while len(smtp_server.received) < 5:
+        assert loop.poll() is None
+        assert time.monotonic() < deadline, "the scheduler never started sending"
+        time.sleep(0.02)
+    loop.send_signal(signal.SIGTERM)
+    out, errors = loop.communicate(timeout=60)
+    assert loop.returncode == 0, errors
+    assert "scheduler stopped" in errors
+    assert "Traceback" not in errors
+    assert out.startswith("schedule 1 2026-03-29 07:00 BST: interrupted 2026-03-29-daily"), out
+    stopped_at = len(smtp_server.received)
+    assert stopped_at < 30
+    [run] = runs_of(url, schedule_id)
+    assert run.outcome is RunOutcome.RUNNING
+    # the stop released the claim: the next pass resumes at once, nobody twice, nobody missed
+    rescuer = scheduler_process(workdir, smtp_server.url, "2026-03-29T06:00:20Z")
+    out, errors = rescuer.communicate(timeout=120)
+    assert rescuer.returncode == 0, errors
+    assert "sent 2026-03-29-daily" in out
+    assert smtp_server.handler.copies() == {f"reader{n}@example.org": 1 for n in range(30)}
