@@ -124,7 +124,7 @@ def main() -> None:
         return
     print(f"machine: {machine()}")
     target = "PostgreSQL" if args.postgresql else "SQLite (file, WAL)"
-    print(f"subscriber CSV import into {target}, one transaction, batches of 2000")
+    print(f"subscriber CSV import into {target}, one transaction, batches of 5000")
     for rows in args.rows or [100_000, 1_000_000]:
         command = [sys.executable, __file__, "--child", "--rows", str(rows)]
         if args.postgresql:

@@ -37,6 +37,12 @@ _EVENTS = (
     "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
     "SELECT id, {mark}, {mark}, {mark} FROM subscribers WHERE email_key IN ({marks})"
 )
+# SQLite holds the database's write lock for the whole transaction (BEGIN IMMEDIATE),
+# so the rows above the highest id seen before an insert are exactly that insert's
+_EVENTS_AFTER = (
+    "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
+    "SELECT id, ?, ?, ? FROM subscribers WHERE id > ? AND status = ?"
+)
 
 
 def _mark(conn: Connection) -> str:
@@ -83,9 +89,16 @@ class Encoder:
         return self._event_json(detail)
 
 
-def insert_subscribers(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert pre-encoded rows (values in :data:`INSERT_COLUMNS` order) with one executemany."""
+def insert_subscribers(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int | None:
+    """Insert pre-encoded rows (values in :data:`INSERT_COLUMNS` order) with one executemany.
+
+    On SQLite, returns the highest id held before the insert (see :func:`insert_events`).
+    """
+    before = None
+    if conn.dialect.name == "sqlite":
+        before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers").scalar()
     conn.exec_driver_sql(_INSERT.replace("{mark}", _mark(conn)), list(rows))
+    return before
 
 
 def existing_keys(conn: Connection, keys: Sequence[str]) -> list[str]:
@@ -97,10 +110,25 @@ def existing_keys(conn: Connection, keys: Sequence[str]) -> list[str]:
 
 
 def insert_events(
-    conn: Connection, keys: Sequence[str], kind: str, detail: dict[str, Any], encoder: Encoder
+    conn: Connection,
+    keys: Sequence[str],
+    kind: str,
+    detail: dict[str, Any],
+    encoder: Encoder,
+    *,
+    inserted_after: int | None = None,
+    status: str | None = None,
 ) -> None:
-    """One event of ``kind`` for each person with these keys, at the encoder's ``now``."""
+    """One event of ``kind`` for each person with these keys, at the encoder's ``now``.
+
+    On SQLite, ``inserted_after`` (from :func:`insert_subscribers`) and ``status``
+    select the same people by id range, sparing an index lookup per key.
+    """
     if not keys:
+        return
+    if inserted_after is not None and status is not None:
+        values = (encoder.now, kind, encoder.detail(detail), inserted_after, status)
+        conn.exec_driver_sql(_EVENTS_AFTER, values)
         return
     mark = _mark(conn)
     statement = _EVENTS.replace("{marks}", ", ".join([mark] * len(keys))).replace("{mark}", mark)

@@ -1,15 +1,18 @@
 """CSV in and out: records with their physical line numbers, and a streaming export.
 
-Reading decodes the file one physical line at a time, so a byte that is not
-UTF-8 is reported with its line and offset, memory stays flat however large the
-file, and a leading byte-order mark is dropped. ``csv.reader`` tells each record's
+Reading streams the file through an incremental UTF-8 decoder, so memory stays
+flat however large the file and a leading byte-order mark is dropped; a byte
+that is not UTF-8 is then located by a second look at the file, and reported
+with its line and offset. ``csv.reader`` tells each record's
 last line; the record's first line is one past the previous record's last, which
 stays right when a quoted field holds newlines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple, TextIO
 
@@ -32,7 +35,6 @@ COLUMNS = (
     "consent_at",
     "consent_ip",
 )
-_BOM = "\ufeff"
 
 
 class Record(NamedTuple):
@@ -43,22 +45,26 @@ class Record(NamedTuple):
     error: str | None = None
 
 
-def _lines(stream: BinaryIO, source: str) -> Iterator[str]:
+def _not_utf8(stream: BinaryIO, source: str) -> SubscriberInputError:
+    """The error for a stream that failed to decode, naming the first bad line and byte."""
+    try:
+        stream.seek(0)
+    except (OSError, ValueError):
+        return SubscriberInputError("is not UTF-8; save the file as UTF-8", source=source)
     offset = 0
     for number, raw in enumerate(stream, start=1):
         try:
-            text = raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise SubscriberInputError(
+            return SubscriberInputError(
                 f"is not UTF-8: byte 0x{raw[exc.start]:02x} at byte {offset + exc.start} "
                 f"(column {exc.start + 1}); save the file as UTF-8 and import it again",
                 source=source,
                 line=number,
-            ) from None
-        if number == 1 and text.startswith(_BOM):
-            text = text[1:]
+            )
         offset += len(raw)
-        yield text
+    # the decoder failed on a sequence cut by the end of the file
+    return SubscriberInputError("is not UTF-8: it ends inside a character", source=source)
 
 
 def read_records(stream: BinaryIO, source: str) -> Iterator[Record]:
@@ -68,20 +74,28 @@ def read_records(stream: BinaryIO, source: str) -> Iterator[Record]:
     stray quote) comes back with ``error`` set and reading goes on. A byte that
     is not UTF-8 raises :class:`SubscriberInputError` naming the line and byte.
     """
-    reader = csv.reader(_lines(stream, source), strict=False)
+    # utf-8-sig drops a byte-order mark; newline="" leaves quoted newlines to csv
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=False)
     last = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield Record(last + 1, [], _csv_reason(exc))
-            last = reader.line_num
-            continue
-        first, last = last + 1, reader.line_num
-        if fields and any(fields):
-            yield Record(first, fields)
+    try:
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Record(last + 1, [], _csv_reason(exc))
+                last = reader.line_num
+                continue
+            first, last = last + 1, reader.line_num
+            if fields and any(fields):
+                yield Record(first, fields)
+    except UnicodeDecodeError:
+        raise _not_utf8(stream, source) from None
+    finally:
+        with contextlib.suppress(ValueError):
+            text.detach()  # the caller owns the byte stream: do not close it
 
 
 def _csv_reason(exc: csv.Error) -> str:

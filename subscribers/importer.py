@@ -127,7 +127,7 @@ def import_csv(
     confirmed: bool = False,
     resubscribe: bool = False,
     now: datetime | None = None,
-    batch_size: int = 2000,
+    batch_size: int = 5000,
     on_problem: Callable[[Problem], None] | None = None,
 ) -> ImportReport:
     """Import a CSV byte stream with a header row (``email`` required) in one transaction.
@@ -233,12 +233,14 @@ def _apply(
         inserts.append(_new(row, target, encoder))
         created.setdefault(target, []).append(key)
         report.imported += 1
-    if inserts:
-        bulk.insert_subscribers(conn, inserts)
+    inserts.sort(key=_by_key)  # neighbouring keys touch neighbouring index pages
+    before = bulk.insert_subscribers(conn, inserts) if inserts else None
     for status, keys in created.items():
         # one INSERT ... SELECT per status, not one event row per parameter set
         detail = {"status": status.value, "source": "import"}
-        bulk.insert_events(conn, keys, "created", detail, encoder)
+        bulk.insert_events(
+            conn, keys, "created", detail, encoder, inserted_after=before, status=status.value
+        )
     ids = {key: row["id"] for key, row in existing.items()}
     if updates:
         conn.execute(
@@ -258,6 +260,10 @@ def _apply(
                 for key, kind, detail in events
             ],
         )
+
+
+def _by_key(values: tuple[Any, ...]) -> str:
+    return str(values[1])  # email_key
 
 
 def _target(row: Row, options: _Options) -> SubscriberStatus:

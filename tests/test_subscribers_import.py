@@ -73,6 +73,8 @@ def test_a_broken_file_imports_what_it_can_and_says_where(engine: Engine) -> Non
         lee = store.get_by_email(conn, "lee@example.com")
         assert store.find_by_email(conn, "big@example.com") is None
         assert store.get_by_email(conn, "last@example.com").name == "Last One"
+        for person in store.list_subscribers(conn):
+            assert [e.kind for e in store.events(conn, person.id)] == ["created"]
     assert ann.topics == {"uk", "politics", "sport"}  # duplicates merge
     assert ann.email == "ann@example.com"
     assert lee.name == "Lee, Ann"
