@@ -346,3 +346,21 @@ def test_same_bytes_across_processes_and_hash_seeds(workdir: Path) -> None:
         assert done.returncode == 0, done.stderr
         digests.add(done.stdout.strip())
     assert len(digests) == 1
+
+
+def test_rendering_is_offline_and_quiet(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rendering tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    caplog.set_level(logging.DEBUG)
+    # mso-* and color-scheme are unknown to cssutils, which would log about them
+    html = Renderer(settings).render(daily_edition(id="offline")).html
+    assert "mso-hide:all" in html.replace(" ", "")
+    assert not [r for r in caplog.records if r.name.startswith(("cssutils", "CSSUTILS"))]
