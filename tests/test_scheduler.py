@@ -442,6 +442,37 @@ def test_schedule_commands_and_once_at_an_injected_clock(
     assert [(s["id"], s["status"]) for s in listed] == [(1, "active"), (2, "paused")]
 
 
+def test_a_fixed_edition_is_scheduled_and_cancelling_returns_it_to_draft(
+    run_cli: Callable[..., CLIResult], workdir: Path
+) -> None:
+    source = write_articles(workdir, article("a", "2026-03-28T05:00Z"))
+    now = {"NEWSLETTER_NOW": "2026-03-28T12:00:00Z"}
+    assert run_cli("articles", "import", str(source)).code == 0
+    built = run_cli("edition", "build", "--since", "2026-03-28", env=now)
+    assert built.code == 0, built.stderr
+    edition_id = built.stdout.strip()
+    added = run_cli("schedule", "add", "--at", "2026-03-29 07:00", "--edition", edition_id, env=now)
+    assert added.code == 0, added.stderr
+    assert f"once 2026-03-29 07:00 BST, edition {edition_id}" in added.stdout
+
+    def status() -> tuple[str, str | None]:
+        engine = open_database(f"sqlite:///{workdir / 'test.db'}")
+        with engine.connect() as conn:
+            edition = get_edition(conn, edition_id)
+        engine.dispose()
+        scheduled = edition.scheduled_at.isoformat() if edition.scheduled_at else None
+        return edition.status.value, scheduled
+
+    assert status() == ("scheduled", "2026-03-29T06:00:00+00:00")
+    assert run_cli("schedule", "cancel", "1").stdout.strip() == "schedule 1: cancelled"
+    assert status()[0] == "draft"
+    again = run_cli("schedule", "cancel", "1")
+    assert (again.code, again.stderr.strip()) == (
+        1,
+        "error: schedule 1 is cancelled; cannot cancel it",
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -450,7 +481,8 @@ def test_schedule_commands_and_once_at_an_injected_clock(
         (["--at", "2026-03-29 07:00", "--tz", "Mars/Olympus"], "unknown time zone"),
         (["--at", "2026-03-20 07:00"], "2026-03-20 07:00 GMT is in the past"),
         (["--cron", "0 7 * * *", "--edition", "x", "--topic", "uk"], "takes no build options"),
-        (["--cron", "0 7 * * *", "--edition", "missing"], "missing"),
+        (["--at", "2026-12-01 07:00", "--edition", "missing"], "missing"),
+        (["--cron", "0 7 * * *", "--edition", "x"], "--edition goes with --at"),
         (["--cron", "0 7 * * *", "--since", "soon"], "field '--since'"),
     ],
 )

@@ -14,16 +14,16 @@ import os
 import signal
 import time
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out
 from newsletter.db import utcnow
-from newsletter.editions import get_edition
-from newsletter.errors import InputError, ScheduleError
-from newsletter.models import EditionKind
+from newsletter.editions import get_edition, set_status
+from newsletter.errors import InputError, ScheduleError, StateError
+from newsletter.models import EditionKind, EditionStatus
 from newsletter.schedule import (
     Timing,
     describe_local,
@@ -95,7 +95,8 @@ def add(
         typer.Option("--tz", help="IANA time zone of --at/--cron; default the configured one."),
     ] = None,
     edition: Annotated[
-        str | None, typer.Option("--edition", help="Send this built edition (no build).")
+        str | None,
+        typer.Option("--edition", help="With --at: send this built edition (no build)."),
     ] = None,
     since: Annotated[
         str | None,
@@ -133,6 +134,10 @@ def add(
     building = since is not None or topic or kind is not None or title is not None
     if edition is not None and building:
         raise ScheduleError("--edition sends a built edition; it takes no build options")
+    if edition is not None and cron is not None:
+        raise ScheduleError(
+            "--edition goes with --at (an edition is sent once); --cron builds a new one each time"
+        )
     zone_name = tz or settings.timezone
     get_zone(zone_name)
     if at is not None:
@@ -150,7 +155,13 @@ def add(
     )
     with get_engine().begin() as conn:
         if edition is not None:
-            edition = get_edition(conn, edition).id
+            found = get_edition(conn, edition)
+            if found.status not in {EditionStatus.DRAFT, EditionStatus.SCHEDULED}:
+                raise StateError(
+                    f"edition {found.id} is {found.status.value}; it cannot be scheduled"
+                )
+            set_status(conn, found.id, EditionStatus.SCHEDULED, now=now, scheduled_at=timing.run_at)
+            edition = found.id
         schedule = add_schedule(conn, timing=timing, now=now, edition_id=edition, build=build)
     if at is not None:
         wall = datetime.fromisoformat(at.strip())
@@ -253,9 +264,15 @@ def show(
         out.print(line, markup=False)
 
 
-def _change(schedule_id: int, action: str) -> None:
+def _change(schedule_id: int, action: Literal["pause", "resume", "cancel"]) -> None:
+    now = _clock()()
     with get_engine().begin() as conn:
-        schedule = set_schedule_status(conn, schedule_id, action, _clock()())  # type: ignore[arg-type]
+        schedule = set_schedule_status(conn, schedule_id, action, now)
+        if action == "cancel" and schedule.edition_id is not None:
+            # its fixed edition, not yet sent, goes back to being a draft
+            edition = get_edition(conn, schedule.edition_id)
+            if edition.status is EditionStatus.SCHEDULED:
+                set_status(conn, edition.id, EditionStatus.DRAFT, now=now)
     out.print(f"schedule {schedule.id}: {schedule.status.value}", markup=False)
 
 
