@@ -11,8 +11,11 @@ is +05:30 all year; New York springs forward on 8 March (02:00 -> 03:00).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.errors import ScheduleError
 from newsletter.schedule import (
@@ -377,3 +380,37 @@ def test_long_downtime_is_planned_in_batches() -> None:
     assert len(plan.skipped) == 100
     assert plan.handled_until == t("2026-01-01T01:40Z")
     assert plan.skipped[-1].reason.startswith("missed: 22h20m late")
+
+
+# --- a property over wide inputs: daily schedules in zones with odd rules ----------
+
+ZONES = [L, KOL, ADL, LH, NY, "Europe/Dublin", "Pacific/Chatham", "America/St_Johns"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hour=st.integers(0, 23),
+    minute=st.sampled_from([0, 1, 15, 29, 30, 45, 59]),
+    zone=st.sampled_from(ZONES),
+    after=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_daily_next_run_is_the_wall_time_or_its_documented_shift(
+    hour: int, minute: int, zone: str, after: datetime
+) -> None:
+    result = next_run(f"{minute} {hour} * * *", zone, after)
+    assert result > after
+    assert result - after <= timedelta(hours=27)
+    local = result.astimezone(ZoneInfo(zone))
+    wall = local.replace(tzinfo=None, hour=hour, minute=minute, second=0, microsecond=0)
+    if is_nonexistent(wall, zone):
+        # shifted forward by the gap: same instant as reading the wall time at fold=0
+        assert result == resolve_local(wall, zone)
+        assert (local.hour, local.minute) != (hour, minute)
+    else:
+        assert (local.hour, local.minute) == (hour, minute)
+        assert result == resolve_local(wall, zone)  # the first of a repeated time
+    # nothing of the schedule was skipped between after and result
+    day_before = wall - timedelta(days=1)
+    assert resolve_local(day_before, zone) <= after
