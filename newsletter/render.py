@@ -25,6 +25,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from newsletter.config import Settings
+from newsletter.editions import derive_preheader, derive_subject
 from newsletter.errors import RenderError, StateError
 from newsletter.models import Article, Edition, EditionKind, Section, normalise_topic
 from newsletter.templates import email_environment
@@ -40,6 +41,7 @@ __all__ = [
     "select_articles",
     "slot",
     "variant_key",
+    "variant_lines",
 ]
 
 BODY_SLOTS = ("name", "unsubscribe_url", "preferences_url")
@@ -118,6 +120,32 @@ def select_articles(
         if kept:
             sections.append(Section(name=section.name, articles=kept))
     return top, sections
+
+
+def _stories(count: int) -> str:
+    return f"{count} {'story' if count == 1 else 'stories'} "
+
+
+def variant_lines(edition: Edition, top: Article, sections: list[Section]) -> tuple[str, str, str]:
+    """Subject, preheader and intro for a variant holding ``top`` and ``sections``.
+
+    Lines the edition derived from its full set of stories (its top headline, the
+    story count, the standfirsts) are derived again from the variant's own stories,
+    so a reader is not promised a story their topics left out. Lines an editor
+    wrote are kept as written.
+    """
+    everything = edition.articles()
+    mine = [top, *(a for s in sections for a in s.articles)]
+    subject, preheader, intro = edition.subject, edition.preheader, edition.intro
+    if [a.id for a in mine] == [a.id for a in everything] or edition.top_story is None:
+        return subject, preheader, intro
+    if subject == derive_subject(edition.top_story, len(everything) - 1, edition.kind):
+        subject = derive_subject(top, len(mine) - 1, edition.kind)
+    if preheader == derive_preheader(everything):
+        preheader = derive_preheader(mine)
+    if intro.startswith(_stories(len(everything))):
+        intro = _stories(len(mine)) + intro.removeprefix(_stories(len(everything)))
+    return subject, preheader, intro
 
 
 def inline_css(document: str) -> str:
@@ -226,6 +254,7 @@ class Renderer:
         if top is None:
             raise StateError(f"no article of edition {edition.id} matches the chosen topics")
         settings = self.settings
+        subject, preheader, intro = variant_lines(edition, top, sections)
         local = edition.created_at.astimezone(ZoneInfo(settings.timezone))
         breaking = edition.kind is EditionKind.BREAKING
         return {
@@ -233,8 +262,9 @@ class Renderer:
             "dir": settings.direction,
             "start": "right" if settings.direction == "rtl" else "left",
             "title": edition.title,
-            "preheader": edition.preheader,
-            "intro": edition.intro,
+            "subject": subject,
+            "preheader": preheader,
+            "intro": intro,
             "site_name": settings.site_name,
             "postal_address": settings.postal_address,
             "date_line": f"{local:%A} {local.day} {local:%B %Y}",
@@ -281,8 +311,8 @@ class Renderer:
             kind=edition.kind,
             topics=_topics_of(key),
             article_ids=ids,
-            subject=edition.subject,
-            preheader=edition.preheader,
+            subject=context["subject"],
+            preheader=context["preheader"],
             html=document,
             text=text.replace("\r\n", "\n").replace("\r", "\n"),
         )

@@ -364,3 +364,26 @@ def test_rendering_is_offline_and_quiet(
     html = Renderer(settings).render(daily_edition(id="offline")).html
     assert "mso-hide:all" in html.replace(" ", "")
     assert not [r for r in caplog.records if r.name.startswith(("cssutils", "CSSUTILS"))]
+
+
+def test_a_variant_derives_its_own_subject_preheader_and_intro(renderer: Renderer) -> None:
+    from newsletter.editions import derive_preheader
+
+    everything = daily_edition().articles()
+    edition = daily_edition(id="derived", preheader=derive_preheader(everything))
+    variant = renderer.render(edition, {"economy"})
+    mine = [a for a in everything if a.id in {"story-5", "story-6"}]
+    assert variant.subject == f"{mine[0].headline} and 1 more story"
+    assert variant.preheader == derive_preheader(mine)
+    root = parse(variant.html)
+    assert root.find("body")[0].text_content().startswith(variant.preheader)
+    assert "2 stories from Britain's News Portal" in variant.text
+    # the whole edition keeps its own lines
+    assert renderer.render(edition).subject == edition.subject
+
+
+def test_an_editors_own_lines_are_kept_in_every_variant(renderer: Renderer) -> None:
+    edition = daily_edition(id="edited", subject="Your Thursday briefing", intro="Good morning.")
+    variant = renderer.render(edition, {"economy"})
+    assert variant.subject == "Your Thursday briefing"
+    assert "Good morning." in variant.text
