@@ -178,7 +178,8 @@ async def test_preview_page_shows_desktop_mobile_and_text(
     assert page.status_code == 200
     root = lxml.html.document_fromstring(page.text)
     frames = root.xpath("//iframe")
-    assert sorted(f.get("width") for f in frames) == ["375", "600"]
+    # the desktop frame leaves room around the 600 px container, below the mobile breakpoint
+    assert sorted(f.get("width") for f in frames) == ["375", "680"]
     assert all(f.get("src") == "/html" and f.get("sandbox") is not None for f in frames)
     assert "Hello Reader," in root.xpath("//pre")[0].text_content()
     html = await client.get("/html")
