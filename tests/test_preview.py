@@ -268,3 +268,15 @@ def test_preview_serve_on_a_busy_port_is_one_line(run_cli: Callable[..., CLIResu
     assert result.stderr.strip().splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port} (Address already in use)"
     ]
+
+
+def test_an_unwritable_folder_is_one_clear_error(settings: Settings, tmp_path: Path) -> None:
+    from newsletter.errors import InputError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    document = build_preview(settings, daily_edition(), sample_recipient(settings))
+    with pytest.raises(InputError, match="cannot write the preview") as caught:
+        write_preview(document, blocker / "out")
+    assert str(blocker / "out") in str(caught.value)
+    assert "\n" not in str(caught.value)
