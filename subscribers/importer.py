@@ -36,7 +36,7 @@ from newsletter.db import utcnow
 from newsletter.errors import SubscriberInputError
 from newsletter.schema import subscriber_events, subscribers
 from subscribers import bulk, suppressions
-from subscribers.csvio import read_records
+from subscribers.csvio import COLUMNS, read_records
 from subscribers.importrows import Layout, Row, merge, parse_row
 from subscribers.model import SubscriberStatus
 
@@ -181,7 +181,10 @@ def import_file(engine: Engine, path: Path, **options: Any) -> ImportReport:
 
 
 def _header(fields: list[str], source: str, line: int) -> list[str]:
-    names = [name.strip().lower() for name in fields]
+    # the standard columns match in any case; a custom attribute keeps its own spelling
+    names = [
+        name.strip().lower() if name.strip().lower() in COLUMNS else name.strip() for name in fields
+    ]
     if "email" not in names:
         raise SubscriberInputError(
             f"has no 'email' column (the header reads {','.join(fields)[:200]!r})",

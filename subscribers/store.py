@@ -142,7 +142,8 @@ def add(
     name = clean_name(name)
     folded = clean_topics(topics) if topics is not None else None
     timezone = clean_timezone(timezone)
-    extra = {k: clean_attribute(k, v) for k, v in (attributes or {}).items()}
+    # a blank attribute is no attribute, as in an import
+    extra = {k: clean_attribute(k, v) for k, v in (attributes or {}).items() if v}
     target = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
 
     if suppressions.is_suppressed(conn, secret, address.key):

@@ -22,7 +22,9 @@ def _ok(result: CLIResult) -> CLIResult:
 def test_the_sample_list_imports_lists_and_exports(run_cli: Run, workdir: Path) -> None:
     sample = EXAMPLES / "subscribers.csv"
     first = _ok(run_cli("subscribers", "import", str(sample)))
-    assert first.stdout.strip().endswith("imported 12, updated 0, unchanged 0, skipped 0, rejected 0")
+    assert first.stdout.strip().endswith(
+        "imported 12, updated 0, unchanged 0, skipped 0, rejected 0"
+    )
     again = _ok(run_cli("subscribers", "import", str(sample)))
     assert "imported 0, updated 0, unchanged 12" in again.stdout
 
@@ -30,7 +32,9 @@ def test_the_sample_list_imports_lists_and_exports(run_cli: Run, workdir: Path) 
     assert len(listed) == 12
     assert any(p["name"] == "Siobhán Walsh" and p["topics"] == [] for p in listed)
     politics = json.loads(
-        _ok(run_cli("subscribers", "list", "--json", "--status", "confirmed", "--topic", "Politics")).stdout
+        _ok(
+            run_cli("subscribers", "list", "--json", "--status", "confirmed", "--topic", "Politics")
+        ).stdout
     )
     # the confirmed people who chose politics, plus the one who takes everything
     assert {p["email"] for p in politics} == {
@@ -46,7 +50,9 @@ def test_the_sample_list_imports_lists_and_exports(run_cli: Run, workdir: Path) 
 
 
 def test_add_confirm_link_show_unsubscribe_delete(run_cli: Run) -> None:
-    added = _ok(run_cli("subscribers", "add", "Ann@Example.com", "--name", "Ann Lee", "--topic", "UK"))
+    added = _ok(
+        run_cli("subscribers", "add", "Ann@Example.com", "--name", "Ann Lee", "--topic", "UK")
+    )
     assert "added Ann@example.com (pending)" in added.stdout
     assert "confirm link: https://news.example.com/newsletter/confirm/c." in added.stdout
 
@@ -62,7 +68,10 @@ def test_add_confirm_link_show_unsubscribe_delete(run_cli: Run) -> None:
 
     refused = run_cli("subscribers", "add", "ann@example.com")
     assert refused.code == 1
-    assert refused.stderr.strip() == "error: ann@example.com is unsubscribed; adding them again needs --force"
+    assert (
+        refused.stderr.strip()
+        == "error: ann@example.com is unsubscribed; adding them again needs --force"
+    )
 
     erased = _ok(run_cli("subscribers", "delete", "ann@example.com"))
     assert "erased ann@example.com" in erased.stdout

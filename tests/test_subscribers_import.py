@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from newsletter.db import make_engine, migrate
@@ -216,3 +219,55 @@ def test_export_reads_back_to_the_same_list(engine: Engine, other_sqlite: Engine
     assert ann.consent.at == T0  # the consent record travels with the list
     # and back into the list it came from: nothing changes
     assert _import(engine, text, now=T1).unchanged == 5
+
+
+_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
+_names = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30).map(
+    str.strip
+)
+_people_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["ann", "bob", "o'neill", "zoë", "x.y+z", "Ann"]),
+        _names,
+        st.frozensets(st.sampled_from(["uk", "politics", "world", "cost-of-living"])),
+        st.sampled_from(list(SubscriberStatus)),
+        st.dictionaries(st.sampled_from(["plan", "notes", "Über"]), _text, max_size=2),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(people=_people_strategy)
+def test_any_list_survives_export_and_import(people: list[tuple[object, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source = make_engine(f"sqlite:///{folder}/a.db")
+        target = make_engine(f"sqlite:///{folder}/b.db")
+        try:
+            migrate(source)
+            migrate(target)
+            with source.begin() as conn:
+                for i, (local, name, topics, status, attributes) in enumerate(people):
+                    person = store.add(
+                        conn, f"{local}{i}@example.com", secret=SECRET, name=name or None,
+                        topics=topics, attributes=attributes, now=T0,
+                    )  # fmt: skip
+                    if status is SubscriberStatus.CONFIRMED:
+                        store.confirm(conn, person.id, now=T0)
+                    elif status is SubscriberStatus.UNSUBSCRIBED:
+                        store.unsubscribe(conn, person.id, now=T0)
+                    elif status is SubscriberStatus.BOUNCED:
+                        store.mark_bounced(conn, person.id, "550", now=T0)
+                    elif status is SubscriberStatus.COMPLAINED:
+                        store.mark_complained(conn, person.id, "fbl", now=T0)
+            out = io.StringIO()
+            with source.connect() as conn:
+                export_csv(conn, out)
+            report = _import(target, out.getvalue())
+            assert report.rejected == 0, report.problems
+            assert _people(target) == _people(source)
+        finally:
+            source.dispose()
+            target.dispose()

@@ -53,7 +53,7 @@ def test_another_key_or_another_subscriber_is_rejected() -> None:
 
 def test_a_token_for_another_purpose_is_rejected() -> None:
     token = make_token(SECRET, Purpose.PREFERENCES, 7, NOW)
-    with pytest.raises(TokenError, match="not a unsubscribe link|not a confirm link"):
+    with pytest.raises(TokenError, match="not a confirm link"):
         verify_token(SECRET, Purpose.CONFIRM, token, NOW)
     forged = "u" + token[1:]  # the purpose letter is signed too
     with pytest.raises(TokenError, match="not genuine"):
