@@ -90,11 +90,13 @@ def import_command(
         ),
     ] = False,
 ) -> None:
-    """Import a UTF-8 CSV with a header row: email,name,topics,timezone,status, plus any columns.
+    """Import subscribers from a UTF-8 CSV file; the same file twice changes nothing.
 
-    Other columns are kept as custom attributes; topics are separated by ';' or '|'.
-    Importing the same file twice changes nothing. Prints each rejected or skipped
-    line with its number and reason, then the counts.
+    The header row names the columns: email (required), name, topics, timezone,
+    status; any other column is kept as a custom attribute. Topics are separated
+    by ';' or '|'. People who unsubscribed, bounced, complained or were erased
+    are skipped unless --resubscribe.
+    Prints each rejected or skipped line with its number and reason, then the counts.
 
     Example:
 
