@@ -38,6 +38,7 @@ __all__ = [
     "confirm",
     "count_by_status",
     "events",
+    "find",
     "find_by_email",
     "get",
     "get_by_email",
@@ -105,6 +106,12 @@ def get_by_email(conn: Connection, email: str) -> Subscriber:
     if found is None:
         raise NotFoundError(f"no subscriber with the address {email.strip()!r}")
     return found
+
+
+def find(conn: Connection, subscriber_id: int) -> Subscriber | None:
+    """The subscriber with this id, or None (erased, or never there)."""
+    row = conn.execute(sa.select(subscribers).where(_S.id == subscriber_id)).first()
+    return None if row is None else to_subscriber(row)
 
 
 def get(conn: Connection, subscriber_id: int) -> Subscriber:
@@ -267,8 +274,13 @@ def unsubscribe(
 
 def mark_bounced(
     conn: Connection, subscriber_id: int, reason: str, now: datetime | None = None
-) -> Subscriber:
-    """Record a hard bounce (delivery calls this on a permanent 5xx): no more sends."""
+) -> Subscriber | None:
+    """Record a hard bounce (delivery calls this on a permanent 5xx): no more sends.
+
+    Returns None when the person was erased while the message was on its way.
+    """
+    if find(conn, subscriber_id) is None:
+        return None
     return _transition(
         conn, subscriber_id, SubscriberStatus.BOUNCED, "bounced_at", now, reason=reason
     )
@@ -276,8 +288,10 @@ def mark_bounced(
 
 def mark_complained(
     conn: Connection, subscriber_id: int, reason: str, now: datetime | None = None
-) -> Subscriber:
-    """Record a spam complaint (feedback loop): no more sends."""
+) -> Subscriber | None:
+    """Record a spam complaint (feedback loop): no more sends; None if the person was erased."""
+    if find(conn, subscriber_id) is None:
+        return None
     return _transition(
         conn, subscriber_id, SubscriberStatus.COMPLAINED, "complained_at", now, reason=reason
     )

@@ -73,6 +73,10 @@ def test_bounced_and_complained_people_are_not_recipients(engine: Engine) -> Non
             store.add(conn, "r1@example.com", secret=SECRET)
         back = store.add(conn, "r1@example.com", secret=SECRET, resubscribe=True, now=T0)
         assert back.status is SubscriberStatus.PENDING
+        # a bounce that arrives after the person was erased changes nothing
+        privacy.erase(conn, "r3@example.com", secret=SECRET, now=T0)
+        assert store.mark_bounced(conn, ids[3], "550", now=T0) is None
+        assert store.mark_complained(conn, ids[3], "fbl", now=T0) is None
 
 
 def test_recipients_by_topic_and_in_pages(engine: Engine) -> None:
