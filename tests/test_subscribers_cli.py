@@ -42,6 +42,14 @@ def test_the_sample_list_imports_lists_and_exports(run_cli: Run, workdir: Path) 
         "siobhan.walsh@example.com",
     }
 
+    table = _ok(run_cli("subscribers", "list", "--status", "unsubscribed"))
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["id", "status", "email", "name", "topics"]
+    assert len(lines) == 2
+    assert "daniel.evans@example.com" in lines[1]
+    assert "business,politics" in lines[1]
+    assert table.stderr.strip() == "1 subscribers"
+
     exported = workdir / "out.csv"
     result = _ok(run_cli("subscribers", "export", "-o", str(exported)))
     assert "exported 12 subscribers" in result.stderr
