@@ -48,7 +48,7 @@ def test_the_sample_list_imports_lists_and_exports(run_cli: Run, workdir: Path) 
     assert len(lines) == 2
     assert "daniel.evans@example.com" in lines[1]
     assert "business,politics" in lines[1]
-    assert table.stderr.strip() == "1 subscribers"
+    assert table.stderr.strip() == "1 subscriber"
 
     exported = workdir / "out.csv"
     result = _ok(run_cli("subscribers", "export", "-o", str(exported)))

@@ -182,7 +182,7 @@ def list_command(
         for subscriber in found:
             write(_line(subscriber) + "\n")
             count += 1
-    err.print(f"{count} subscribers", markup=False)
+    err.print(f"{count} subscriber{'' if count == 1 else 's'}", markup=False)
 
 
 @app.command("show")

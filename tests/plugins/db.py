@@ -6,7 +6,9 @@ folder owned by a non-root user (``postgres`` when running as root), listening
 only on 127.0.0.1 on a free port, its unix socket in that folder, trust auth for
 loopback, durability off (it is thrown away). It yields the URL of a migrated
 database ``newsletter_test`` and removes everything at the end of the session.
-When no server can be started, the tests that need it skip and say why.
+When no server can be started, the tests that need it skip and say why; in CI
+(``CI`` or ``NEWSLETTER_REQUIRE_POSTGRESQL`` set) they fail instead, so CI cannot
+pass without having run them.
 
 ``engine`` is parametrised over SQLite and PostgreSQL, so a store test written
 once runs on both; each test gets a fresh schema (a new SQLite file; on
@@ -25,6 +27,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -144,12 +147,19 @@ class _Server:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _cannot(reason: str) -> NoReturn:
+    """Skip, saying why; in CI (``CI`` or ``NEWSLETTER_REQUIRE_POSTGRESQL`` set) fail instead."""
+    if os.environ.get("CI") or os.environ.get("NEWSLETTER_REQUIRE_POSTGRESQL"):
+        pytest.fail(f"PostgreSQL is required here: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[str]:
     """The URL of a migrated database on a throwaway PostgreSQL server (skips when impossible)."""
     bindir = _binaries()
     if bindir is None:
-        pytest.skip(
+        _cannot(
             "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb); "
             "`make test` installs Debian's postgresql when run as root"
         )
@@ -163,7 +173,7 @@ def postgresql_server() -> Iterator[str]:
             engine.dispose()
     except (RuntimeError, OSError, subprocess.SubprocessError, sa.exc.SQLAlchemyError) as exc:
         server.stop()
-        pytest.skip(f"could not start a PostgreSQL server here: {exc}")
+        _cannot(f"could not start a PostgreSQL server here: {exc}")
     try:
         yield url
     finally:
