@@ -117,8 +117,10 @@ class PostgresLease:
         return not got
 
     def close(self) -> None:
-        """Close the session, which releases the lock."""
+        """Release the lock (a dead process's session releases it by ending)."""
         if self._conn is not None:
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.worker)})
+            self._conn.commit()
             self._conn.close()
             self._conn = None
 

@@ -156,8 +156,10 @@ def _chunks(items: Iterable[Any], size: int = _BATCH) -> Iterator[list[Any]]:
 
 def _insert_ignoring_existing(conn: Connection) -> Any:
     dialect = postgresql if is_postgres(conn) else sqlite
-    return dialect.insert(deliveries).on_conflict_do_nothing(
-        index_elements=["edition_id", "subscriber_id"]
+    return (
+        dialect.insert(deliveries)
+        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+        .returning(deliveries.c.subscriber_id)
     )
 
 
@@ -185,8 +187,9 @@ def enqueue(
             }
             for r in chunk
         ]
-        result = conn.execute(statement, rows)
-        added += max(result.rowcount, 0)
+        # RETURNING counts the rows really inserted, on both databases
+        # (an executemany's rowcount is not reliable on PostgreSQL).
+        added += len(conn.execute(statement, rows).all())
     return added
 
 

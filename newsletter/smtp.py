@@ -231,12 +231,22 @@ class SMTPConnection:
 
     async def close(self) -> None:
         """End the session politely (QUIT), or just drop it if that fails."""
-        if not self.client.is_connected:
-            return
-        try:
-            await asyncio.wait_for(self.client.quit(), timeout=2)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            self.client.close()
+        protocol = self.client.protocol
+        tls = protocol is not None and protocol.transport is not None
+        tls = tls and protocol.transport.get_extra_info("ssl_object") is not None  # type: ignore[union-attr]
+        if self.client.is_connected:
+            try:
+                await asyncio.wait_for(self.client.quit(), timeout=2)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                self.client.close()
+        if tls:
+            # A TLS transport finishes closing (close_notify) after close()
+            # returns; wait for it so no socket outlives the event loop.
+            # aiosmtplib exposes no waiter for this, hence the private flag.
+            for _ in range(100):
+                if getattr(protocol, "_connection_lost", True):
+                    break
+                await asyncio.sleep(0.01)
 
 
 class SMTPPool:
