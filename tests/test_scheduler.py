@@ -20,14 +20,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from newsletter.articles import upsert_articles
 from newsletter.config import Settings
 from newsletter.db import open_database
-from newsletter.editions import build_edition, get_edition
+from newsletter.editions import build_edition, get_edition, set_status
 from newsletter.errors import SendPausedError, SMTPUnavailableError
-from newsletter.models import Article
+from newsletter.models import Article, EditionStatus
 from newsletter.schedule import Timing
 from newsletter.schedule_store import (
     BuildOptions,
@@ -39,7 +40,16 @@ from newsletter.schedule_store import (
     list_runs,
     set_schedule_status,
 )
-from newsletter.scheduler import RunResult, Scheduler, SendResult, describe_result, owner_is_gone
+from newsletter.scheduler import (
+    RunResult,
+    Scheduler,
+    SendResult,
+    delivery_sender,
+    describe_result,
+    owner_is_gone,
+    result_of,
+)
+from newsletter.send import SendReport
 from subscribers import store as subscriber_store
 from tests.conftest import CLIResult
 from tests.plugins.smtp import SMTPServer
@@ -376,6 +386,19 @@ async def test_run_forever_stops_when_asked(
     assert [r.outcome for r in seen] == ["sent"]
 
 
+def test_result_of_reads_the_delivery_report() -> None:
+    sent = result_of(SendReport("e", sent=3, failed=1))
+    assert (sent.outcome, sent.interrupted) == (RunOutcome.SENT, False)
+    assert sent.reason is not None
+    assert sent.reason.startswith("e: sent 3")
+    stopped = result_of(SendReport("e", sent=1, stopped=True, remaining=2))
+    assert (stopped.outcome, stopped.interrupted) == (RunOutcome.RUNNING, True)
+    left = result_of(SendReport("e", sent=1, remaining=2))
+    assert left.outcome is RunOutcome.FAILED
+    assert left.reason is not None
+    assert left.reason.endswith("2 still to send")
+
+
 def test_owner_is_gone_only_for_dead_local_processes() -> None:
     import os
     import socket
@@ -639,3 +662,26 @@ def test_sigterm_stops_the_loop_cleanly_and_the_next_pass_resumes(
     assert rescuer.returncode == 0, errors
     assert "sent 2026-03-29-daily" in out
     assert smtp_server.handler.copies() == {f"reader{n}@example.org": 1 for n in range(30)}
+
+
+async def test_a_scheduled_fixed_edition_goes_through_the_real_delivery_engine(
+    workdir: Path, settings: Settings, smtp_server: SMTPServer
+) -> None:
+    url, daily = prepare_send(workdir, subscribers=3)
+    settings = settings.model_copy(update={"database_url": url})
+    settings = settings.model_copy(update={"smtp_url": SecretStr(smtp_server.url)})
+    engine = open_database(url)
+    with engine.begin() as conn:
+        fixed = build_edition(conn, now=SECOND - timedelta(minutes=30), site_name="N")
+        set_status(conn, fixed.id, EditionStatus.SCHEDULED, now=CREATED, scheduled_at=SECOND)
+        once = Timing(kind="once", tz="Europe/London", run_at=SECOND)
+        add_schedule(conn, timing=once, now=CREATED, edition_id=fixed.id)
+        set_schedule_status(conn, daily, "cancel", CREATED)
+    scheduler = Scheduler(
+        settings, engine, send=delivery_sender(settings, engine), clock=Clock(SECOND)
+    )
+    [result] = await scheduler.run_once()
+    assert (result.outcome, result.edition_id) == ("sent", fixed.id)
+    assert smtp_server.handler.copies() == {f"reader{n}@example.org": 1 for n in range(3)}
+    with engine.connect() as conn:
+        assert get_edition(conn, fixed.id).status is EditionStatus.SENT
