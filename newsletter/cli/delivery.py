@@ -1,11 +1,211 @@
-"""Top-level commands for delivery (being built)."""
+"""``newsletter send`` and ``newsletter status``: the delivery engine at the command line."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+from typing import Annotated, Any
+
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from newsletter import outbox
+from newsletter.cli.common import err, get_engine, get_settings, out
+from newsletter.editions import get_edition
+from newsletter.errors import SendPausedError
+from newsletter.send import SendOptions, SendReport, send_edition
+from newsletter.smtp import Outcome
 
 __all__ = ["register"]
 
 
+class _RateColumn(ProgressColumn):
+    """Messages per second, as rich estimates it."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} msg/s" if speed else "-- msg/s")
+
+
+class _Bar:
+    """The progress bar on stderr: done/total, rate and ETA."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        self.task: Any = None
+
+    def start(self, total: int) -> None:
+        self.task = self.progress.add_task("sending", total=total)
+        self.progress.start()
+
+    def advance(self, outcome: Outcome) -> None:
+        self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+async def _run_send(edition: str, options: SendOptions, bar: _Bar | None) -> SendReport:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal(name: str) -> None:
+        if stop.is_set():
+            err.print(f"{name} again: aborting now", markup=False)
+            if main is not None:
+                main.cancel()
+            return
+        err.print(
+            f"{name}: stopping; finishing the messages in flight (again to abort)", markup=False
+        )
+        stop.set()
+
+    for number, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+        loop.add_signal_handler(number, on_signal, name)
+    try:
+        return await send_edition(
+            get_settings(), get_engine(), edition, options=options, progress=bar, stop=stop
+        )
+    finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+
+
+def _summary(report: SendReport) -> None:
+    out.print(str(report), markup=False)
+    if report.counts:
+        shown = ", ".join(f"{state} {n}" for state, n in report.counts.items() if n)
+        out.print(f"outbox: {shown}", markup=False)
+    if report.recovered_unknown:
+        out.print(
+            f"{report.recovered_unknown} messages caught mid-send by an earlier run are "
+            "'unknown' and were not sent again (use --resend-unknown to send them)",
+            markup=False,
+        )
+    if report.stopped:
+        out.print(
+            f"stopped: {report.remaining} still to send; resume with: "
+            f"newsletter send {report.edition_id}",
+            markup=False,
+        )
+
+
+def send(
+    edition: Annotated[str, typer.Argument(metavar="EDITION", help="The edition id.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build every message, send none, change nothing.")
+    ] = False,
+    test_to: Annotated[
+        str | None,
+        typer.Option(
+            "--test-to", metavar="EMAIL", help="Send one message to EMAIL; the outbox is untouched."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, max=256, metavar="K", help="SMTP connections (default 8)."
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", min=0.01, metavar="MSGS_PER_S", help="At most this many a second."),
+    ] = None,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resend-unknown",
+            help="Also send the messages a crashed run may or may not have delivered.",
+        ),
+    ] = False,
+) -> None:
+    """Send an edition to every confirmed subscriber it is for, exactly once.
+
+    The outbox is written first; re-running the command resumes where a stopped,
+    paused or crashed run left off. Ctrl-C or SIGTERM stops cleanly.
+
+    Example:
+
+        newsletter send 2026-11-26-daily --concurrency 8 --rate 50
+    """
+    options = SendOptions(
+        concurrency=concurrency,
+        rate=rate,
+        dry_run=dry_run,
+        test_to=test_to,
+        resend_unknown=resend_unknown,
+    )
+    bar = None if dry_run or test_to else _Bar()
+    try:
+        report = asyncio.run(_run_send(edition, options, bar))
+    except SendPausedError as exc:
+        if bar is not None:
+            bar.stop()
+        if isinstance(exc.report, SendReport):
+            _summary(exc.report)
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+    _summary(report)
+
+
+def status(
+    edition: Annotated[str, typer.Argument(metavar="EDITION", help="The edition id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show an edition's delivery: messages per state, the rate and the last errors.
+
+    Example:
+
+        newsletter status 2026-11-26-daily --json
+    """
+    with get_engine().connect() as conn:
+        found = get_edition(conn, edition)
+        report = outbox.status(conn, edition)
+    if as_json:
+        data = report.model_dump(mode="json")
+        data = {"edition_status": found.status.value, "reason": found.status_reason, **data}
+        out.print_json(json.dumps(data))
+        return
+    line = f"{edition}: {found.status.value}"
+    if found.status_reason:
+        line += f" ({found.status_reason})"
+    out.print(line, markup=False)
+    table = Table("state", "messages")
+    for state, number in report.counts.items():
+        table.add_row(state.value, str(number))
+    table.add_row("total", str(report.total))
+    out.print(table)
+    if report.rate is not None:
+        out.print(f"rate: {report.rate:.1f} messages/s", markup=False)
+    for error in report.last_errors:
+        out.print(
+            f"{error.at:%H:%M:%S} {error.email} {error.status.value}: {error.error}", markup=False
+        )
+
+
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to ``root``."""
+    """Add ``send`` and ``status`` to ``root``."""
+    root.command("send")(send)
+    root.command("status")(status)
