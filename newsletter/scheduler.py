@@ -38,20 +38,22 @@ from newsletter.db import utcnow
 from newsletter.editions import build_edition, get_edition
 from newsletter.errors import DeliveryError, NewsletterError, SendPausedError, StateError
 from newsletter.schedule import describe_local, format_delta, plan_due
-from newsletter.schedule_store import (
+from newsletter.schedule_claims import (
     RunOutcome,
     RunRecord,
-    ScheduleRecord,
-    ScheduleStatus,
     finish_run,
-    get_schedule,
-    list_schedules,
     previous_sent_run,
     record_plan,
     release_run,
     renew_lease,
     set_run_edition,
     take_over_runs,
+)
+from newsletter.schedule_store import (
+    ScheduleRecord,
+    ScheduleStatus,
+    get_schedule,
+    list_schedules,
 )
 
 if TYPE_CHECKING:

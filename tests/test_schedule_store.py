@@ -18,23 +18,25 @@ from newsletter.db import open_database
 from newsletter.errors import NotFoundError, StateError
 from newsletter.models import EditionKind
 from newsletter.schedule import DuePlan, Skip, Timing
-from newsletter.schedule_store import (
-    BuildOptions,
+from newsletter.schedule_claims import (
     Claim,
     RunOutcome,
-    ScheduleStatus,
-    add_schedule,
     finish_run,
-    get_schedule,
     list_runs,
-    list_schedules,
     previous_sent_run,
     record_plan,
     release_run,
     renew_lease,
     set_run_edition,
-    set_schedule_status,
     take_over_runs,
+)
+from newsletter.schedule_store import (
+    BuildOptions,
+    ScheduleStatus,
+    add_schedule,
+    get_schedule,
+    list_schedules,
+    set_schedule_status,
 )
 
 NOW = datetime.fromisoformat("2026-03-28T12:00Z")

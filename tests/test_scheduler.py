@@ -30,14 +30,16 @@ from newsletter.editions import build_edition, get_edition, set_status
 from newsletter.errors import SendPausedError, SMTPUnavailableError
 from newsletter.models import Article, EditionStatus
 from newsletter.schedule import Timing
-from newsletter.schedule_store import (
-    BuildOptions,
+from newsletter.schedule_claims import (
     RunOutcome,
     RunRecord,
+    list_runs,
+)
+from newsletter.schedule_store import (
+    BuildOptions,
     ScheduleStatus,
     add_schedule,
     get_schedule,
-    list_runs,
     set_schedule_status,
 )
 from newsletter.scheduler import (

@@ -34,12 +34,14 @@ from newsletter.schedule import (
     parse_cron,
     parse_duration,
 )
+from newsletter.schedule_claims import (
+    list_runs,
+)
 from newsletter.schedule_store import (
     BuildOptions,
     ScheduleRecord,
     add_schedule,
     get_schedule,
-    list_runs,
     list_schedules,
     set_schedule_status,
 )
