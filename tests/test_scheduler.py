@@ -442,6 +442,12 @@ def test_schedule_commands_and_once_at_an_injected_clock(
     assert "does not exist in Europe/London" in gap.stderr
     assert "next run 2026-03-29 02:30 BST" in gap.stdout
     assert run_cli("schedule", "pause", "2", env=before).stdout.strip() == "schedule 2: paused"
+    twice = run_cli("schedule", "add", "--at", "2026-10-25 01:30", env=before)
+    assert twice.stderr.strip() == (
+        "note: 2026-10-25 01:30 happens twice in Europe/London (clocks go back); "
+        "it runs once, at 2026-10-25 01:30 BST"
+    )
+    assert run_cli("schedule", "cancel", "3", env=before).code == 0
 
     early = run_cli("scheduler", "--once", env={"NEWSLETTER_NOW": "2026-03-29T05:59:00Z"})
     assert (early.code, early.stdout) == (0, "")
@@ -464,7 +470,11 @@ def test_schedule_commands_and_once_at_an_injected_clock(
     data = json.loads(run_cli("schedule", "show", "1", "--json").stdout)
     assert [r["outcome"] for r in data["runs"]] == ["skipped"]
     listed = json.loads(run_cli("schedule", "list", "--json").stdout)
-    assert [(s["id"], s["status"]) for s in listed] == [(1, "active"), (2, "paused")]
+    assert [(s["id"], s["status"]) for s in listed] == [
+        (1, "active"),
+        (2, "paused"),
+        (3, "cancelled"),
+    ]
 
 
 def test_a_fixed_edition_is_scheduled_and_cancelling_returns_it_to_draft(
@@ -509,6 +519,7 @@ def test_a_fixed_edition_is_scheduled_and_cancelling_returns_it_to_draft(
         (["--at", "2026-12-01 07:00", "--edition", "missing"], "missing"),
         (["--cron", "0 7 * * *", "--edition", "x"], "--edition goes with --at"),
         (["--cron", "0 7 * * *", "--since", "soon"], "field '--since'"),
+        (["--cron", "0 7 * * *", "--title", "a\nBcc: x@example.org"], "field '--title'"),
     ],
 )
 def test_schedule_add_errors_are_one_line(

@@ -82,6 +82,21 @@ def _next_text(schedule: ScheduleRecord, now: datetime) -> str:
     return describe_local(upcoming, schedule.timezone) if upcoming else "-"
 
 
+def _note_clock_change(at: str, zone: str, run_at: datetime) -> None:
+    """Tell the editor when --at names a local time that a clock change moves."""
+    wall = datetime.fromisoformat(at.strip())
+    if wall.tzinfo is not None:
+        return
+    when = describe_local(run_at, zone)
+    if is_nonexistent(wall, zone):
+        note = f"note: {at} does not exist in {zone} (clocks go forward); it runs at {when}"
+    elif is_ambiguous(wall, zone):
+        note = f"note: {at} happens twice in {zone} (clocks go back); it runs once, at {when}"
+    else:
+        return
+    err.print(note, markup=False)
+
+
 @app.command("add")
 def add(
     at: Annotated[
@@ -124,6 +139,7 @@ def add(
     01:30 on 2026-03-29 in London) runs at the first valid instant after the
     gap, shifted forward by it (02:30 BST); a time that happens twice (fall
     back, 01:30 on 2026-10-25) runs once, at its first occurrence (BST).
+    An --at time with an offset (2026-10-25 01:30+00:00) is exactly that instant.
 
     Example:
 
@@ -140,6 +156,8 @@ def add(
         raise ScheduleError(
             "--edition goes with --at (an edition is sent once); --cron builds a new one each time"
         )
+    if title is not None and ("\r" in title or "\n" in title):
+        raise ScheduleError("must be one line", field="--title")
     zone_name = tz or settings.timezone
     get_zone(zone_name)
     if at is not None:
@@ -165,20 +183,8 @@ def add(
             set_status(conn, found.id, EditionStatus.SCHEDULED, now=now, scheduled_at=timing.run_at)
             edition = found.id
         schedule = add_schedule(conn, timing=timing, now=now, edition_id=edition, build=build)
-    if at is not None:
-        wall = datetime.fromisoformat(at.strip())
-        if wall.tzinfo is None and is_nonexistent(wall, zone_name):
-            err.print(
-                f"note: {at} does not exist in {zone_name} (clocks go forward); "
-                f"it runs at {describe_local(timing.run_at or now, zone_name)}",
-                markup=False,
-            )
-        elif wall.tzinfo is None and is_ambiguous(wall, zone_name):
-            err.print(
-                f"note: {at} happens twice in {zone_name} (clocks go back); "
-                f"it runs once, at {describe_local(timing.run_at or now, zone_name)}",
-                markup=False,
-            )
+    if timing.run_at is not None and at is not None:
+        _note_clock_change(at, zone_name, timing.run_at)
     out.print(
         f"schedule {schedule.id}: {schedule.describe()}, {schedule.describe_what()}; "
         f"next run {_next_text(schedule, now)}",
