@@ -86,6 +86,7 @@ class Journal:
         self._max_pending = max_pending
         self._begins: list[tuple[int, str, asyncio.Future[bool]]] = []
         self._results: list[Result] = []
+        self._syncs: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -110,6 +111,15 @@ class Journal:
         if len(self._results) >= self._max_pending:
             self._wake.set()
 
+    async def sync(self) -> None:
+        """Wait until everything handed over so far is committed."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the journal is not running")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._syncs.append(future)
+        self._wake.set()
+        await future
+
     async def close(self) -> None:
         """Write everything still pending and stop the writer."""
         self._closing = True
@@ -123,25 +133,29 @@ class Journal:
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
             self._wake.clear()
             await self._flush()
-            if self._closing and not self._begins and not self._results:
+            if self._closing and not (self._begins or self._results or self._syncs):
                 return
 
     async def _flush(self) -> None:
         begins, self._begins = self._begins, []
         results, self._results = self._results, []
-        if not begins and not results:
-            return
-        try:
-            moved = await self._db.transaction(self._write, begins, results)
-        except BaseException as exc:
-            for _, _, future in begins:
-                if not future.done():
-                    future.set_exception(exc)
-            raise
-        self.commits += 1
+        syncs, self._syncs = self._syncs, []
+        moved: set[int] = set()
+        if begins or results:
+            try:
+                moved = await self._db.transaction(self._write, begins, results)
+            except BaseException as exc:
+                for future in [f for _, _, f in begins] + syncs:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
+            self.commits += 1
         for subscriber_id, _, future in begins:
             if not future.done():
                 future.set_result(subscriber_id in moved)
+        for waiter in syncs:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _write(
         self,

@@ -97,6 +97,7 @@ class SendReport:
     elapsed: float = 0.0
     stopped: bool = False
     paused_reason: str | None = None
+    slowed_to: float | None = None  # the rate after the relay's last 421
     remaining: int = 0
     edition_status: EditionStatus | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -120,6 +121,8 @@ class SendReport:
             f"failed {self.failed} ({self.bounced} bounced), unknown {self.unknown} "
             f"in {self.elapsed:.1f}s ({self.rate:.0f}/s)"
         )
+        if self.slowed_to:
+            text += f"; the relay asked to slow down (421): now {self.slowed_to:.1f}/s"
         if self.remaining:
             text += f"; {self.remaining} still to send"
         return text
@@ -411,7 +414,7 @@ class _Run:
             asyncio.create_task(self._worker(journal), name=f"smtp-worker-{n}")
             for n in range(self.concurrency)
         ]
-        claimer = asyncio.create_task(self._claimer(db, worker), name="outbox-claimer")
+        claimer = asyncio.create_task(self._claimer(db, journal, worker), name="outbox-claimer")
         tasks = {claimer, *workers}
         try:
             # The claimer ends when nothing is left; any task that fails (a
@@ -427,8 +430,9 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _claimer(self, db: DatabaseThread, worker: str) -> None:
+    async def _claimer(self, db: DatabaseThread, journal: Journal, worker: str) -> None:
         batch = max(self.options.claim_batch, 2 * self.concurrency)
+        synced = False
         while not self._halted():
             if self.queue.qsize() > batch // 2:
                 await self._wait_finished(0.5)
@@ -438,9 +442,16 @@ class _Run:
                 self.outstanding += len(rows)
                 for row in rows:
                     self.queue.put_nowait(row)
+                synced = False
                 continue
             if self.outstanding:
                 await self._wait_finished(0.5)
+                continue
+            if not synced:
+                # Results may still be on their way to the database: a deferral
+                # written late would otherwise look like "nothing left to do".
+                await journal.sync()
+                synced = True
                 continue
             due = await db.transaction(outbox.next_retry_at, self.edition_id)
             if due is None:
@@ -532,7 +543,7 @@ class _Run:
                 )
                 next_at = utcnow() + timedelta(seconds=delay)
         if attempt.slow_down:
-            self.limiter.slow_down()
+            self.report.slowed_to = self.limiter.slow_down()
         bounce = error if attempt.bounce and outcome is Outcome.FAILED else None
         mark = outbox.Mark(row.subscriber_id, status, attempt.code, error, next_at)
         journal.finish(Result(mark, bounce))

@@ -58,7 +58,8 @@ def test_claims_are_disjoint_reservations(engine: Engine) -> None:
     enqueue(engine, readers(engine, 10))
     a = claim(engine, "worker-a", 4)
     b = claim(engine, "worker-b", 100)
-    assert len(a) == 4 and len(b) == 6
+    assert len(a) == 4
+    assert len(b) == 6
     assert not {r.subscriber_id for r in a} & {r.subscriber_id for r in b}
     assert claim(engine, "worker-c", 10) == []
     # A reservation is not a state change: nothing is `sending` yet.
@@ -81,7 +82,9 @@ def test_only_reserved_confirmed_rows_become_sending(engine: Engine) -> None:
     assert counts(engine) == {S.SENDING: 2, S.FAILED: 1}
     with engine.begin() as conn:
         last = outbox.status(conn, ED).last_errors
-    assert [(e.email, e.error) for e in last] == [(f"sub{ids[1]}@example.org", "no longer subscribed")]
+    assert [(e.email, e.error) for e in last] == [
+        (f"sub{ids[1]}@example.org", "no longer subscribed")
+    ]
 
 
 def test_results_and_deferred_rows_come_back_when_due(engine: Engine) -> None:
@@ -107,7 +110,9 @@ def test_results_and_deferred_rows_come_back_when_due(engine: Engine) -> None:
     with engine.begin() as conn:
         assert outbox.next_retry_at(conn, ED) == later
     [again] = claim(engine, "w2", 10, now=later)
-    assert again.subscriber_id == ids[1] and again.attempts == 1 and again.message_id == "<m@x>"
+    assert again.subscriber_id == ids[1]
+    assert again.attempts == 1
+    assert again.message_id == "<m@x>"
 
 
 def test_recovery_settles_dead_workers_and_spares_live_ones(engine: Engine) -> None:
@@ -155,7 +160,9 @@ def test_status_reports_counts_rate_and_last_errors(engine: Engine) -> None:
             conn, ED, [Mark(ids[3], S.FAILED, 554, "data: spam")], NOW + timedelta(seconds=4)
         )
         report = outbox.status(conn, ED)
-    assert report.total == 5 and report.counts[S.SENT] == 2 and report.open == 1
+    assert report.total == 5
+    assert report.counts[S.SENT] == 2
+    assert report.open == 1
     assert report.rate == pytest.approx(0.5)
     assert [e.error for e in report.last_errors] == ["data: spam", "rcpt: gone"]
     assert report.model_dump(mode="json")["counts"]["sent"] == 2
@@ -164,7 +171,8 @@ def test_status_reports_counts_rate_and_last_errors(engine: Engine) -> None:
 def test_file_lease_is_held_until_closed(tmp_path: Path) -> None:
     first = FileLease(tmp_path, "host:1:aaaa")
     second = FileLease(tmp_path, "host:2:bbbb")
-    assert second.is_alive("host:1:aaaa") and first.is_alive(first.worker)
+    assert second.is_alive("host:1:aaaa")
+    assert first.is_alive(first.worker)
     assert not second.is_alive("host:3:never")
     first.close()
     assert not second.is_alive("host:1:aaaa")
@@ -174,11 +182,13 @@ def test_file_lease_is_held_until_closed(tmp_path: Path) -> None:
 def test_file_lease_dies_with_a_killed_process(tmp_path: Path) -> None:
     code = (
         "import sys, time; from pathlib import Path; from newsletter.lease import FileLease;"
-        f"FileLease(Path({str(tmp_path)!r}), 'host:9:cccc'); print('held', flush=True); time.sleep(60)"
+        f"FileLease(Path({str(tmp_path)!r}), 'host:9:cccc');"
+        "print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held"
         watcher = FileLease(tmp_path, "host:1:watch")
         assert watcher.is_alive("host:9:cccc")
     finally:

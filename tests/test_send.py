@@ -64,7 +64,8 @@ async def test_every_message_is_built_right_and_sent_once(
         message = item.message()
         assert item.mail_from == config.sender_address
         assert rcpt in message["To"]
-        assert message["Subject"] and message["Date"]
+        assert message["Subject"]
+        assert message["Date"]
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["List-Id"].endswith(f"<{config.effective_list_id}>")
         link = UNSUBSCRIBE_RE.fullmatch(str(message["List-Unsubscribe"]))
@@ -75,10 +76,12 @@ async def test_every_message_is_built_right_and_sent_once(
         parts = [p.get_content_type() for p in message.iter_parts()]
         assert parts == ["text/plain", "text/html"]
         text, html = (p.get_content() for p in message.iter_parts())
-        assert link.group(1) in text and link.group(1) in html
+        assert link.group(1) in text
+        assert link.group(1) in html
         assert message["Message-ID"].endswith(f"@{config.sender_domain}>")
         assert rows[rcpt].message_id == message["Message-ID"]
-        assert rows[rcpt].status == "sent" and rows[rcpt].sent_at is not None
+        assert rows[rcpt].status == "sent"
+        assert rows[rcpt].sent_at is not None
         assert all(len(line) <= 998 for line in item.data.split(b"\r\n"))
         message_ids.add(message["Message-ID"])
     assert len(message_ids) == 12
@@ -86,7 +89,8 @@ async def test_every_message_is_built_right_and_sent_once(
     assert len({r.peer for r in smtp_server.received}) <= 3
 
     again = await send_edition(config, engine, edition_id)
-    assert again.sent == 0 and len(smtp_server.received) == 12
+    assert again.sent == 0
+    assert len(smtp_server.received) == 12
 
 
 async def test_the_outbox_is_written_before_the_first_message(
@@ -143,7 +147,9 @@ async def test_dry_run_builds_everything_and_changes_nothing(
     report = await send_edition(
         with_smtp(settings, smtp_server.url), engine, edition_id, options=SendOptions(dry_run=True)
     )
-    assert report.built == 5 and report.built_bytes > 5 * 5000 and report.variants == 1
+    assert report.built == 5
+    assert report.built_bytes > 5 * 5000
+    assert report.variants == 1
     assert smtp_server.received == []
     with engine.connect() as conn:
         assert outbox.status(conn, edition_id).total == 0
@@ -205,7 +211,8 @@ async def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(
         signature = item.message()["DKIM-Signature"]
         signed = re.search(r"h=([^;]+)", signature.replace(" ", "").replace("\r\n", "")).group(1)
         names = signed.lower().split(":")
-        assert "list-unsubscribe" in names and "list-unsubscribe-post" in names
+        assert "list-unsubscribe" in names
+        assert "list-unsubscribe-post" in names
         # Tampering with the unsubscribe link breaks the signature.
         forged = item.data.replace(b"/unsubscribe/", b"/unsubscrib3/", 1)
         assert not dkim.verify(forged, dnsfunc=dnsfunc)
@@ -227,11 +234,14 @@ def test_cli_send_then_status_json(
     assert shown.code == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert data["edition_status"] == "sent"
-    assert data["counts"]["sent"] == 6 and data["total"] == 6
+    assert data["counts"]["sent"] == 6
+    assert data["total"] == 6
     table = run_cli("status", edition_id, env=env)
-    assert "sent" in table.stdout and "6" in table.stdout
+    assert "sent" in table.stdout
+    assert "6" in table.stdout
     dry = run_cli("send", edition_id, "--dry-run", env=env)
-    assert dry.code == 0 and "built 6 messages" in dry.stdout
+    assert dry.code == 0
+    assert "built 6 messages" in dry.stdout
     assert len(smtp_server.received) == 6
 
 

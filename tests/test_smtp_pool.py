@@ -40,7 +40,8 @@ async def test_bytes_arrive_unchanged_including_leading_dots(smtp_server: SMTPSe
     data = message("a@example.org", "line one\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n")
     async with pool_for(smtp_server) as pool:
         attempt = await send_one(pool, "a@example.org", data)
-    assert attempt.outcome is Outcome.SENT and attempt.code == 250
+    assert attempt.outcome is Outcome.SENT
+    assert attempt.code == 250
     [got] = smtp_server.received
     assert got.data == data
     assert got.rcpt_tos == ["a@example.org"]
@@ -66,7 +67,9 @@ async def test_550_is_a_hard_bounce_and_the_connection_carries_on(smtp_server: S
     async with pool_for(smtp_server, size=1) as pool:
         bad = await send_one(pool, "gone@example.org")
         good = await send_one(pool, "ok@example.org")
-    assert bad.outcome is Outcome.FAILED and bad.code == 550 and bad.bounce
+    assert bad.outcome is Outcome.FAILED
+    assert bad.code == 550
+    assert bad.bounce
     assert bad.reusable
     assert "no such user" in (bad.error or "")
     assert good.outcome is Outcome.SENT
@@ -79,8 +82,11 @@ async def test_450_defers_on_a_connection_that_is_not_reused(smtp_server: SMTPSe
     async with pool_for(smtp_server, size=1) as pool:
         first = await send_one(pool, "busy@example.org")
         second = await send_one(pool, "busy@example.org")
-    assert first.outcome is Outcome.DEFERRED and first.code == 450 and not first.reusable
-    assert not first.bounce and not first.slow_down
+    assert first.outcome is Outcome.DEFERRED
+    assert first.code == 450
+    assert not first.reusable
+    assert not first.bounce
+    assert not first.slow_down
     assert second.outcome is Outcome.SENT
     assert len(smtp_server.handler.peers) == 2  # the retry ran on a fresh session
 
@@ -92,8 +98,10 @@ async def test_421_defers_and_asks_to_slow_down(smtp_server: SMTPServer) -> None
         refused = await send_one(pool, "two@example.org")
         again = await send_one(pool, "two@example.org")
     assert ok.outcome is Outcome.SENT
-    assert refused.outcome is Outcome.DEFERRED and refused.code == 421
-    assert refused.slow_down and not refused.reusable
+    assert refused.outcome is Outcome.DEFERRED
+    assert refused.code == 421
+    assert refused.slow_down
+    assert not refused.reusable
     assert again.outcome is Outcome.SENT
 
 
@@ -102,7 +110,8 @@ async def test_a_drop_before_the_payload_is_a_safe_retry(smtp_server: SMTPServer
     async with pool_for(smtp_server, size=1) as pool:
         dropped = await send_one(pool, "drop@example.org")
         retried = await send_one(pool, "drop@example.org")
-    assert dropped.outcome is Outcome.DEFERRED and not dropped.reusable
+    assert dropped.outcome is Outcome.DEFERRED
+    assert not dropped.reusable
     assert retried.outcome is Outcome.SENT
     assert smtp_server.handler.copies()["drop@example.org"] == 1
 
@@ -123,7 +132,8 @@ async def test_a_server_slower_than_the_timeout_before_data_defers(
     async with pool_for(smtp_server, size=1, timeout=0.3) as pool:
         slow = await send_one(pool, "slow@example.org")
         fast = await send_one(pool, "slow@example.org")
-    assert slow.outcome is Outcome.DEFERRED and "timed out" in slow.detail.lower()
+    assert slow.outcome is Outcome.DEFERRED
+    assert "timed out" in slow.detail.lower()
     assert fast.outcome is Outcome.SENT
 
 
@@ -131,7 +141,8 @@ async def test_a_server_slower_than_the_timeout_before_data_defers(
 async def test_a_timeout_waiting_for_the_final_reply_is_unknown(smtp_server: SMTPServer) -> None:
     async with pool_for(smtp_server, size=1, timeout=0.3) as pool:
         attempt = await send_one(pool, "slow@example.org")
-    assert attempt.outcome is Outcome.UNKNOWN and not attempt.reusable
+    assert attempt.outcome is Outcome.UNKNOWN
+    assert not attempt.reusable
 
 
 async def test_a_server_that_is_down_fails_fast(closed_port: int) -> None:
@@ -156,7 +167,8 @@ async def test_an_international_address_fails_when_the_relay_lacks_smtputf8(
     async with pool_for(server) as pool:
         attempt = await send_one(pool, "josé@exämple.org", message("x@example.org"))
         ascii_ok = await send_one(pool, "plain@example.org")
-    assert attempt.outcome is Outcome.FAILED and "SMTPUTF8" in attempt.detail
+    assert attempt.outcome is Outcome.FAILED
+    assert "SMTPUTF8" in attempt.detail
     assert not attempt.bounce
     assert ascii_ok.outcome is Outcome.SENT
 
@@ -191,12 +203,14 @@ def test_the_url_decides_tls_and_refuses_auth_in_the_clear() -> None:
     assert SMTPEndpoint.parse("smtp://127.0.0.1:1025").tls == "none"
     assert SMTPEndpoint.parse("smtp://mail.example.com", allow_insecure=True).tls == "none"
     endpoint = SMTPEndpoint.parse("smtp://user:s3cret@mail.example.com:587")
-    assert endpoint.tls == "starttls" and "s3cret" not in repr(endpoint)
+    assert endpoint.tls == "starttls"
+    assert "s3cret" not in repr(endpoint)
 
 
 def test_settings_never_show_the_password(workdir: object) -> None:
     settings = load_settings(smtp_url="smtps://user:s3cret@mail.example.com")
-    assert "s3cret" not in repr(settings) and "s3cret" not in repr(settings.smtp())
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in repr(settings.smtp())
 
 
 @pytest.mark.parametrize(
@@ -261,4 +275,5 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
 
 
 def test_misbehaviour_defaults_behave() -> None:
-    assert Misbehaviour().refuse == {} and Misbehaviour().reply_421_after is None
+    assert Misbehaviour().refuse == {}
+    assert Misbehaviour().reply_421_after is None

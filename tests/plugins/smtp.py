@@ -272,7 +272,7 @@ def start_server(
 
 @pytest.fixture
 def smtp_server_factory(tmp_path: Path) -> Iterator[Callable[..., SMTPServer]]:
-    """Start servers on demand (``tls="starttls"|"implicit"``, a Misbehaviour); all stopped after."""
+    """Start servers on demand (``tls="starttls"|"implicit"``, a Misbehaviour); stopped after."""
     servers: list[SMTPServer] = []
 
     def factory(misbehave: Misbehaviour | None = None, **kwargs: Any) -> SMTPServer:
