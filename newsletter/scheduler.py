@@ -364,11 +364,12 @@ def delivery_sender(settings: Settings, engine: Engine) -> SendFn:
 
 def result_of(report: SendReport) -> SendResult:
     """Read a delivery report: stopped midway, every row settled (sent), or rows left (failed)."""
+    summary = str(report).removeprefix(f"{report.edition_id}: ")  # the run names the edition
     if report.stopped:
-        return SendResult(RunOutcome.RUNNING, str(report), interrupted=True)
+        return SendResult(RunOutcome.RUNNING, summary, interrupted=True)
     if report.remaining == 0:
-        return SendResult(RunOutcome.SENT, str(report))
-    return SendResult(RunOutcome.FAILED, str(report))
+        return SendResult(RunOutcome.SENT, summary)
+    return SendResult(RunOutcome.FAILED, summary)
 
 
 def describe_result(result: RunResult, tz: str) -> str:

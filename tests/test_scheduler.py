@@ -392,7 +392,7 @@ def test_result_of_reads_the_delivery_report() -> None:
     sent = result_of(SendReport("e", sent=3, failed=1))
     assert (sent.outcome, sent.interrupted) == (RunOutcome.SENT, False)
     assert sent.reason is not None
-    assert sent.reason.startswith("e: sent 3")
+    assert sent.reason.startswith("sent 3, deferred 0, failed 1")
     stopped = result_of(SendReport("e", sent=1, stopped=True, remaining=2))
     assert (stopped.outcome, stopped.interrupted) == (RunOutcome.RUNNING, True)
     left = result_of(SendReport("e", sent=1, remaining=2))
@@ -600,7 +600,9 @@ def test_two_schedulers_racing_deliver_one_copy(workdir: Path, smtp_server: SMTP
     assert [racer.returncode for racer in racers] == [0, 0], outputs
     lines = [out.strip() for out, _ in outputs if out.strip()]
     assert len(lines) == 1, outputs  # one of them ran it, the other found it claimed
-    assert lines[0].startswith("schedule 1 2026-03-29 07:00 BST: sent 2026-03-29-daily")
+    assert lines[0].startswith(
+        "schedule 1 2026-03-29 07:00 BST: sent 2026-03-29-daily (sent 5, deferred 0, failed 0"
+    )
     copies = smtp_server.handler.copies()
     assert copies == {f"reader{n}@example.org": 1 for n in range(5)}
     [run] = runs_of(url, schedule_id)
