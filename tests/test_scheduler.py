@@ -649,8 +649,9 @@ def test_killed_scheduler_is_resumed_without_running_twice(
 
 @pytest.mark.slow
 @pytest.mark.smtp_misbehave(delay_data=0.05)
-def test_sigterm_stops_the_loop_cleanly_and_the_next_pass_resumes(
-    workdir: Path, smtp_server: SMTPServer
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_stops_the_loop_cleanly_and_the_next_pass_resumes(
+    workdir: Path, smtp_server: SMTPServer, signum: signal.Signals
 ) -> None:
     url, schedule_id = prepare_send(workdir, subscribers=30)
     loop = scheduler_process(workdir, smtp_server.url, OCCURS, "--poll", "0.2", once=False)
@@ -661,7 +662,7 @@ def test_sigterm_stops_the_loop_cleanly_and_the_next_pass_resumes(
         assert loop.poll() is None
         assert time.monotonic() < deadline, "the scheduler never started sending"
         time.sleep(0.02)
-    loop.send_signal(signal.SIGTERM)
+    loop.send_signal(signum)
     out, errors = loop.communicate(timeout=60)
     assert loop.returncode == 0, errors
     assert "scheduler stopped" in errors
