@@ -238,6 +238,9 @@ def list_command(
 def show(
     schedule_id: Annotated[int, typer.Argument(metavar="ID", help="The schedule's id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[
+        int, typer.Option(help="Show at most this many occurrences (0: all).", min=0)
+    ] = 50,
 ) -> None:
     """Show one schedule and the outcome of each of its occurrences, newest first.
 
@@ -252,6 +255,8 @@ def show(
     with get_engine().connect() as conn:
         schedule = get_schedule(conn, schedule_id)
         runs = list_runs(conn, schedule_id)
+    hidden = len(runs) - limit if limit and len(runs) > limit else 0
+    runs = runs[: len(runs) - hidden]
     if as_json:
         data = _schedule_json(schedule, now)
         data["runs"] = [r.model_dump(mode="json") for r in runs]
@@ -270,6 +275,8 @@ def show(
         if run.reason:
             line += f"  {run.reason}"
         out.print(line, markup=False)
+    if hidden:
+        out.print(f"  ... and {hidden} older (--limit 0 shows all)", markup=False)
 
 
 def _change(schedule_id: int, action: Literal["pause", "resume", "cancel"]) -> None:
