@@ -173,6 +173,33 @@ def test_racing_claims_on_one_sqlite_file_have_one_winner(tmp_path: Path) -> Non
     assert run.claimed_by == winners[0]
 
 
+def test_racing_claims_have_one_winner_on_each_backend(engine: Engine) -> None:
+    schedule_id = _add(engine)
+    barrier = threading.Barrier(6)
+    winners: list[str] = []
+
+    def contend(worker: str) -> None:
+        barrier.wait()
+        plan = DuePlan(run=OCCURRENCE, skipped=[Skip(NOW, "missed")], handled_until=OCCURRENCE)
+        claim = record_plan(engine, schedule_id, plan, worker=worker, now=NOW, lease=LEASE)
+        if claim.run:
+            winners.append(worker)
+        if claim.skipped:
+            winners.append(f"skip by {worker}")
+
+    threads = [threading.Thread(target=contend, args=(f"w:{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs = [w for w in winners if not w.startswith("skip")]
+    skips = [w for w in winners if w.startswith("skip")]
+    assert len(runs) == 1
+    assert len(skips) == 1
+    with engine.connect() as conn:
+        assert len(list_runs(conn, schedule_id)) == 2
+
+
 def test_take_over_a_dead_owners_run(engine: Engine) -> None:
     schedule_id = _add(engine)
     run_id = _claim(engine, schedule_id, worker="here:111")
