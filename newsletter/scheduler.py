@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings
 from newsletter.db import utcnow
@@ -178,14 +179,29 @@ class Scheduler:
         *,
         poll: timedelta = timedelta(seconds=30),
         on_result: Callable[[RunResult], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
-        """Run passes until ``stop`` is set, sleeping until the next occurrence or ``poll``."""
+        """Run passes until ``stop`` is set, sleeping until the next occurrence or ``poll``.
+
+        A database that is down or locked fails one pass, not the scheduler: it
+        is reported through ``on_error`` and the next pass tries again.
+        """
         while not stop.is_set():
-            for result in await self.run_once(stop):
+            try:
+                results = await self.run_once(stop)
+                wait = self._sleep_for(poll)
+            except OperationalError as exc:
+                first_line = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+                if on_error is not None:
+                    on_error(
+                        f"database error ({first_line}); retrying in {poll.total_seconds():g}s"
+                    )
+                results, wait = [], poll.total_seconds()
+            for result in results:
                 if on_result is not None:
                     on_result(result)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._sleep_for(poll))
+                await asyncio.wait_for(stop.wait(), timeout=wait)
 
     def next_occurrence(self) -> datetime | None:
         """The earliest future occurrence of any active schedule, for sleeping and display."""

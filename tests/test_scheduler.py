@@ -388,6 +388,25 @@ async def test_run_forever_stops_when_asked(
     assert [r.outcome for r in seen] == ["sent"]
 
 
+async def test_a_database_error_fails_one_pass_not_the_loop(settings: Settings, db: Engine) -> None:
+    add(db)
+    with db.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE schedule_runs")  # every pass now fails in the database
+    stop = asyncio.Event()
+    errors: list[str] = []
+
+    def on_error(line: str) -> None:
+        errors.append(line)
+        if len(errors) == 2:
+            stop.set()
+
+    scheduler = make(settings, db, Clock(FIRST), MemorySender())
+    await asyncio.wait_for(
+        scheduler.run_forever(stop, poll=timedelta(seconds=0.01), on_error=on_error), timeout=30
+    )
+    assert errors == ["database error (no such table: schedule_runs); retrying in 0.01s"] * 2
+
+
 def test_result_of_reads_the_delivery_report() -> None:
     sent = result_of(SendReport("e", sent=3, failed=1))
     assert (sent.outcome, sent.interrupted) == (RunOutcome.SENT, False)

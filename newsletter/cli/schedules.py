@@ -343,7 +343,12 @@ async def _run_scheduler(once: bool, poll: float) -> list[RunResult]:
                 show_result(result)
             return results
         err.print(f"scheduler {scheduler.worker} running; Ctrl-C or SIGTERM stops it", markup=False)
-        await scheduler.run_forever(stop, poll=timedelta(seconds=poll), on_result=show_result)
+        await scheduler.run_forever(
+            stop,
+            poll=timedelta(seconds=poll),
+            on_result=show_result,
+            on_error=lambda line: err.print(f"warning: {line}", markup=False),
+        )
         err.print("scheduler stopped", markup=False)
         return []
     finally:
