@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,12 +41,14 @@ from newsletter.schedule_claims import (
     RunOutcome,
     RunRecord,
     finish_run,
+    owner_is_gone,
     previous_sent_run,
     record_plan,
     release_run,
     renew_lease,
     set_run_edition,
     take_over_runs,
+    worker_identity,
 )
 from newsletter.schedule_store import (
     ScheduleRecord,
@@ -69,9 +69,7 @@ __all__ = [
     "SendResult",
     "delivery_sender",
     "describe_result",
-    "owner_is_gone",
     "result_of",
-    "worker_identity",
 ]
 
 Clock = Callable[[], datetime]
@@ -84,7 +82,8 @@ class SendResult:
 
     outcome: RunOutcome
     reason: str | None = None
-    interrupted: bool = False
+    interrupted: bool = False  # left unfinished: the run stays claimable and resumes
+    retry: bool = False  # unfinished because the relay was down: a later pass retries
 
 
 # (edition id, stop event) -> result; the delivery engine in production, a fake in tests
@@ -100,25 +99,6 @@ class RunResult:
     outcome: str  # a RunOutcome value, "interrupted" (stopped) or "deferred" (relay down)
     reason: str | None = None
     edition_id: str | None = None
-
-
-def worker_identity() -> str:
-    """``host:pid``: who holds a claim, and how a restart on this host spots a dead owner."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_is_gone(claimed_by: str) -> bool:
-    """True when ``claimed_by`` names a process on this host that no longer exists."""
-    host, _, pid_text = claimed_by.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another machine: only its lease can tell
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class _LostClaim(Exception):
@@ -288,8 +268,7 @@ class Scheduler:
             release_run(
                 self.engine, run.id, worker=self.worker, now=self.clock(), reason=result.reason
             )
-            # "interrupted" by a stop; "deferred" when the relay was down and a later pass retries
-            label = "interrupted" if stop.is_set() else "deferred"
+            label = "deferred" if result.retry else "interrupted"
             return RunResult(run.schedule_id, run.occurrence_at, label, result.reason, edition_id)
         return self._finish(run, result.outcome, result.reason, edition_id)
 
@@ -332,6 +311,7 @@ class Scheduler:
     ) -> SendResult:
         """Send, renewing the run's lease meanwhile; stop the send if the lease is lost."""
         send_stop = asyncio.Event()
+        lost = asyncio.Event()
 
         async def heartbeat() -> None:
             while True:
@@ -339,6 +319,7 @@ class Scheduler:
                 if not renew_lease(
                     self.engine, run.id, worker=self.worker, now=self.clock(), lease=self.lease
                 ):
+                    lost.set()
                     send_stop.set()
                     return
 
@@ -354,13 +335,18 @@ class Scheduler:
         except DeliveryError as exc:
             # The relay is down: nothing was lost (rows stay queued), so the next
             # pass retries while the occurrence is still less late than the limit.
-            result = SendResult(RunOutcome.RUNNING, f"{exc}; will retry", interrupted=True)
+            result = SendResult(
+                RunOutcome.RUNNING, f"{exc}; will retry", interrupted=True, retry=True
+            )
         except NewsletterError as exc:
             result = SendResult(RunOutcome.FAILED, str(exc))
         finally:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+        if lost.is_set() and result.outcome is not RunOutcome.SENT:
+            why = "taken over by another scheduler (this one's lease lapsed)"
+            return SendResult(RunOutcome.RUNNING, why, interrupted=True)
         if send_stop.is_set() and result.outcome is not RunOutcome.SENT:
             return SendResult(RunOutcome.RUNNING, "stopped before the end", interrupted=True)
         return result

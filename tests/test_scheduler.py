@@ -34,6 +34,7 @@ from newsletter.schedule_claims import (
     RunOutcome,
     RunRecord,
     list_runs,
+    owner_is_gone,
 )
 from newsletter.schedule_store import (
     BuildOptions,
@@ -48,7 +49,6 @@ from newsletter.scheduler import (
     SendResult,
     delivery_sender,
     describe_result,
-    owner_is_gone,
     result_of,
 )
 from newsletter.send import SendReport
@@ -346,6 +346,38 @@ async def test_stop_mid_send_then_another_scheduler_resumes_the_same_edition(
     with db.connect() as conn:
         [run] = list_runs(conn, schedule_id)
     assert (run.outcome, run.claimed_by) == (RunOutcome.SENT, "w:2")
+
+
+async def test_a_scheduler_whose_lease_lapsed_gives_the_run_up(
+    settings: Settings, db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-28T06:30Z"))
+    schedule_id = add(db)
+    slow_sender = MemorySender()
+    slow_sender.wait_for_stop = True
+    stalled = Scheduler(
+        settings,
+        db,
+        send=slow_sender,
+        clock=Clock(FIRST),
+        worker="stalled:1",
+        lease=timedelta(seconds=0.2),
+        is_gone=lambda _: False,
+    )
+    task = asyncio.create_task(stalled.run_once())
+    await slow_sender.started.wait()
+    # a minute later by its clock, another scheduler finds the lease lapsed and takes over
+    rescuer_sender = MemorySender()
+    rescuer = make(settings, db, Clock(FIRST + timedelta(minutes=1)), rescuer_sender, "r:2")
+    [rescued] = await rescuer.run_once()
+    assert rescued.outcome == "sent"
+    assert rescuer_sender.sent == slow_sender.sent  # the same edition, resumed
+    [given_up] = await asyncio.wait_for(task, timeout=30)
+    assert given_up.outcome == "interrupted"
+    assert given_up.reason == "taken over by another scheduler (this one's lease lapsed)"
+    with db.connect() as conn:
+        [run] = list_runs(conn, schedule_id)
+    assert (run.outcome, run.claimed_by) == (RunOutcome.SENT, "r:2")
 
 
 async def test_a_stale_takeover_is_not_sent_at_teatime(
