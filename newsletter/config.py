@@ -83,6 +83,15 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.get())
         return (init_settings, env_settings, toml)
 
+    @field_validator("schedule_max_lateness", mode="before")
+    @classmethod
+    def _lateness_span(cls, value: object) -> object:
+        # Accept the spans the CLI accepts (90m, 3h, 1d) besides ISO 8601 and seconds.
+        from newsletter.durations import parse_span
+
+        span = parse_span(value) if isinstance(value, str) else None
+        return span if span is not None else value
+
     @field_validator("base_url")
     @classmethod
     def _base_url_absolute(cls, value: str) -> str:
