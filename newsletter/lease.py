@@ -27,7 +27,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.db import is_postgres
 
-__all__ = ["FileLease", "Lease", "PostgresLease", "new_worker_id", "take_lease"]
+__all__ = [
+    "FileLease",
+    "Lease",
+    "PostgresLease",
+    "new_worker_id",
+    "senders_folder",
+    "take_lease",
+]
 
 
 def new_worker_id() -> str:
@@ -125,6 +132,11 @@ class PostgresLease:
             self._conn = None
 
 
+def senders_folder(database: Path) -> Path:
+    """The folder next to an SQLite database where its senders keep their lock files."""
+    return database.resolve().with_name(database.name + ".senders")
+
+
 def take_lease(engine: Engine, worker: str | None = None) -> FileLease | PostgresLease:
     """Take a lease for a new worker on the database behind ``engine``."""
     worker = worker or new_worker_id()
@@ -132,7 +144,7 @@ def take_lease(engine: Engine, worker: str | None = None) -> FileLease | Postgre
         return PostgresLease(engine, worker)
     database = engine.url.database
     if database and database != ":memory:":
-        folder = Path(database).resolve().with_name(Path(database).name + ".senders")
+        folder = senders_folder(Path(database))
     else:
         folder = Path(tempfile.gettempdir()) / "newsletter-senders"
     return FileLease(folder, worker)

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from newsletter.db import is_postgres
+from newsletter.db import UTCDateTime, is_postgres
 from newsletter.schema import deliveries, subscribers
 
 __all__ = [
@@ -322,6 +322,33 @@ def claim(
     return rows
 
 
+# The two statements run for every message, in group commits. Plain SQL text
+# (valid on SQLite and PostgreSQL) costs a third of the equivalent Core
+# construct per execution: these are the hot path of a send.
+_MARK_SENDING = sa.text(
+    "UPDATE deliveries SET status = 'sending', message_id = :mid,"
+    " attempts = attempts + 1, updated_at = :now"
+    " WHERE edition_id = :e AND subscriber_id = :sid AND claimed_by = :w"
+    " AND status IN ('queued', 'deferred')"
+    " AND EXISTS (SELECT 1 FROM subscribers"
+    " WHERE subscribers.id = deliveries.subscriber_id AND subscribers.status = 'confirmed')"
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+_RECORD = sa.text(
+    "UPDATE deliveries SET status = :status, last_code = :code, last_error = :error,"
+    " next_attempt_at = :next, sent_at = :sent, updated_at = :now,"
+    " claimed_by = CASE WHEN :release = 1 THEN NULL ELSE claimed_by END"
+    " WHERE edition_id = :e AND subscriber_id = :sid"
+).bindparams(
+    sa.bindparam("now", type_=UTCDateTime()),
+    sa.bindparam("next", type_=UTCDateTime()),
+    sa.bindparam("sent", type_=UTCDateTime()),
+    sa.bindparam("code", type_=sa.Integer()),
+    sa.bindparam("error", type_=sa.Text()),
+    sa.bindparam("release", type_=sa.Integer()),
+)
+
+
 def mark_sending(
     conn: Connection,
     edition_id: str,
@@ -337,27 +364,10 @@ def mark_sending(
     """
     if not rows:
         return set()
-    statement = (
-        deliveries.update()
-        .where(
-            _D.edition_id == edition_id,
-            _D.subscriber_id == sa.bindparam("b_sid"),
-            _D.claimed_by == worker,
-            # OR, not IN: an expanding IN list cannot be used with executemany.
-            sa.or_(
-                _D.status == DeliveryStatus.QUEUED.value,
-                _D.status == DeliveryStatus.DEFERRED.value,
-            ),
-            _confirmed(_D.subscriber_id),
-        )
-        .values(
-            status=DeliveryStatus.SENDING.value,
-            message_id=sa.bindparam("b_mid"),
-            attempts=_D.attempts + 1,
-            updated_at=now,
-        )
-    )
-    result = conn.execute(statement, [{"b_sid": sid, "b_mid": mid} for sid, mid in rows])
+    params = [
+        {"e": edition_id, "w": worker, "sid": sid, "mid": mid, "now": now} for sid, mid in rows
+    ]
+    result = conn.execute(_MARK_SENDING, params)
     wanted = {sid for sid, _ in rows}
     if result.rowcount == len(rows):
         return wanted
@@ -393,33 +403,20 @@ def record(conn: Connection, edition_id: str, marks: list[Mark], now: datetime) 
     """Write the results of attempts: sent, deferred (with its next time), failed, unknown."""
     if not marks:
         return
-    statement = (
-        deliveries.update()
-        .where(_D.edition_id == edition_id, _D.subscriber_id == sa.bindparam("b_sid"))
-        .values(
-            status=sa.bindparam("b_status"),
-            last_code=sa.bindparam("b_code"),
-            last_error=sa.bindparam("b_error"),
-            next_attempt_at=sa.bindparam("b_next", type_=_D.next_attempt_at.type),
-            sent_at=sa.bindparam("b_sent", type_=_D.sent_at.type),
-            # A deferred row goes back to the pool for any worker to retry.
-            claimed_by=sa.case(
-                (sa.bindparam("b_status") == DeliveryStatus.DEFERRED.value, sa.null()),
-                else_=_D.claimed_by,
-            ),
-            updated_at=now,
-        )
-    )
     conn.execute(
-        statement,
+        _RECORD,
         [
             {
-                "b_sid": m.subscriber_id,
-                "b_status": m.status.value,
-                "b_code": m.code,
-                "b_error": m.error,
-                "b_next": m.next_attempt_at,
-                "b_sent": now if m.status is DeliveryStatus.SENT else None,
+                "e": edition_id,
+                "sid": m.subscriber_id,
+                "status": m.status.value,
+                "code": m.code,
+                "error": m.error,
+                "next": m.next_attempt_at,
+                "sent": now if m.status is DeliveryStatus.SENT else None,
+                # A deferred row goes back to the pool for any worker to retry.
+                "release": 1 if m.status is DeliveryStatus.DEFERRED else 0,
+                "now": now,
             }
             for m in marks
         ],

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from newsletter.errors import (
     SendPausedError,
     StateError,
 )
-from newsletter.journal import DatabaseThread, Journal, Result
+from newsletter.journal import DatabaseRunner, Journal, Result
 from newsletter.lease import take_lease
 from newsletter.message import MessageTemplate, Personal, new_message_id
 from newsletter.models import Edition, EditionStatus
@@ -295,11 +296,15 @@ class _Run:
         self.report = SendReport(edition_id)
         self.queue: asyncio.Queue[outbox.Claimed | None] = asyncio.Queue()
         self.outstanding = 0  # claimed rows not yet finished by a worker
-        self.finished = asyncio.Event()
+        # Woken by workers only when the claimer has something to do: the queue
+        # ran low, or everything claimed is finished (never once per message).
+        self.low_water = 0
+        self.need_more = asyncio.Event()
+        self.idle = asyncio.Event()
         self.failures_in_a_row = 0
         self.halt = False  # no new rows: stop requested, or paused
 
-    # -- setup and teardown (blocking, on the database thread) ------------------
+    # -- setup and teardown (blocking, run through the DatabaseRunner) ---------
 
     def _prepare(self, conn: Connection, worker: str, is_alive: Callable[[str], bool]) -> Edition:
         now = utcnow()
@@ -362,7 +367,7 @@ class _Run:
 
     async def execute(self) -> SendReport:
         started = time.perf_counter()
-        db = DatabaseThread(self.engine)
+        db = DatabaseRunner(self.engine)
         lease = await db.run(take_lease, self.engine)
         try:
             edition = await db.transaction(self._prepare, lease.worker, lease.is_alive)
@@ -409,7 +414,7 @@ class _Run:
             )
         return self.report
 
-    async def _drain(self, db: DatabaseThread, journal: Journal, worker: str) -> None:
+    async def _drain(self, db: DatabaseRunner, journal: Journal, worker: str) -> None:
         workers = [
             asyncio.create_task(self._worker(journal), name=f"smtp-worker-{n}")
             for n in range(self.concurrency)
@@ -430,12 +435,14 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _claimer(self, db: DatabaseThread, journal: Journal, worker: str) -> None:
+    async def _claimer(self, db: DatabaseRunner, journal: Journal, worker: str) -> None:
         batch = max(self.options.claim_batch, 2 * self.concurrency)
+        self.low_water = batch // 2
         synced = False
         while not self._halted():
-            if self.queue.qsize() > batch // 2:
-                await self._wait_finished(0.5)
+            if self.outstanding > self.low_water:
+                self.need_more.clear()
+                await _wait(self.need_more, 0.2)
                 continue
             rows = await db.transaction(outbox.claim, self.edition_id, worker, batch, utcnow())
             if rows:
@@ -445,7 +452,9 @@ class _Run:
                 synced = False
                 continue
             if self.outstanding:
-                await self._wait_finished(0.5)
+                # The tail: wait for the last rows (a deferral may come back).
+                self.idle.clear()
+                await _wait(self.idle, 0.5)
                 continue
             if not synced:
                 # Results may still be on their way to the database: a deferral
@@ -457,17 +466,7 @@ class _Run:
             if due is None:
                 return  # nothing left that this worker could send
             wait = max(0.0, (due - utcnow()).total_seconds())
-            await self._wait_finished(min(wait, 1.0) + 0.01)
-
-    async def _wait_finished(self, seconds: float) -> None:
-        self.finished.clear()
-        stop = asyncio.ensure_future(self.stop.wait())
-        done = asyncio.ensure_future(self.finished.wait())
-        try:
-            await asyncio.wait({stop, done}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            done.cancel()
+            await _wait(self.stop, min(wait, 1.0) + 0.01)
 
     def _halted(self) -> bool:
         return self.halt or self.stop.is_set()
@@ -508,7 +507,8 @@ class _Run:
                 self._result(journal, row, Attempt(Outcome.DEFERRED, None, str(exc)), begun=False)
                 return None
         begun = journal.begin(row.subscriber_id, message_id)
-        attempt = await connection.deliver(self.sender, row.email, data, ready=begun)
+        # MessageTemplate and dkimpy emit CRLF line ends only (the tests check it).
+        attempt = await connection.deliver(self.sender, row.email, data, ready=begun, crlf=True)
         if not await begun:
             # Unsubscribed or erased since the claim: the journal failed the row and
             # deliver() stopped before DATA.
@@ -522,7 +522,10 @@ class _Run:
 
     def _done(self, row: outbox.Claimed) -> None:
         self.outstanding -= 1
-        self.finished.set()
+        if self.outstanding <= self.low_water:
+            self.need_more.set()
+        if self.outstanding == 0:
+            self.idle.set()
 
     def _result(
         self, journal: Journal, row: outbox.Claimed, attempt: Attempt, *, begun: bool = True
@@ -569,3 +572,9 @@ class _Run:
         if self.failures_in_a_row >= self.threshold and not report.paused_reason:
             report.paused_reason = f"{self.failures_in_a_row} failures in a row (last: {error})"
             self.halt = True
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` have passed, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

@@ -83,6 +83,9 @@ async def test_every_message_is_built_right_and_sent_once(
         assert rows[rcpt].status == "sent"
         assert rows[rcpt].sent_at is not None
         assert all(len(line) <= 998 for line in item.data.split(b"\r\n"))
+        # CRLF only (the sender relies on it and does not re-check each message)
+        assert item.data.count(b"\n") == item.data.count(b"\r\n")
+        assert item.data.count(b"\r") == item.data.count(b"\r\n")
         message_ids.add(message["Message-ID"])
     assert len(message_ids) == 12
     # Connections were reused: 12 messages on at most 3 sessions.
@@ -208,6 +211,7 @@ async def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(
     assert len(smtp_server.received) == 2
     for item in smtp_server.received:
         assert dkim.verify(item.data, dnsfunc=dnsfunc)
+        assert item.data.count(b"\n") == item.data.count(b"\r\n")
         signature = item.message()["DKIM-Signature"]
         signed = re.search(r"h=([^;]+)", signature.replace(" ", "").replace("\r\n", "")).group(1)
         names = signed.lower().split(":")

@@ -1,0 +1,322 @@
+"""Benchmark: the full delivery pipeline against Postfix's smtp-sink, next to smtp-source.
+
+Run alone::
+
+    .venv/bin/python bench/send.py [--recipients 10000] [--sessions 8] [--grow 10]
+
+What it does, on loopback:
+
+1. installs Debian's ``postfix`` when ``smtp-sink`` is missing (smtp-sink and
+   smtp-source need no mail service running), starts ``smtp-sink``;
+2. builds an edition of about 40 KB per message and a list of N confirmed
+   subscribers, then times ``send_edition`` for real: outbox writes, claims,
+   personalisation, SMTP, group commits, everything, in 1 and in P processes
+   sharing the edition (several senders may share one outbox);
+3. times ``smtp-source`` (C, no database, no personalisation) sending N
+   messages of the same size over the same number of reused sessions (``-d``);
+4. prints both rates and the ratio (target >= 0.35, aim 0.5);
+5. sends to N and then to N x grow recipients in a fresh process each and
+   prints the peak memory (RSS) of both: it should stay flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from newsletter.articles import upsert_articles  # noqa: E402
+from newsletter.config import Settings, load_settings  # noqa: E402
+from newsletter.db import open_database, utcnow  # noqa: E402
+from newsletter.editions import build_edition, get_edition  # noqa: E402
+from newsletter.loaders import load_articles  # noqa: E402
+from newsletter.schema import deliveries, editions, subscribers  # noqa: E402
+from newsletter.send import MessageBuilder, SendOptions, send_edition  # noqa: E402
+
+SENDER = "news@news.example.com"
+TARGET_SIZE = 40_000
+
+
+def machine() -> str:
+    """Cores, CPU model, Python version: the figures mean nothing without them."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"machine: {os.cpu_count()} cores, {model}; Python {platform.python_version()}; "
+        f"{platform.system()} {platform.release()}; load average {load:.2f} at start"
+    )
+
+
+def ensure_postfix_tools() -> tuple[str, str]:
+    """The paths of smtp-sink and smtp-source, installing Debian's postfix if needed."""
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/usr/lib/postfix/sbin"
+    sink, source = shutil.which("smtp-sink", path=path), shutil.which("smtp-source", path=path)
+    if sink and source:
+        return sink, source
+    print("smtp-sink not found: installing Debian's postfix (no mail service is configured)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(
+        ["debconf-set-selections"],
+        input=b"postfix postfix/main_mailer_type select No configuration\n",
+        check=True,
+    )
+    subprocess.run(["apt-get", "install", "-y", "-q", "postfix"], check=True, env=env)
+    sink, source = shutil.which("smtp-sink", path=path), shutil.which("smtp-source", path=path)
+    if not (sink and source):
+        sys.exit("postfix is installed but smtp-sink/smtp-source are still missing")
+    return sink, source
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_sink(sink: str, port: int) -> subprocess.Popen[bytes]:
+    """``smtp-sink -c 127.0.0.1:PORT 1000`` (as nobody when run as root, as it requires)."""
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen(
+        [sink, *user, "-c", f"127.0.0.1:{port}", "1000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("smtp-sink did not start")
+
+
+def settings_for(folder: Path, port: int) -> dict[str, Any]:
+    return {
+        "database_url": f"sqlite:///{folder / 'bench.db'}",
+        "secret_key": "bench-secret-key-0123456789",
+        "base_url": "https://news.example.com/newsletter",
+        "smtp_url": f"smtp://127.0.0.1:{port}",
+        "sender": f"Britain's News Portal <{SENDER}>",
+    }
+
+
+def prepare_edition(folder: Path, config: dict[str, Any]) -> tuple[str, bytes]:
+    """Articles (the examples, cloned until a message is about 40 KB) and an edition."""
+    settings = load_settings(folder, **config)
+    engine = open_database(settings.database_url)
+    base = load_articles(ROOT / "examples" / "articles")
+    now = max(a.published_at for a in base) + timedelta(hours=1)
+    articles = list(base)
+    while True:
+        with engine.begin() as conn:
+            upsert_articles(conn, articles, now)
+            conn.execute(editions.delete())
+            edition = build_edition(
+                conn,
+                now=now,
+                since=now - timedelta(days=30),
+                article_ids=[a.id for a in articles],
+                site_name=settings.site_name,
+            )
+        sample = MessageBuilder(settings, edition).build(
+            "all", 1, "reader1@bench.example.org", "Reader One", "<sample@news.example.com>"
+        )
+        if len(sample) >= TARGET_SIZE or len(articles) >= 25:
+            return edition.id, sample
+        clone = base[len(articles) % len(base)]
+        articles.append(
+            clone.model_copy(
+                update={"id": f"{clone.id}-copy-{len(articles)}", "headline": clone.headline + "."}
+            )
+        )
+
+
+def add_subscribers(folder: Path, config: dict[str, Any], count: int, start: int = 0) -> None:
+    """``count`` confirmed subscribers, inserted in bulk (the store's checks are not timed here)."""
+    settings = load_settings(folder, **config)
+    engine = open_database(settings.database_url)
+    now = utcnow()
+    with engine.begin() as conn:
+        for first in range(start, start + count, 5000):
+            rows = [
+                {
+                    "email": f"reader{n}@bench.example.org",
+                    "email_key": f"reader{n}@bench.example.org",
+                    "name": f"Reader {n}",
+                    "status": "confirmed",
+                    "topics": [],
+                    "attributes": {},
+                    "created_at": now,
+                    "updated_at": now,
+                    "confirmed_at": now,
+                }
+                for n in range(first, min(first + 5000, start + count))
+            ]
+            conn.execute(subscribers.insert(), rows)
+
+
+def reset_outbox(folder: Path, config: dict[str, Any]) -> None:
+    engine = open_database(load_settings(folder, **config).database_url)
+    with engine.begin() as conn:
+        conn.execute(deliveries.delete())
+        conn.execute(editions.update().values(status="draft", status_reason=None, sent_at=None))
+
+
+def _sender(
+    folder: str, config: dict[str, Any], edition_id: str, concurrency: int, out: Any
+) -> None:
+    """One sending process: the real send_edition; reports sent count and peak RSS (KiB)."""
+    settings: Settings = load_settings(Path(folder), **config)
+    engine = open_database(settings.database_url)
+    report = asyncio.run(
+        send_edition(settings, engine, edition_id, options=SendOptions(concurrency=concurrency))
+    )
+    out.put((report.sent, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def run_pipeline(
+    folder: Path, config: dict[str, Any], edition_id: str, processes: int, sessions: int
+) -> tuple[float, int, int]:
+    """Wall time, messages sent and the largest peak RSS of ``processes`` senders."""
+    context = mp.get_context("spawn")
+    out = context.Queue()
+    per_process = max(1, sessions // processes)
+    workers = [
+        context.Process(target=_sender, args=(str(folder), config, edition_id, per_process, out))
+        for _ in range(processes)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    results = [out.get() for _ in workers]
+    elapsed = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+        if worker.exitcode != 0:
+            sys.exit(f"a sending process failed (exit {worker.exitcode})")
+    engine = open_database(load_settings(folder, **config).database_url)
+    with engine.connect() as conn:
+        sent = conn.execute(
+            sa.select(sa.func.count()).where(
+                deliveries.c.edition_id == edition_id, deliveries.c.status == "sent"
+            )
+        ).scalar_one()
+        status = get_edition(conn, edition_id).status.value
+    if sent != sum(r[0] for r in results) or status != "sent":
+        sys.exit(f"the pipeline did not finish cleanly: {sent} sent, edition {status}")
+    return elapsed, sent, max(r[1] for r in results)
+
+
+def run_smtp_source(source: str, port: int, sample: Path, count: int, sessions: int) -> float:
+    """Seconds smtp-source takes for ``count`` messages over ``sessions`` reused sessions."""
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            *(source, "-d", "-s", str(sessions), "-m", str(count), "-F", str(sample)),
+            *("-f", SENDER, "-t", "reader@bench.example.org", f"127.0.0.1:{port}"),
+        ],
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=8, help="SMTP sessions in total")
+    parser.add_argument("--processes", type=int, default=2, help="sending processes, besides 1")
+    parser.add_argument("--grow", type=int, default=10, help="list growth for the memory check")
+    args = parser.parse_args()
+    n, sessions = args.recipients, args.sessions
+
+    print(machine())
+    sink, source = ensure_postfix_tools()
+    port = free_port()
+    sink_proc = start_sink(sink, port)
+    folder = Path(tempfile.mkdtemp(prefix="bench-send-"))
+    try:
+        config = settings_for(folder, port)
+        edition_id, sample = prepare_edition(folder, config)
+        add_subscribers(folder, config, n)
+        sample_file = folder / "sample.eml"
+        # smtp-source -F appends CRLF to each line itself: give it bare lines.
+        sample_file.write_bytes(sample.replace(b"\r\n", b"\n"))
+        print(f"edition {edition_id}: {len(sample):,} bytes per message, {n:,} recipients")
+
+        best = 0.0
+        for processes in sorted({1, args.processes}):
+            reset_outbox(folder, config)
+            elapsed, sent, _ = run_pipeline(folder, config, edition_id, processes, sessions)
+            rate = sent / elapsed
+            best = max(best, rate)
+            print(
+                f"pipeline ({processes} process{'es' if processes > 1 else ''}, {sessions} sessions"
+                f" in all, outbox included): {sent:,} messages in {elapsed:.2f}s = {rate:,.0f}/s"
+            )
+        source_elapsed = run_smtp_source(source, port, sample_file, n, sessions)
+        source_rate = n / source_elapsed
+        print(
+            f"smtp-source (-d -s {sessions}, same size): {n:,} messages in "
+            f"{source_elapsed:.2f}s = {source_rate:,.0f}/s"
+        )
+        ratio = best / source_rate
+        verdict = "meets the 0.35 target" if ratio >= 0.35 else "BELOW the 0.35 target"
+        print(f"ratio pipeline/smtp-source: {ratio:.2f} ({verdict}; aim 0.5)")
+
+        if args.grow > 1:
+            peaks = []
+            for size in (n, n * args.grow):
+                reset_outbox(folder, config)
+                current = _count_subscribers(folder, config)
+                if current < size:
+                    add_subscribers(folder, config, size - current, start=current)
+                elapsed, sent, peak = run_pipeline(folder, config, edition_id, 1, sessions)
+                peaks.append(peak)
+                print(
+                    f"memory: {sent:,} recipients -> peak RSS {peak / 1024:.1f} MiB "
+                    f"({sent / elapsed:,.0f}/s)"
+                )
+            print(
+                f"memory growth for a {args.grow}x longer list: x{peaks[1] / peaks[0]:.2f} "
+                f"({'flat' if peaks[1] < peaks[0] * 1.25 else 'NOT flat'})"
+            )
+    finally:
+        sink_proc.terminate()
+        sink_proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _count_subscribers(folder: Path, config: dict[str, Any]) -> int:
+    engine = open_database(load_settings(folder, **config).database_url)
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(subscribers)).scalar_one())
+
+
+if __name__ == "__main__":
+    main()
