@@ -25,6 +25,7 @@ from newsletter.web_pages import (
     context_of,
     first_value,
     log,
+    mask_address,
     message_page,
     name_ok,
     page,
@@ -165,7 +166,7 @@ async def signup(request: Request) -> Response:
                 person.email,
                 person.name,
                 links.confirm_url(ctx.settings, person.id),
-                topics=tuple(topics[t] for t in sorted(person.topics) if t in topics),
+                topics=tuple(topics[t] for t in sorted(outcome.topics) if t in topics),
             )
         background = BackgroundTask(_send_quietly, ctx, note)
     # the same words whatever was found: the page never tells who is on the list
@@ -179,47 +180,101 @@ async def signup(request: Request) -> Response:
 
 
 # --- confirm ----------------------------------------------------------------
+# The emailed link only shows a button: mail scanners that prefetch every link
+# (GET) must not confirm an address nobody confirmed. The POST behind the button
+# is authenticated by the token and, like every form of the app, CSRF-checked.
 
 
-async def confirm(request: Request) -> Response:
-    """GET /confirm/{token}: a pending subscriber becomes confirmed (idempotent)."""
+def _expired(request: Request) -> Response:
+    return message_page(
+        request,
+        "This link has expired",
+        "Confirmation links last seven days. Sign up again and we will send a new one.",
+        400,
+        link=("/", "Sign up again"),
+    )
+
+
+def _not_waiting(request: Request) -> Response:
+    return message_page(
+        request,
+        "This link is no longer valid",
+        "This address is not waiting for confirmation. Sign up again to subscribe.",
+        400,
+        link=("/", "Sign up again"),
+    )
+
+
+def _subscribed(request: Request, person: Subscriber) -> Response:
+    settings = context_of(request).settings
+    return message_page(
+        request,
+        "You are subscribed",
+        f"Thank you: {person.email} will receive the {settings.site_name} newsletter.",
+        link=(links.preferences_url(settings, person.id), "Choose your topics"),
+    )
+
+
+async def confirm_page(request: Request) -> Response:
+    """GET /confirm/{token}: one "Confirm my subscription" button; a GET changes nothing."""
     ctx = context_of(request)
     try:
         subscriber_id = await token_subject(request, Purpose.CONFIRM)
     except TokenExpiredError:
-        return message_page(
-            request,
-            "This link has expired",
-            "Confirmation links last seven days. Sign up again and we will send a new one.",
-            400,
-            link=("/", "Sign up again"),
-        )
+        return _expired(request)
 
-    def apply() -> Subscriber | None:
-        with ctx.engine.begin() as conn:
+    def load() -> tuple[Subscriber, bool] | None:
+        with ctx.engine.connect() as conn:
             try:
                 person = subs.get(conn, subscriber_id)
             except NotFoundError:
                 return None
-            if person.status is SubscriberStatus.PENDING:
-                return subs.confirm(conn, subscriber_id, utcnow(), client_ip(request))
-            return person
+            return person, subs.awaits_confirmation(conn, person, utcnow())
+
+    found = await run_in_threadpool(load)
+    if found is None:
+        return _not_waiting(request)
+    person, waiting = found
+    if person.status is SubscriberStatus.CONFIRMED:
+        return _subscribed(request, person)
+    if not waiting:
+        return _not_waiting(request)
+    return page(
+        request,
+        "confirm.html",
+        address=mask_address(person.email),
+        action=request.url.path,
+    )
+
+
+async def confirm(request: Request) -> Response:
+    """POST /confirm/{token}: the signup is confirmed (idempotent; CSRF-checked)."""
+    ctx = context_of(request)
+    try:
+        subscriber_id = await token_subject(request, Purpose.CONFIRM)
+    except TokenExpiredError:
+        return _expired(request)
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return bad_form(request, f"{exc}.")
+    if not ctx.csrf.check(request, form):
+        return bad_form(request, "The form had expired or came from another site.")
+
+    def apply() -> Subscriber | None:
+        with ctx.engine.begin() as conn:
+            return subs.confirm(
+                conn,
+                subscriber_id,
+                secret=ctx.settings.secret(),
+                now=utcnow(),
+                ip=client_ip(request),
+            )
 
     person = await run_in_threadpool(apply)
     if person is None or person.status is not SubscriberStatus.CONFIRMED:
-        return message_page(
-            request,
-            "This link is no longer valid",
-            "This address is not waiting for confirmation. Sign up again to subscribe.",
-            400,
-            link=("/", "Sign up again"),
-        )
-    return message_page(
-        request,
-        "You are subscribed",
-        f"Thank you: {person.email} will receive the {ctx.settings.site_name} newsletter.",
-        link=(links.preferences_url(ctx.settings, person.id), "Choose your topics"),
-    )
+        return _not_waiting(request)
+    return _subscribed(request, person)
 
 
 def routes() -> list[Route]:
@@ -228,5 +283,6 @@ def routes() -> list[Route]:
         Route("/", signup_form, methods=["GET"]),
         Route("/signup", signup_form, methods=["GET"]),
         Route("/signup", signup, methods=["POST"]),
-        Route("/confirm/{token}", confirm, methods=["GET"]),
+        Route("/confirm/{token}", confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", confirm, methods=["POST"]),
     ]

@@ -7,7 +7,6 @@ which keeps the lifecycle, the events and the suppression list consistent.
 
 from __future__ import annotations
 
-import enum
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,13 +17,15 @@ from sqlalchemy.engine import Connection
 from newsletter.errors import NotFoundError
 from newsletter.models import normalise_topic
 from newsletter.schema import articles as articles_table
-from subscribers import store
-from subscribers.model import Consent, Subscriber, SubscriberStatus
+from subscribers import signup, store
+from subscribers.model import Consent, Subscriber
+from subscribers.signup import SignupKind
 
 __all__ = [
     "SignupKind",
     "SignupOutcome",
     "available_topics",
+    "awaits_confirmation",
     "confirm",
     "get",
     "sign_up",
@@ -33,20 +34,13 @@ __all__ = [
 ]
 
 
-class SignupKind(enum.Enum):
-    """What a signup found: a new (or returning) person, a pending one, or a confirmed one."""
-
-    NEW = "new"
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
-
-
 @dataclass(frozen=True)
 class SignupOutcome:
-    """The subscriber after a signup, and what the signup found."""
+    """The subscriber after a signup, what the signup found, and the topics asked for."""
 
     subscriber: Subscriber
     kind: SignupKind
+    topics: frozenset[str]
 
 
 def available_topics(conn: Connection) -> dict[str, str]:
@@ -79,47 +73,34 @@ def sign_up(
     consent: Consent,
     statement: str,
 ) -> SignupOutcome:
-    """Record a web signup; a confirmed person is left exactly as they were.
+    """Record a web signup as a request; only its confirmation changes who is sent anything.
 
-    A new address, or one that had left the list (unsubscribed, bounced,
-    erased), becomes ``pending`` with this consent: the double opt-in that
-    follows is the explicit request that lets them back in. The words the
-    person agreed to are kept in their history, as proof of what consent meant.
+    A new or erased address becomes ``pending`` (an erasure's suppression stays
+    until the confirmation); someone who left stays as they are, with the request
+    in their history; a confirmed person is left exactly as they were.
     """
-    existing = store.find_by_email(conn, email)
-    if existing is not None and existing.status is SubscriberStatus.CONFIRMED:
-        return SignupOutcome(existing, SignupKind.CONFIRMED)
-    kind = (
-        SignupKind.PENDING
-        if existing is not None and existing.status is SubscriberStatus.PENDING
-        else SignupKind.NEW
-    )
-    subscriber = store.add(
+    asked = signup.request(
         conn,
         email,
         secret=secret,
         name=name,
         topics=topics,
-        consent_source=consent.source,
-        consent_ip=consent.ip,
-        resubscribe=True,
-        now=consent.at,
-    )
-    store.record_event(
-        conn,
-        subscriber.id,
-        "consent",
-        consent.at,
-        source=consent.source,
-        ip=consent.ip,
+        consent=consent,
         statement=statement,
     )
-    return SignupOutcome(subscriber, kind)
+    return SignupOutcome(asked.subscriber, asked.kind, asked.topics)
 
 
-def confirm(conn: Connection, subscriber_id: int, now: datetime, ip: str | None) -> Subscriber:
-    """Confirm a pending subscriber (idempotent for a confirmed one)."""
-    return store.confirm(conn, subscriber_id, now=now, ip=ip)
+def awaits_confirmation(conn: Connection, person: Subscriber, now: datetime) -> bool:
+    """True when the confirm button would subscribe this person."""
+    return signup.awaits_confirmation(conn, person, now)
+
+
+def confirm(
+    conn: Connection, subscriber_id: int, *, secret: bytes, now: datetime, ip: str | None
+) -> Subscriber | None:
+    """Confirm a signup (lifting any suppression); None when the person was erased."""
+    return signup.confirm(conn, subscriber_id, secret=secret, now=now, ip=ip)
 
 
 def unsubscribe(conn: Connection, subscriber_id: int, now: datetime, source: str) -> None:

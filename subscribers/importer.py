@@ -17,7 +17,9 @@ Rules, per normalised address:
   (pending to confirmed, or to unsubscribed/bounced/complained), never from
   confirmed back to pending;
 - someone who unsubscribed, bounced, complained or was erased is never made
-  active again unless ``resubscribe=True``: such rows are *skipped*;
+  active again unless ``resubscribe=True``: such rows are *skipped* (an erased
+  address stays suppressed, and skipped, even while a web signup of it awaits
+  confirmation);
 - importing the same file twice changes nothing the second time.
 """
 
@@ -213,9 +215,12 @@ def _apply(
     if known:  # the full, typed rows only for the people already held
         query = sa.select(subscribers).where(_S.email_key.in_(sa.bindparam("k", expanding=True)))
         existing = {row.email_key: row._mapping for row in conn.execute(query, {"k": known})}
-    fresh = [key for key in batch if key not in existing]
+    # held people too: an erased person whose address a web signup made pending again
+    # stays suppressed until they confirm, and an import must not slip them back in
     erased = (
-        suppressions.suppressed_among(conn, options.secret, fresh) if check_suppressions else set()
+        suppressions.suppressed_among(conn, options.secret, list(batch))
+        if check_suppressions
+        else set()
     )
     inserts: list[tuple[Any, ...]] = []
     created: dict[SubscriberStatus, list[str]] = {}  # keys of the people added, by status
@@ -223,15 +228,15 @@ def _apply(
     updates: list[dict[str, Any]] = []
     events: list[tuple[str, str, dict[str, Any]]] = []  # key, kind, detail
     for key, row in batch.items():
-        if key in existing:
-            _update(existing[key], row, options, report, updates, events)
-            continue
         if key in erased:
             if not options.resubscribe:
                 reason = f"{row.email} was erased at their request (--resubscribe adds them again)"
                 _problem(report, options, Problem(row.line, "skipped", reason))
                 continue
             suppressions.lift(conn, options.secret, key)
+        if key in existing:
+            _update(existing[key], row, options, report, updates, events)
+            continue
         target = _target(row, options)
         inserts.append(_new(row, target, encoder))
         created.setdefault(target, []).append(key)

@@ -13,7 +13,9 @@ Lifecycle::
 
 Only ``confirmed`` people are recipients. Re-adding someone who unsubscribed,
 bounced, complained or was erased needs ``resubscribe=True``: an explicit, new
-consent.
+consent. A web signup only *asks* (``keep_suppression=True``, see
+:mod:`subscribers.signup`): an erased address's suppression is lifted by
+:func:`confirm` (given the secret), once the person has proved they own the mailbox.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def add(
     consent_source: str = "cli",
     consent_ip: str | None = None,
     resubscribe: bool = False,
+    keep_suppression: bool = False,
     now: datetime | None = None,
 ) -> Subscriber:
     """Add a person, or update the one already holding this address, and return them.
@@ -143,6 +146,8 @@ def add(
     consent record. An existing pending or confirmed person gets the given fields.
     Someone who unsubscribed, bounced, complained or was erased raises
     :class:`SuppressedError` unless ``resubscribe`` (a fresh, explicit consent).
+    With ``keep_suppression`` an erased address may be added as ``pending`` while
+    its suppression stays (only :func:`confirm` with the secret lifts it).
     """
     now = now or utcnow()
     address = normalise_address(email)
@@ -154,11 +159,14 @@ def add(
     target = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
 
     if suppressions.is_suppressed(conn, secret, address.key):
-        if not resubscribe:
+        if keep_suppression and not confirmed:
+            pass  # a request to be confirmed by the mailbox's owner, who alone lifts it
+        elif not resubscribe:
             raise SuppressedError(
                 f"{address.email} was erased at their request; adding them again needs --force"
             )
-        suppressions.lift(conn, secret, address.key)
+        else:
+            suppressions.lift(conn, secret, address.key)
 
     row = conn.execute(sa.select(subscribers).where(_S.email_key == address.key)).first()
     if row is None:
@@ -245,17 +253,27 @@ def _transition(
 
 
 def confirm(
-    conn: Connection, subscriber_id: int, *, now: datetime | None = None, ip: str | None = None
+    conn: Connection,
+    subscriber_id: int,
+    *,
+    now: datetime | None = None,
+    ip: str | None = None,
+    secret: bytes | None = None,
 ) -> Subscriber:
     """Confirm a pending subscription (double opt-in); confirming twice is harmless.
 
-    Raises :class:`StateError` for someone who has since unsubscribed, bounced or complained.
+    With ``secret``, a suppression of the address (an earlier erasure) is lifted:
+    the confirmation proves the mailbox's owner asked to come back. Raises
+    :class:`StateError` for someone who has since unsubscribed, bounced or complained.
     """
+    now = now or utcnow()
     current = get(conn, subscriber_id)
     if current.status in _INACTIVE:
         raise StateError(f"subscriber {subscriber_id} is {current.status.value}; cannot confirm")
     if ip is not None and current.status is SubscriberStatus.PENDING:
         conn.execute(subscribers.update().where(_S.id == subscriber_id).values(consent_ip=ip))
+    if secret is not None and suppressions.lift(conn, secret, normalise_address(current.email).key):
+        record_event(conn, subscriber_id, "suppression_lifted", now, reason="confirmed")
     return _transition(conn, subscriber_id, SubscriberStatus.CONFIRMED, "confirmed_at", now, ip=ip)
 
 
