@@ -24,7 +24,8 @@ from newsletter.models import EditionStatus
 from newsletter.web import create_app
 from newsletter.web_security import PAGE_CSP
 from newsletter.web_subscribe import consent_statement
-from subscribers import links, store
+from subscribers import links, privacy, store
+from subscribers.importer import import_file
 from subscribers.model import SubscriberStatus
 from subscribers.tokens import Purpose, make_token
 from tests.conftest import CLIResult
@@ -128,14 +129,30 @@ def test_signup_confirm_round_trip_through_a_real_server_and_smtp(
         assert text is not None
         (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
 
-        confirmed = http.get(path_of(env.settings, confirm))
+        # following the link (as a mail scanner would) only shows the button
+        path = path_of(env.settings, confirm)
+        shown = http.get(path)
+        assert shown.status_code == 200
+        assert "Confirm my subscription" in shown.text
+        # the form posts to the link's own public address (under the base URL's path)
+        assert f'<form method="post" action="{urlsplit(confirm).path}">' in shown.text
+        assert "R•••@example.com" in shown.text
+        assert get(env, pending.id).status is SubscriberStatus.PENDING
+        confirmed = http.post(path, data={"csrf_token": csrf_token(shown.text)})
         assert confirmed.status_code == 200
         assert "You are subscribed" in confirmed.text
         person = get(env, pending.id)
         assert person.status is SubscriberStatus.CONFIRMED
         assert person.confirmed_at is not None
-        # following the link again is harmless
-        assert http.get(path_of(env.settings, confirm)).status_code == 200
+        assert person.consent is not None
+        assert person.consent.ip == "127.0.0.1"
+        # following the link again, or pressing the button again, is harmless
+        again = http.get(path)
+        assert again.status_code == 200
+        assert "You are subscribed" in again.text
+        assert "Confirm my subscription" not in again.text
+        assert http.post(path, data={"csrf_token": csrf_token(shown.text)}).status_code == 200
+        assert get(env, pending.id).confirmed_at == person.confirmed_at
 
 
 async def test_signup_of_a_confirmed_address_reveals_nothing(
@@ -299,7 +316,7 @@ async def test_tampered_and_wrong_purpose_tokens_get_a_friendly_400(
     other = "preferences" if route != "preferences" else "unsubscribe"
     wrong_purpose = make_token(env.settings.secret(), other, person.id)
     for token in (tampered, wrong_purpose, "garbage", "a.b.c.d"):
-        for method in ("GET", "POST") if route != "confirm" else ("GET",):
+        for method in ("GET", "POST"):
             response = await client.request(method, f"/{route}/{token}")
             assert response.status_code == 400, (method, token)
             assert "This link does not work" in response.text
@@ -311,12 +328,55 @@ async def test_an_expired_confirm_link_says_so(env: WebEnv, client: httpx.AsyncC
     with env.engine.begin() as conn:
         person = store.add(conn, "late@example.com", secret=env.settings.secret())
     old = datetime.now(UTC) - timedelta(days=8)
-    response = await client.get(
-        f"/confirm/{make_token(env.settings.secret(), Purpose.CONFIRM, person.id, old)}"
-    )
-    assert response.status_code == 400
-    assert "expired" in response.text
+    path = f"/confirm/{make_token(env.settings.secret(), Purpose.CONFIRM, person.id, old)}"
+    form = await client.get("/")
+    for response in (
+        await client.get(path),
+        await client.post(path, data={"csrf_token": csrf_token(form.text)}),
+    ):
+        assert response.status_code == 400
+        assert "expired" in response.text
     assert get(env, person.id).status is SubscriberStatus.PENDING
+
+
+async def test_following_a_confirm_link_changes_nothing(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
+    with env.engine.begin() as conn:
+        person = store.add(conn, "scanned@example.com", secret=env.settings.secret())
+        before = store.events(conn, person.id)
+    path = path_of(env.settings, links.confirm_url(env.settings, person.id))
+    for _ in range(3):  # a scanner may fetch it more than once, with HEAD too
+        assert (await client.get(path)).status_code == 200
+        assert (await client.head(path)).status_code == 200
+    after = get(env, person.id)
+    assert after == person
+    with env.engine.connect() as conn:
+        assert store.events(conn, person.id) == before
+
+
+async def test_the_confirm_button_is_csrf_checked(env: WebEnv, client: httpx.AsyncClient) -> None:
+    with env.engine.begin() as conn:
+        person = store.add(conn, "csrf.confirm@example.com", secret=env.settings.secret())
+    path = path_of(env.settings, links.confirm_url(env.settings, person.id))
+    page = await client.get(path)
+    token = csrf_token(page.text)
+    refused = [
+        await client.post(path, data={}),
+        await client.post(path, data={"csrf_token": "forged"}),
+        await client.post(
+            path, data={"csrf_token": token}, headers={"sec-fetch-site": "cross-site"}
+        ),
+    ]
+    async with asgi_client(env.app) as stranger:  # a valid token, but not this browser's cookie
+        refused.append(await stranger.post(path, data={"csrf_token": token}))
+    for response in refused:
+        assert response.status_code == 400
+        assert "This form could not be sent" in response.text
+    assert get(env, person.id).status is SubscriberStatus.PENDING
+    done = await client.post(path, data={"csrf_token": token})
+    assert "You are subscribed" in done.text
+    assert get(env, person.id).status is SubscriberStatus.CONFIRMED
 
 
 async def test_confirm_link_of_someone_who_left_does_not_resubscribe(
@@ -325,9 +385,61 @@ async def test_confirm_link_of_someone_who_left_does_not_resubscribe(
     person = add_confirmed(env, "gone@example.com")
     with env.engine.begin() as conn:
         store.unsubscribe(conn, person.id)
-    response = await client.get(path_of(env.settings, links.confirm_url(env.settings, person.id)))
-    assert response.status_code == 400
+    path = path_of(env.settings, links.confirm_url(env.settings, person.id))
+    shown = await client.get(path)
+    assert shown.status_code == 400
+    assert "Confirm my subscription" not in shown.text
+    form = await client.get("/")
+    pressed = await client.post(path, data={"csrf_token": csrf_token(form.text)})
+    assert pressed.status_code == 400
     assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+
+
+async def test_someone_who_left_signs_up_again_and_is_back_only_after_confirming(
+    env: WebEnv, client: httpx.AsyncClient, smtp_server: SMTPServer
+) -> None:
+    person = add_confirmed(env, "back@example.com", topics=["crime"])
+    with env.engine.begin() as conn:
+        store.unsubscribe(conn, person.id)
+    answer = await _signup(client, email="back@example.com", topic=["economy"])
+    assert "Check your inbox" in answer.text
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+    text = smtp_server.received[0].message().get_body(("plain",))
+    assert text is not None
+    assert "Economy" in text.get_content()
+    (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
+    page = await client.get(urlsplit(confirm).path)
+    assert "Confirm my subscription" in page.text
+    assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
+    done = await client.post(urlsplit(confirm).path, data={"csrf_token": csrf_token(page.text)})
+    assert "You are subscribed" in done.text
+    back = get(env, person.id)
+    assert (back.status, back.topics) == (SubscriberStatus.CONFIRMED, frozenset({"economy"}))
+
+
+async def test_an_erased_person_is_suppressed_until_they_confirm_a_signup(
+    env: WebEnv, client: httpx.AsyncClient, smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    with env.engine.begin() as conn:
+        store.add(conn, "erased.web@example.com", secret=env.settings.secret(), confirmed=True)
+        privacy.erase(conn, "erased.web@example.com", secret=env.settings.secret())
+    await _signup(client, email="erased.web@example.com")
+    pending = _find(env, "erased.web@example.com")
+    assert pending is not None
+    assert pending.status is SubscriberStatus.PENDING
+    csv = tmp_path / "old-list.csv"
+    csv.write_text("email,status\nerased.web@example.com,confirmed\n")
+    refused = import_file(env.engine, csv, secret=env.settings.secret(), confirmed=True)
+    assert (refused.skipped, refused.updated) == (1, 0)
+    assert get(env, pending.id).status is SubscriberStatus.PENDING
+    text = smtp_server.received[0].message().get_body(("plain",))
+    assert text is not None
+    (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
+    page = await client.get(urlsplit(confirm).path)
+    await client.post(urlsplit(confirm).path, data={"csrf_token": csrf_token(page.text)})
+    assert get(env, pending.id).status is SubscriberStatus.CONFIRMED
+    accepted = import_file(env.engine, csv, secret=env.settings.secret())
+    assert (accepted.skipped, accepted.unchanged) == (0, 1)
 
 
 async def test_archive_shows_only_sent_editions(env: WebEnv, client: httpx.AsyncClient) -> None:
@@ -505,6 +617,10 @@ def test_a_reader_signs_up_and_confirms_in_chromium_at_phone_width(
             assert text is not None
             (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
             page.goto(base + urlsplit(confirm).path)
+            page.wait_for_selector("h1:has-text('Confirm your subscription')")
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 375
+            assert _find(env, "browser.reader@example.com").status is SubscriberStatus.PENDING  # type: ignore[union-attr]
+            page.get_by_role("button", name="Confirm my subscription").click()
             page.wait_for_selector("h1:has-text('You are subscribed')")
             assert not [line for line in console if "Content Security Policy" in line], console
         finally:
@@ -537,7 +653,13 @@ async def test_the_reader_flow_on_postgresql(
         text = smtp_server.received[0].message().get_body(("plain",))
         assert text is not None
         (confirm,) = [u for u in LINK_RE.findall(text.get_content()) if "/confirm/" in u]
-        assert (await http.get(urlsplit(confirm).path)).status_code == 200
+        shown = await http.get(urlsplit(confirm).path)
+        assert shown.status_code == 200
+        assert _find(env, "pg.reader@example.com").status is SubscriberStatus.PENDING  # type: ignore[union-attr]
+        pressed = await http.post(
+            urlsplit(confirm).path, data={"csrf_token": csrf_token(shown.text)}
+        )
+        assert pressed.status_code == 200
         person = _find(env, "pg.reader@example.com")
         assert person is not None
         assert person.status is SubscriberStatus.CONFIRMED
