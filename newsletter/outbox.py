@@ -21,7 +21,7 @@ Functions take a connection inside the caller's transaction and an aware ``now``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,23 +37,21 @@ from newsletter.db import UTCDateTime, is_postgres
 from newsletter.schema import deliveries, subscribers
 
 __all__ = [
+    "OPEN_STATES",
     "Claimed",
     "DeliveryStatus",
     "Mark",
     "NewDelivery",
     "OutboxError",
     "OutboxStatus",
-    "Recovered",
     "claim",
+    "confirmed",
     "counts",
-    "drop_unsubscribed",
     "enqueue",
     "mark_sending",
     "next_retry_at",
     "record",
-    "recover",
     "release",
-    "requeue_unknown",
     "status",
 ]
 
@@ -107,14 +105,6 @@ class Mark:
     code: int | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Recovered:
-    """What start-of-run recovery found: rows now ``unknown``, reservations released."""
-
-    unknown: int
-    released: int
 
 
 class OutboxError(BaseModel):
@@ -193,97 +183,9 @@ def enqueue(
     return added
 
 
-def _confirmed(subscriber_id: Any) -> Any:
+def confirmed(subscriber_id: Any) -> Any:
+    """SQL: the subscriber with this id is still confirmed."""
     return sa.exists().where(subscribers.c.id == subscriber_id, subscribers.c.status == "confirmed")
-
-
-def drop_unsubscribed(conn: Connection, edition_id: str, now: datetime) -> int:
-    """Fail the rows not yet handed over whose subscriber is no longer confirmed."""
-    result = conn.execute(
-        deliveries.update()
-        .where(
-            _D.edition_id == edition_id,
-            _D.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]),
-            ~_confirmed(_D.subscriber_id),
-        )
-        .values(
-            status=DeliveryStatus.FAILED.value,
-            last_error="no longer subscribed",
-            claimed_by=None,
-            updated_at=now,
-        )
-    )
-    return max(result.rowcount, 0)
-
-
-def recover(
-    conn: Connection,
-    edition_id: str,
-    *,
-    me: str,
-    is_alive: Callable[[str], bool],
-    now: datetime,
-) -> Recovered:
-    """Settle what dead workers left: their ``sending`` rows become ``unknown``
-    (the message may have arrived) and their reservations are released.
-
-    ``is_alive(claimed_by)`` says whether that worker still runs; live workers'
-    rows are left alone so that a concurrent sender is never robbed.
-    """
-    owners = conn.execute(
-        sa.select(_D.claimed_by)
-        .where(
-            _D.edition_id == edition_id,
-            _D.status.in_([s.value for s in OPEN_STATES]),
-            _D.claimed_by.is_not(None),
-        )
-        .distinct()
-    ).scalars()
-    dead = [o for o in owners if o != me and not is_alive(o)]
-    unknown = released = 0
-    for owner in dead:
-        unknown += conn.execute(
-            deliveries.update()
-            .where(
-                _D.edition_id == edition_id,
-                _D.claimed_by == owner,
-                _D.status == DeliveryStatus.SENDING.value,
-            )
-            .values(
-                status=DeliveryStatus.UNKNOWN.value,
-                last_error="the sender stopped while this message was being sent",
-                updated_at=now,
-            )
-        ).rowcount
-        released += conn.execute(
-            deliveries.update()
-            .where(
-                _D.edition_id == edition_id,
-                _D.claimed_by == owner,
-                _D.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]),
-            )
-            .values(claimed_by=None)
-        ).rowcount
-    # A row in `sending` with no owner at all cannot be vouched for either.
-    unknown += conn.execute(
-        deliveries.update()
-        .where(
-            _D.edition_id == edition_id,
-            _D.claimed_by.is_(None),
-            _D.status == DeliveryStatus.SENDING.value,
-        )
-        .values(status=DeliveryStatus.UNKNOWN.value, updated_at=now)
-    ).rowcount
-    return Recovered(unknown=unknown, released=released)
-
-
-def requeue_unknown(conn: Connection, edition_id: str, now: datetime) -> int:
-    """Put every ``unknown`` row back in the queue (``--resend-unknown``); return how many."""
-    return conn.execute(
-        deliveries.update()
-        .where(_D.edition_id == edition_id, _D.status == DeliveryStatus.UNKNOWN.value)
-        .values(status=DeliveryStatus.QUEUED.value, claimed_by=None, updated_at=now)
-    ).rowcount
 
 
 def claim(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from newsletter import outbox
+from newsletter import outbox, outbox_recovery
 from newsletter.lease import FileLease, PostgresLease, take_lease
 from newsletter.outbox import DeliveryStatus as S
 from newsletter.outbox import Mark, NewDelivery
@@ -123,13 +123,13 @@ def test_recovery_settles_dead_workers_and_spares_live_ones(engine: Engine) -> N
     with engine.begin() as conn:
         outbox.mark_sending(conn, ED, "dead", [(dead[0].subscriber_id, "<a@x>")], NOW)
         outbox.mark_sending(conn, ED, "live", [(live[0].subscriber_id, "<b@x>")], NOW)
-        found = outbox.recover(conn, ED, me="me", is_alive=lambda w: w == "live", now=NOW)
+        found = outbox_recovery.recover(conn, ED, me="me", is_alive=lambda w: w == "live", now=NOW)
     assert (found.unknown, found.released) == (1, 2)
     assert counts(engine) == {S.UNKNOWN: 1, S.SENDING: 1, S.QUEUED: 4}
     # The dead worker's two untouched rows are free again; the live worker's are not.
     assert {r.subscriber_id for r in claim(engine, "me", 10)} == {r.subscriber_id for r in dead[1:]}
     with engine.begin() as conn:
-        assert outbox.requeue_unknown(conn, ED, NOW) == 1
+        assert outbox_recovery.requeue_unknown(conn, ED, NOW) == 1
     assert counts(engine)[S.QUEUED] == 5
 
 
@@ -140,7 +140,7 @@ def test_release_and_drop_unsubscribed(engine: Engine) -> None:
     with engine.begin() as conn:
         assert outbox.release(conn, ED, "w") == 4
         store.unsubscribe(conn, ids[3], now=NOW)
-        assert outbox.drop_unsubscribed(conn, ED, NOW) == 1
+        assert outbox_recovery.drop_unsubscribed(conn, ED, NOW) == 1
     assert len(claim(engine, "other", 10)) == 3
     assert counts(engine) == {S.QUEUED: 3, S.FAILED: 1}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -254,3 +255,32 @@ def test_cli_unknown_edition_is_one_clean_line(run_cli: Callable[..., CLIResult]
     assert result.code == 1
     assert result.stderr.strip() == "error: no edition with id 'no-such-edition'"
     assert DeliveryStatus.SENT.value == "sent"
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+async def test_several_workers_share_one_edition_and_send_each_message_once(
+    backend: str, request: pytest.FixtureRequest, settings: Settings, smtp_server: SMTPServer
+) -> None:
+    url = (
+        settings.database_url if backend == "sqlite" else request.getfixturevalue("postgresql_url")
+    )
+    config = with_smtp(settings, smtp_server.url, database_url=url)
+    engines = [open_database(url) for _ in range(3)]
+    try:
+        edition_id = populate(engines[0], config, 60)
+        options = SendOptions(concurrency=2, claim_batch=8)
+        reports = await asyncio.gather(
+            *(send_edition(config, e, edition_id, options=options) for e in engines)
+        )
+        assert sum(r.sent for r in reports) == 60
+        assert sum(1 for r in reports if r.sent) >= 2  # the work really was shared
+        by_recipient(smtp_server)  # raises on a second copy
+        assert len(smtp_server.received) == 60
+        with engines[0].connect() as conn:
+            assert get_edition(conn, edition_id).status is EditionStatus.SENT
+            assert outbox.counts(conn, edition_id)[DeliveryStatus.SENT] == 60
+    finally:
+        for engine in engines:
+            engine.dispose()
