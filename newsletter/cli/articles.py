@@ -6,10 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from newsletter.articles import list_articles, upsert_articles
 from newsletter.cli.common import get_engine, get_settings, out
+from newsletter.cli.tables import compact_table, print_table, rest_of_line
 from newsletter.db import utcnow
 from newsletter.durations import parse_since, zone_info
 from newsletter.loaders import load_many
@@ -67,13 +67,21 @@ def list_command(
             help="Only articles with this topic or section (repeatable).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (every field) instead of a table.")
+    ] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Also show ids and topics; nothing is cut short.")
+    ] = False,
 ) -> None:
-    """List stored articles, newest first.
+    """List stored articles, newest first: when, section and headline (one line each).
+
+    Headlines too long for the terminal end in "…"; --wide adds the id (for
+    `edition build --article`) and the topics, in full.
 
     Example:
 
-        newsletter articles list --since 24h --topic crime
+        newsletter articles list --since 24h --topic crime --wide
     """
     settings = get_settings()
     start = parse_since(since, utcnow(), settings.timezone) if since else None
@@ -83,18 +91,26 @@ def list_command(
         typer.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=2))
         return
     zone = zone_info(settings.timezone)
-    table = Table(title=f"{len(found)} articles", title_justify="left")
-    for name in ("Published", "ID", "Section"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("Headline", overflow="fold", ratio=3)
-    table.add_column("Topics", overflow="fold", ratio=1)
+    table = compact_table(f"{len(found)} articles")
+    table.add_column("Published", no_wrap=True)
+    if wide:
+        table.add_column("ID", no_wrap=True)
+        table.add_column("Section", no_wrap=True)
+        table.add_column("Headline", no_wrap=True)
+        table.add_column("Topics", no_wrap=True)
+    else:
+        # one line per article: a headline cut with "…" reads better than one word per line
+        section = min(14, max((len(a.section) for a in found), default=7))
+        table.add_column("Section", no_wrap=True, overflow="ellipsis", width=section)
+        headline = rest_of_line(out, 16, section)
+        table.add_column("Headline", no_wrap=True, overflow="ellipsis", width=headline)
     for article in found:
-        flag = "BREAKING " if article.breaking else ""
-        table.add_row(
-            f"{article.published_at.astimezone(zone):%Y-%m-%d %H:%M}",
-            article.id,
-            article.section,
-            flag + article.headline,
-            ", ".join(article.topics),
-        )
-    out.print(table, markup=False)
+        flag = "BREAKING: " if article.breaking else ""
+        cells = [f"{article.published_at.astimezone(zone):%Y-%m-%d %H:%M}"]
+        if wide:
+            cells.append(article.id)
+        cells += [article.section, flag + article.headline]
+        if wide:
+            cells.append(", ".join(article.topics))
+        table.add_row(*cells)
+    print_table(out, table, wide=wide)

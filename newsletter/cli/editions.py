@@ -6,9 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out
+from newsletter.cli.tables import compact_table, print_table, rest_of_line
 from newsletter.db import utcnow
 from newsletter.durations import parse_since, zone_info
 from newsletter.editions import build_edition, list_editions
@@ -92,13 +92,21 @@ def build(
 
 @app.command("list")
 def list_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (with article ids) instead of a table.")
+    ] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column in full, however narrow the terminal.")
+    ] = False,
 ) -> None:
-    """List stored editions, newest first, with their status.
+    """List stored editions, newest first, with their status (one line each).
+
+    Subjects too long for the terminal end in "…"; the kind and article count
+    are shown from 120 columns up, or with --wide.
 
     Example:
 
-        newsletter edition list --json
+        newsletter edition list --wide
     """
     settings = get_settings()
     with get_engine().connect() as conn:
@@ -129,17 +137,31 @@ def list_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     zone = zone_info(settings.timezone)
-    table = Table(title=f"{len(editions)} editions", title_justify="left")
-    for name in ("ID", "Kind", "Status", "Created", "Articles"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("Subject", overflow="fold")
+    # the kind is usually in the id already; the count is nice to have: both need room
+    extras = wide or out.width >= 120
+    table = compact_table(f"{len(editions)} editions")
+    ident = max((len(e.id) for e in editions), default=2)
+    table.add_column("ID", no_wrap=True, min_width=ident)
+    if extras:
+        table.add_column("Kind", no_wrap=True)
+    status = max((len(e.status.value) for e in editions), default=6)
+    table.add_column("Status", no_wrap=True, min_width=status)
+    table.add_column("Created", no_wrap=True, min_width=16)
+    if extras:
+        table.add_column("Articles", no_wrap=True, justify="right")
+    if wide:
+        table.add_column("Subject", no_wrap=True)
+    else:
+        fixed = [ident, max(status, 6), 16] + ([8, 8] if extras else [])
+        subject = rest_of_line(out, *fixed)
+        table.add_column("Subject", no_wrap=True, overflow="ellipsis", width=subject)
     for edition in editions:
-        table.add_row(
-            edition.id,
-            edition.kind.value,
-            edition.status.value,
-            f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
-            str(len(edition.articles())),
-            edition.subject,
-        )
-    out.print(table, markup=False)
+        cells = [edition.id]
+        if extras:
+            cells.append(edition.kind.value)
+        cells += [edition.status.value, f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}"]
+        if extras:
+            cells.append(str(len(edition.articles())))
+        cells.append(edition.subject)
+        table.add_row(*cells)
+    print_table(out, table, wide=wide)

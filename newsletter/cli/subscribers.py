@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import err, get_engine, get_settings, out
+from newsletter.cli.tables import fit, terminal_width
 from subscribers import privacy, store
 from subscribers.csvio import export_csv
 from subscribers.importer import Problem, import_file
@@ -142,12 +143,29 @@ def export_command(
     err.print(f"exported {count} subscribers to {output}", markup=False)
 
 
-def _line(subscriber: Subscriber) -> str:
-    topics = ",".join(sorted(subscriber.topics)) or "(all)"
-    return (
-        f"{subscriber.id:>7}  {subscriber.status.value:<12}  {subscriber.email:<40}  "
-        f"{subscriber.name or '-':<24}  {topics}"
-    )
+_ID, _STATUS = 7, 12
+
+
+def _widths(columns: int | None) -> tuple[int, int, int | None]:
+    """Email, name and topics widths for a terminal ``columns`` wide (None: no limit)."""
+    if columns is None:
+        return 40, 24, None
+    room = max(40, columns - _ID - _STATUS - 4 * 2)  # four two-space gaps
+    email = min(40, max(20, room * 55 // 100))  # the address first: it is the key
+    name = min(24, max(8, room * 22 // 100))
+    return email, name, max(6, room - email - name)
+
+
+def _line(subscriber: Subscriber, email: int, name: int, topics: int | None) -> str:
+    chosen = ",".join(sorted(subscriber.topics)) or "(all)"
+    cells = [
+        f"{subscriber.id:>{_ID}}",
+        fit(subscriber.status.value, _STATUS),
+        fit(subscriber.email, email),
+        fit(subscriber.name or "-", name),
+        chosen if topics is None else fit(chosen, topics).rstrip(),
+    ]
+    return "  ".join(cells)
 
 
 @app.command("list")
@@ -161,7 +179,10 @@ def list_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
-    """List subscribers by id, optionally by state and topic.
+    """List subscribers by id, optionally by state and topic (one line each).
+
+    Values too long for the terminal end in "…"; piped without COLUMNS, lines
+    are complete. --json prints every field.
 
     Example:
 
@@ -177,10 +198,14 @@ def list_command(
                 write(("," if number else "") + "\n  " + subscriber.model_dump_json())
             write("\n]\n")
             return
-        write(f"{'id':>7}  {'status':<12}  {'email':<40}  {'name':<24}  topics\n")
+        # streamed, so widths come from the terminal, not from the longest value;
+        # a cut value ends in "…" (--json has everything); a pipe gets full lines
+        email, name, topics = _widths(terminal_width())
+        write(f"{'id':>{_ID}}  {fit('status', _STATUS)}  {fit('email', email)}  ")
+        write(f"{fit('name', name)}  topics\n")
         count = 0
         for subscriber in found:
-            write(_line(subscriber) + "\n")
+            write(_line(subscriber, email, name, topics) + "\n")
             count += 1
     err.print(f"{count} subscriber{'' if count == 1 else 's'}", markup=False)
 
