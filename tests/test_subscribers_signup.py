@@ -153,7 +153,9 @@ def test_an_old_confirm_link_does_not_bring_back_someone_who_left(engine: Engine
     _sign_up(engine, "old@example.com", T0 + timedelta(hours=3))
     with engine.begin() as conn:
         store.record_event(conn, person.id, "unsubscribed", T0 + timedelta(hours=4))
-        assert signup.open_request(conn, store.get(conn, person.id), T0 + timedelta(hours=5)) is None
+        assert (
+            signup.open_request(conn, store.get(conn, person.id), T0 + timedelta(hours=5)) is None
+        )
     # a request older than a confirm link lives has lapsed
     _sign_up(engine, "old@example.com", T0 + timedelta(days=1))
     late = _confirm(engine, person.id, T0 + timedelta(days=9))
