@@ -48,6 +48,7 @@ __all__ = [
     "confirmed",
     "counts",
     "enqueue",
+    "exists",
     "mark_sending",
     "next_retry_at",
     "record",
@@ -336,6 +337,12 @@ def release(conn: Connection, edition_id: str, worker: str) -> int:
         )
         .values(claimed_by=None)
     ).rowcount
+
+
+def exists(conn: Connection, edition_id: str) -> bool:
+    """True once the edition has an outbox (its recipients were written)."""
+    query = sa.select(_D.subscriber_id).where(_D.edition_id == edition_id).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def counts(conn: Connection, edition_id: str) -> dict[DeliveryStatus, int]:

@@ -97,7 +97,9 @@ class SendRun:
         self.report.recovered_unknown = recovered.unknown
         if self.options.resend_unknown:
             outbox_recovery.requeue_unknown(conn, self.edition_id, now)
-        if edition.status is not EditionStatus.SENT:
+        # The recipients are a snapshot taken when the send first starts (in one
+        # transaction: all rows or none); a resumed or second worker finds them.
+        if edition.status is not EditionStatus.SENT and not outbox.exists(conn, self.edition_id):
             self.report.enqueued = outbox.enqueue(
                 conn, self.edition_id, outbox_rows(conn, edition), now
             )

@@ -273,9 +273,12 @@ async def test_a_stop_request_finishes_in_flight_and_leaves_the_rest_queued(
     assert "resume" in (edition.status_reason or "")
 
     server.handler._on_message = None
+    with engine.begin() as conn:  # joins after the send began: not in this edition's snapshot
+        store.add(conn, "late@example.org", secret=settings.secret(), confirmed=True)
     resumed = await send_edition(config, engine, edition_id)
     assert resumed.sent == 40 - report.sent
     exactly_once(server, 40)
+    assert "late@example.org" not in server.handler.copies()
     with engine.connect() as conn:
         assert get_edition(conn, edition_id).status is EditionStatus.SENT
 
