@@ -177,6 +177,9 @@ class Journal:
                     await self._wake.wait()
                 finally:
                     timer.cancel()
+            # One turn of the loop lets every connection whose reply is already
+            # in hand add its request, so that one commit serves them all.
+            await asyncio.sleep(0)
             self._wake.clear()
             await self._flush()
             if self._closing and not (self._begins or self._results or self._syncs):
