@@ -108,4 +108,6 @@ async def _test_send(
         await pool.release(connection, reusable=attempt.reusable)
     if attempt.outcome is not Outcome.SENT:
         raise DeliveryError(f"the test message to {address} was not accepted: {attempt.error}")
-    return SendReport(edition_id, mode="test", sent=1, built=1, built_bytes=len(data))
+    return SendReport(
+        edition_id, mode="test", test_to=address, sent=1, built=1, built_bytes=len(data)
+    )

@@ -44,6 +44,7 @@ class SendReport:
 
     edition_id: str
     mode: Literal["send", "dry-run", "test"] = "send"
+    test_to: str | None = None
     enqueued: int = 0
     recovered_unknown: int = 0
     sent: int = 0
@@ -72,10 +73,14 @@ class SendReport:
         if self.mode == "dry-run":
             return (
                 f"dry run of {self.edition_id}: built {self.built} messages "
-                f"({self.variants} variants, {self.built_bytes / 1e6:.1f} MB), sent none"
+                f"({self.variants} variant{'' if self.variants == 1 else 's'}, "
+                f"{self.built_bytes / 1e6:.1f} MB), sent none"
             )
         if self.mode == "test":
-            return f"test message of {self.edition_id} sent"
+            return f"test message of {self.edition_id} sent to {self.test_to}"
+        attempts = self.sent + self.deferred + self.failed + self.unknown
+        if not attempts and not self.remaining and not self.stopped:
+            return f"{self.edition_id}: nothing to send (every recipient's message is settled)"
         text = (
             f"{self.edition_id}: sent {self.sent}, deferred {self.deferred}, "
             f"failed {self.failed} ({self.bounced} bounced), unknown {self.unknown} "

@@ -244,10 +244,17 @@ def test_cli_send_then_status_json(
     table = run_cli("status", edition_id, env=env)
     assert "sent" in table.stdout
     assert "6" in table.stdout
+    again = run_cli("send", edition_id, env=env)
+    assert again.code == 0
+    assert "nothing to send" in again.stdout
+    test = run_cli("send", edition_id, "--test-to", "editor@example.org", env=env)
+    assert test.code == 0
+    assert "sent to editor@example.org" in test.stdout
+    assert len(smtp_server.received) == 7
     dry = run_cli("send", edition_id, "--dry-run", env=env)
     assert dry.code == 0
     assert "built 6 messages" in dry.stdout
-    assert len(smtp_server.received) == 6
+    assert len(smtp_server.received) == 7
 
 
 def test_cli_unknown_edition_is_one_clean_line(run_cli: Callable[..., CLIResult]) -> None:
