@@ -277,3 +277,26 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
 def test_misbehaviour_defaults_behave() -> None:
     assert Misbehaviour().refuse == {}
     assert Misbehaviour().reply_421_after is None
+
+
+async def test_login_over_starttls(
+    smtp_server_factory: Callable[..., SMTPServer],
+) -> None:
+    from aiosmtpd.smtp import AuthResult
+    from pydantic import SecretStr
+
+    def check(
+        server: object, session: object, envelope: object, mechanism: str, data: object
+    ) -> AuthResult:
+        login, password = getattr(data, "login", b""), getattr(data, "password", b"")
+        return AuthResult(success=(login, password) == (b"news", b"right-pass"))
+
+    server = smtp_server_factory(
+        tls="starttls", authenticator=check, auth_required=True, auth_exclude_mechanism=["LOGIN"]
+    )
+    context = server.client_tls_context()
+    good = SMTPEndpoint(server.host, server.port, "starttls", "news", SecretStr("right-pass"))
+    async with SMTPPool(good, size=1, tls_context=context) as pool:
+        attempt = await send_one(pool, "authed@example.org")
+    assert attempt.outcome is Outcome.SENT
+    assert [r.tls for r in server.received] == [True]
