@@ -2,7 +2,7 @@
 
 Run alone::
 
-    .venv/bin/python bench/send.py [--recipients 10000] [--sessions 8 16] [--processes 2] [--grow 10]
+    .venv/bin/python bench/send.py [--recipients N] [--sessions 8 16] [--processes 2] [--grow 10]
 
 What it does, on loopback:
 
