@@ -188,9 +188,11 @@ class SendRun:
         try:
             await self._drain(db, journal, worker)
         finally:
-            await journal.close()
-            await self.pool.close()
-            await db.transaction(lambda conn: outbox.release(conn, self.edition_id, worker))
+            try:
+                await journal.close()  # the results of every message that went out
+            finally:
+                await self.pool.close()
+                await db.transaction(lambda conn: outbox.release(conn, self.edition_id, worker))
 
     async def _drain(self, db: DatabaseRunner, journal: Journal, worker: str) -> None:
         workers = [
