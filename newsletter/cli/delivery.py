@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from typing import Annotated, Any
 
@@ -67,13 +68,15 @@ class _Bar:
 async def _run_send(edition: str, options: SendOptions, bar: _Bar | None) -> SendReport:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
 
-    def on_signal(name: str) -> None:
+    def on_signal(name: str, number: int) -> None:
         if stop.is_set():
+            # Second time: the default behaviour (KeyboardInterrupt or exit). The
+            # messages in flight stay `sending` and become `unknown` next run.
             err.print(f"{name} again: aborting now", markup=False)
-            if main is not None:
-                main.cancel()
+            for each in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(each)
+            os.kill(os.getpid(), number)
             return
         err.print(
             f"{name}: stopping; finishing the messages in flight (again to abort)", markup=False
@@ -81,7 +84,7 @@ async def _run_send(edition: str, options: SendOptions, bar: _Bar | None) -> Sen
         stop.set()
 
     for number, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
-        loop.add_signal_handler(number, on_signal, name)
+        loop.add_signal_handler(number, on_signal, name, number)
     try:
         return await send_edition(
             get_settings(), get_engine(), edition, options=options, progress=bar, stop=stop
