@@ -183,7 +183,13 @@ class SendRun:
         )
         if self.progress is not None:
             self.progress.start(total)
-        journal = Journal(db, self.edition_id, worker, flush_interval=self.options.flush_interval)
+        journal = Journal(
+            db,
+            self.edition_id,
+            worker,
+            flush_interval=self.options.flush_interval,
+            group=max(1, self.concurrency // 2),
+        )
         journal.start()
         try:
             await self._drain(db, journal, worker)
