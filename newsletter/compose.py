@@ -15,16 +15,11 @@ from newsletter.config import Settings
 from newsletter.dkim import DKIMSigner
 from newsletter.message import MessageTemplate, Personal
 from newsletter.models import Edition
-from newsletter.render import Renderer, variant_key
+from newsletter.render import Renderer, variant_key, variant_topics
 from subscribers import store
-from subscribers.links import preferences_url, unsubscribe_mailto, unsubscribe_url
+from subscribers.links import preferences_url, unsubscribe_links
 
 __all__ = ["MessageBuilder", "outbox_rows"]
-
-
-def _topics_of(key: str) -> frozenset[str] | None:
-    # The inverse of render.variant_key: "all" or "topics:a,b".
-    return None if key == "all" else frozenset(key.removeprefix("topics:").split(","))
 
 
 class MessageBuilder:
@@ -46,7 +41,7 @@ class MessageBuilder:
         """The message template of variant ``key`` (rendered on first use)."""
         found = self._templates.get(key)
         if found is None:
-            variant = self._renderer.render(self.edition, _topics_of(key))
+            variant = self._renderer.render(self.edition, variant_topics(key))
             found = MessageTemplate.from_variant(variant, self.settings, self.edition)
             self._templates[key] = found
         return found
@@ -56,13 +51,14 @@ class MessageBuilder:
     ) -> bytes:
         """The finished (and, with a key configured, DKIM-signed) bytes for one recipient."""
         settings = self.settings
+        unsubscribe, mailto = unsubscribe_links(settings, subscriber_id)
         personal = Personal(
             email=email,
             name=name or "",
-            unsubscribe_url=unsubscribe_url(settings, subscriber_id),
+            unsubscribe_url=unsubscribe,
             preferences_url=preferences_url(settings, subscriber_id),
             message_id=message_id,
-            unsubscribe_mailto=unsubscribe_mailto(settings, subscriber_id),
+            unsubscribe_mailto=mailto,
         )
         data = self.template(key).personalise(personal)
         return self.signer.sign(data) if self.signer else data

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -109,12 +110,12 @@ class Settings(BaseSettings):
             raise ValueError("must not contain a line break")
         return value
 
-    @property
+    @cached_property
     def sender_address(self) -> str:
         """The bare address of ``sender`` (``news@example.com``)."""
         return parseaddr(self.sender)[1]
 
-    @property
+    @cached_property
     def sender_domain(self) -> str:
         """The domain of the sender: Message-IDs and the default List-Id live on it."""
         return self.sender_address.rpartition("@")[2].lower()

@@ -42,6 +42,7 @@ __all__ = [
     "slot",
     "variant_key",
     "variant_lines",
+    "variant_topics",
 ]
 
 BODY_SLOTS = ("name", "unsubscribe_url", "preferences_url")
@@ -91,7 +92,8 @@ def variant_key(edition: Edition, subscriber_topics: Collection[str] | None) -> 
     return "topics:" + ",".join(common) if common else "none"
 
 
-def _topics_of(key: str) -> frozenset[str] | None:
+def variant_topics(key: str) -> frozenset[str] | None:
+    """The inverse of :func:`variant_key`: ``None`` for everything, else the topics."""
     if key == "all":
         return None
     if key == "none":
@@ -249,7 +251,7 @@ class Renderer:
         return variant
 
     def _context(self, edition: Edition, key: str) -> dict[str, Any]:
-        topics = _topics_of(key)
+        topics = variant_topics(key)
         top, sections = select_articles(edition, topics)
         if top is None:
             raise StateError(f"no article of edition {edition.id} matches the chosen topics")
@@ -309,7 +311,7 @@ class Renderer:
             key=key,
             edition_id=edition.id,
             kind=edition.kind,
-            topics=_topics_of(key),
+            topics=variant_topics(key),
             article_ids=ids,
             subject=context["subject"],
             preheader=context["preheader"],

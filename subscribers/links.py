@@ -11,7 +11,13 @@ from datetime import datetime
 from newsletter.config import Settings
 from subscribers.tokens import Purpose, make_token
 
-__all__ = ["confirm_url", "preferences_url", "unsubscribe_mailto", "unsubscribe_url"]
+__all__ = [
+    "confirm_url",
+    "preferences_url",
+    "unsubscribe_links",
+    "unsubscribe_mailto",
+    "unsubscribe_url",
+]
 
 
 def unsubscribe_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
@@ -36,3 +42,14 @@ def unsubscribe_mailto(settings: Settings, subscriber_id: int, now: datetime | N
     """The ``mailto:`` entry of List-Unsubscribe: mail to the sending domain naming the token."""
     token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, now)
     return f"mailto:unsubscribe@{settings.sender_domain}?subject=unsubscribe%20{token}"
+
+
+def unsubscribe_links(
+    settings: Settings, subscriber_id: int, now: datetime | None = None
+) -> tuple[str, str]:
+    """Both List-Unsubscribe entries (https link, mailto) from one token: the per-message path."""
+    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, now)
+    return (
+        f"{settings.base_url}/unsubscribe/{token}",
+        f"mailto:unsubscribe@{settings.sender_domain}?subject=unsubscribe%20{token}",
+    )

@@ -9,7 +9,13 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.errors import TokenError, TokenExpiredError
-from subscribers.links import confirm_url, preferences_url, unsubscribe_mailto, unsubscribe_url
+from subscribers.links import (
+    confirm_url,
+    preferences_url,
+    unsubscribe_links,
+    unsubscribe_mailto,
+    unsubscribe_url,
+)
 from subscribers.tokens import Purpose, make_token, verify_token
 
 SECRET = b"a-secret-key"
@@ -91,3 +97,10 @@ def test_links(settings: Settings) -> None:
     assert confirm_url(settings, 9, NOW).startswith(f"{base}/confirm/c.9.")
     mailto = unsubscribe_mailto(settings, 9, NOW)
     assert mailto == f"mailto:unsubscribe@news.example.com?subject=unsubscribe%20{token}"
+
+
+def test_unsubscribe_links_share_one_token(settings: Settings) -> None:
+    url, mailto = unsubscribe_links(settings, 9, NOW)
+    assert url == unsubscribe_url(settings, 9, NOW)
+    assert mailto == unsubscribe_mailto(settings, 9, NOW)
+    assert url.rsplit("/", 1)[1] == mailto.rsplit("%20", 1)[1]
