@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import random
 import resource
 import subprocess
@@ -21,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,24 +36,6 @@ DOMAINS = [f"mail{i}.example.com" for i in range(40)] + [
 ]  # fmt: skip
 TOPICS = ["uk", "politics", "crime", "business", "money", "world", "science", "technology",
           "sport", "health", "culture"]  # fmt: skip
-
-
-def machine() -> str:
-    """Cores, CPU model, Python and SQLite versions, as one line."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import sqlite3
-
-    return (
-        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}"
-    )
 
 
 def generate(path: Path, rows: int, seed: int = 7) -> None:

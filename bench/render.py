@@ -11,8 +11,6 @@ recipient, with premailer never on the per-recipient path (counted, must be 0).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -22,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (bench/machine.py)
 
 import newsletter.render as render_module  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
@@ -42,22 +42,6 @@ FIRST = ["Amelia", "Oliver", "Priya", "Tom", "Siobhán", "Zoë", "James", "Grace
 LAST = ["Hughes", "Bennett", "Sharma", "O'Neill", "Walsh", "Müller", "Okafor", "Lee",
         "Begum", "Evans", "Khan", "Jones", "Smith", "Murphy", "Menon", "Reilly"]  # fmt: skip
 DOMAINS = ["example.com", "example.co.uk", "example.org", "mail.example.net", "bücher.example"]
-
-
-def machine() -> str:
-    """Cores, CPU model and Python: the figures mean little without them."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
-    )
 
 
 def example_edition() -> Edition:

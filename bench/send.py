@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import platform
 import resource
 import shutil
 import socket
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from machine import machine  # noqa: E402  (bench/machine.py)
 
 from newsletter.articles import upsert_articles  # noqa: E402
 from newsletter.config import Settings, load_settings  # noqa: E402
@@ -52,23 +52,6 @@ from newsletter.send import MessageBuilder, SendOptions, send_edition  # noqa: E
 
 SENDER = "news@news.example.com"
 TARGET_SIZE = 40_000
-
-
-def machine() -> str:
-    """Cores, CPU model, Python version: the figures mean nothing without them."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"machine: {os.cpu_count()} cores, {model}; Python {platform.python_version()}; "
-        f"{platform.system()} {platform.release()}; load average {load:.2f} at start"
-    )
 
 
 def ensure_postfix_tools() -> tuple[str, str]:
@@ -259,7 +242,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.recipients
 
-    print(machine())
+    print(f"machine: {machine()}")
     sink, source = ensure_postfix_tools()
     port = free_port()
     sink_proc = start_sink(sink, port)
