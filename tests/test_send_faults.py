@@ -6,13 +6,14 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from aiosmtpd.smtp import AuthResult, Session
 from sqlalchemy.engine import Engine
 
 from newsletter import outbox
 from newsletter.config import Settings
 from newsletter.db import open_database
 from newsletter.editions import get_edition
-from newsletter.errors import SendPausedError, SMTPUnavailableError
+from newsletter.errors import DeliveryError, SendPausedError, SMTPUnavailableError
 from newsletter.models import EditionStatus
 from newsletter.outbox import DeliveryStatus as S
 from newsletter.send import SendOptions, send_edition
@@ -302,3 +303,58 @@ async def test_an_unsubscribe_during_the_send_is_honoured(
     assert report.sent == 9
     assert address(9) not in server.handler.copies()
     assert rows(engine, edition_id)[address(9)][0] == "failed"
+
+
+class _RefuseEveryLogin:
+    """An aiosmtpd authenticator that refuses everyone (535) and notes who tried."""
+
+    def __init__(self) -> None:
+        self.sessions: set[object] = set()
+
+    def __call__(
+        self, server: object, session: Session, envelope: object, mechanism: str, data: object
+    ) -> AuthResult:
+        self.sessions.add(session.peer)
+        # handled=False: aiosmtpd itself answers 535 (True would mean "already answered").
+        return AuthResult(success=False, handled=False)
+
+
+REFUSED_URL = "smtp://user:secret-pw@127.0.0.1:{port}"
+
+
+async def test_a_refused_login_fails_fast_and_leaves_everything_queued(
+    settings: Settings, engine: Engine, smtp_server_factory: Callable[..., SMTPServer]
+) -> None:
+    refuse = _RefuseEveryLogin()
+    server = smtp_server_factory(authenticator=refuse, auth_require_tls=False)
+    edition_id = populate(engine, settings, 3)
+    config = with_smtp(settings, REFUSED_URL.format(port=server.port))
+    with pytest.raises(DeliveryError) as caught:
+        await send_edition(config, engine, edition_id)
+    assert not isinstance(caught.value, SMTPUnavailableError)
+    message = str(caught.value)
+    assert f"the SMTP relay 127.0.0.1:{server.port} refused the login" in message
+    assert "secret-pw" not in message
+    assert states(engine, edition_id) == {S.QUEUED: 3}
+    assert server.received == []
+    # Fail fast: one session tried to log in, not one per message or per worker.
+    assert len(refuse.sessions) == 1
+
+
+def test_cli_refused_login_is_one_clear_line_without_the_password(
+    settings: Settings,
+    engine: Engine,
+    smtp_server_factory: Callable[..., SMTPServer],
+    run_cli: Callable[..., CLIResult],
+) -> None:
+    server = smtp_server_factory(authenticator=_RefuseEveryLogin(), auth_require_tls=False)
+    edition_id = populate(engine, settings, 2)
+    result = run_cli(
+        "send", edition_id, env={"NEWSLETTER_SMTP_URL": REFUSED_URL.format(port=server.port)}
+    )
+    assert result.code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: the SMTP relay 127.0.0.1:{server.port} refused the login (535)"]
+    assert "secret-pw" not in result.stdout + result.stderr
+    assert states(engine, edition_id) == {S.QUEUED: 2}
+    assert server.received == []
