@@ -72,7 +72,8 @@ class SendReport:
     def __str__(self) -> str:
         if self.mode == "dry-run":
             return (
-                f"dry run of {self.edition_id}: built {self.built} messages "
+                f"dry run of {self.edition_id}: built {self.built} "
+                f"message{'' if self.built == 1 else 's'} "
                 f"({self.variants} variant{'' if self.variants == 1 else 's'}, "
                 f"{self.built_bytes / 1e6:.1f} MB), sent none"
             )

@@ -110,6 +110,10 @@ def test_build_default_window_topics_and_overrides(run_cli: Run, workdir: Path) 
         "edition", "build", "--topic", "Crime", "--subject", "Crime today", "--title", "Crime desk"
     )
     assert built.code == 0, built.stderr
+    assert ", 1 article: Crime today" in built.stderr
+    one = run_cli("edition", "list")
+    assert "1 edition" in one.stdout
+    assert "1 editions" not in one.stdout
     (edition,) = json.loads(run_cli("edition", "list", "--json").stdout)
     assert edition["id"] == built.stdout.strip()
     assert edition["article_ids"] == ["crime-1"]
@@ -121,6 +125,8 @@ def test_build_default_window_topics_and_overrides(run_cli: Run, workdir: Path) 
     chosen = run_cli("edition", "build", "--article", "last-week", "--article", "sport-1")
     assert chosen.code == 0, chosen.stderr
     assert chosen.stdout.strip().endswith("-daily-2")
+    assert ", 2 articles: " in chosen.stderr
+    assert "2 editions" in run_cli("edition", "list").stdout
 
 
 def test_nothing_to_build_is_one_line(run_cli: Run) -> None:

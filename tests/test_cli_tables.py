@@ -107,3 +107,24 @@ def test_subscribers_list_fits_the_terminal_and_a_pipe_gets_whole_lines(
     piped = _ok(run_cli("subscribers", "list", env={"COLUMNS": ""})).stdout
     assert "environment,science,wildlife" in piped
     assert "…" not in piped
+
+
+def test_counts_read_right_for_one_and_for_many(capsys: pytest.CaptureFixture[str]) -> None:
+    from newsletter.cli.common import plural
+    from newsletter.cli.delivery import _summary
+    from newsletter.send_types import SendReport
+
+    assert [plural(n, "edition") for n in (0, 1, 2)] == ["0 editions", "1 edition", "2 editions"]
+    dry = SendReport("e1", mode="dry-run", built=1, variants=1, built_bytes=10)
+    assert "built 1 message (1 variant," in str(dry)
+    _summary(SendReport("e1", recovered_unknown=1, sent=1))
+    _summary(SendReport("e1", recovered_unknown=2, sent=1))
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        "1 message caught mid-send by an earlier run is 'unknown' and was not sent again "
+        "(use --resend-unknown to send it)"
+    ) in lines
+    assert (
+        "2 messages caught mid-send by an earlier run are 'unknown' and were not sent again "
+        "(use --resend-unknown to send them)"
+    ) in lines

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from newsletter.articles import list_articles, upsert_articles
-from newsletter.cli.common import get_engine, get_settings, out
+from newsletter.cli.common import get_engine, get_settings, out, plural
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
 from newsletter.db import utcnow
 from newsletter.durations import parse_since, zone_info
@@ -91,7 +91,7 @@ def list_command(
         typer.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=2))
         return
     zone = zone_info(settings.timezone)
-    table = compact_table(f"{len(found)} articles")
+    table = compact_table(plural(len(found), "article"))
     table.add_column("Published", no_wrap=True)
     if wide:
         table.add_column("ID", no_wrap=True)

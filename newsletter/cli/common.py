@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_database
 
-__all__ = ["err", "get_engine", "get_settings", "out"]
+__all__ = ["err", "get_engine", "get_settings", "out", "plural"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -27,3 +27,8 @@ def get_settings() -> Settings:
 def get_engine() -> Engine:
     """The migrated database engine named by the settings."""
     return open_database(get_settings().database_url)
+
+
+def plural(count: int, noun: str) -> str:
+    """``count`` and ``noun``, singular for exactly one: "1 edition", "0 editions", "3 editions"."""
+    return f"{count} {noun if count == 1 else noun + 's'}"

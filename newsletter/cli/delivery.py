@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter import outbox
-from newsletter.cli.common import err, get_engine, get_settings, out
+from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.editions import get_edition
 from newsletter.errors import SendPausedError
 from newsletter.send import SendOptions, SendReport, send_edition
@@ -100,9 +100,11 @@ def _summary(report: SendReport) -> None:
         shown = ", ".join(f"{state} {n}" for state, n in report.counts.items() if n)
         out.print(f"outbox: {shown}", markup=False)
     if report.recovered_unknown:
+        one = report.recovered_unknown == 1
         out.print(
-            f"{report.recovered_unknown} messages caught mid-send by an earlier run are "
-            "'unknown' and were not sent again (use --resend-unknown to send them)",
+            f"{plural(report.recovered_unknown, 'message')} caught mid-send by an earlier run "
+            f"{'is' if one else 'are'} 'unknown' and {'was' if one else 'were'} not sent again "
+            f"(use --resend-unknown to send {'it' if one else 'them'})",
             markup=False,
         )
     if report.stopped:

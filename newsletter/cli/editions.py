@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, get_engine, get_settings, out
+from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
 from newsletter.db import utcnow
 from newsletter.durations import parse_since, zone_info
@@ -82,11 +82,8 @@ def build(
             site_name=settings.site_name,
             timezone=settings.timezone,
         )
-    count = len(edition.articles())
-    noun = "article" if count == 1 else "articles"
-    err.print(
-        f"built {edition.kind.value} edition, {count} {noun}: {edition.subject}", markup=False
-    )
+    articles = plural(len(edition.articles()), "article")
+    err.print(f"built {edition.kind.value} edition, {articles}: {edition.subject}", markup=False)
     typer.echo(edition.id)
 
 
@@ -139,7 +136,7 @@ def list_command(
     zone = zone_info(settings.timezone)
     # the kind is usually in the id already; the count is nice to have: both need room
     extras = wide or out.width >= 120
-    table = compact_table(f"{len(editions)} editions")
+    table = compact_table(plural(len(editions), "edition"))
     ident = max((len(e.id) for e in editions), default=2)
     table.add_column("ID", no_wrap=True, min_width=ident)
     if extras:

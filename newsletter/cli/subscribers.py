@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, get_engine, get_settings, out
+from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.cli.tables import fit, terminal_width
 from subscribers import privacy, store
 from subscribers.csvio import export_csv
@@ -140,7 +140,7 @@ def export_command(
             return
         with output.open("w", encoding="utf-8", newline="") as handle:
             count = export_csv(conn, handle)
-    err.print(f"exported {count} subscribers to {output}", markup=False)
+    err.print(f"exported {plural(count, 'subscriber')} to {output}", markup=False)
 
 
 _ID, _STATUS = 7, 12
@@ -207,7 +207,7 @@ def list_command(
         for subscriber in found:
             write(_line(subscriber, email, name, topics) + "\n")
             count += 1
-    err.print(f"{count} subscriber{'' if count == 1 else 's'}", markup=False)
+    err.print(plural(count, "subscriber"), markup=False)
 
 
 @app.command("show")
