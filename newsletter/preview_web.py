@@ -1,16 +1,21 @@
-"""The local preview server behind ``newsletter preview --serve``.
+"""The editor's preview page, behind ``newsletter preview --serve`` and the web app's /preview.
 
 One page shows the edition at 600 px and 375 px side by side, in sandboxed
 frames, next to its text part. Every request renders afresh with a new
-:class:`Renderer`, so an edited template shows on the next reload. The CLI binds
-it to 127.0.0.1 only: the preview shows editions that were not sent yet.
+:class:`Renderer`, so an edited template shows on the next reload. The page
+links to its other views (``html``, ``text``, ``message.eml``) relatively, so
+the same page works at ``/`` of the preview server and at
+``/preview/{edition}`` of the web app, under any base path. The CLI binds the
+preview server to 127.0.0.1 only: the preview shows editions that were not
+sent yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -19,17 +24,86 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from newsletter.config import Settings
-from newsletter.errors import NewsletterError
+from newsletter.errors import NewsletterError, NotFoundError
 from newsletter.models import Edition
-from newsletter.preview import PreviewDocument, PreviewRecipient, build_preview
+from newsletter.preview import PreviewRecipient, build_preview
 from newsletter.render import Renderer, variant_key
 from newsletter.templates import email_environment
 
-__all__ = ["EMAIL_FRAME_CSP", "create_preview_app"]
+__all__ = [
+    "EMAIL_FRAME_CSP",
+    "PREVIEW_VIEWS",
+    "create_preview_app",
+    "preview_links",
+    "preview_response",
+]
 
-# The email itself may load pictures and inline styles, and nothing else.
-EMAIL_FRAME_CSP = "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
-_PAGE_CSP = "default-src 'none'; frame-src 'self'; style-src 'unsafe-inline'; img-src 'self'"
+# The email itself may load pictures and inline styles, and nothing else; only
+# our own page may frame it.
+EMAIL_FRAME_CSP = (
+    "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
+    "form-action 'none'; frame-ancestors 'self'; base-uri 'none'"
+)
+_PAGE_CSP = (
+    "default-src 'none'; frame-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+# "" is the side-by-side page; the others are what it links to.
+PREVIEW_VIEWS = ("", "html", "text", "message.eml")
+
+
+def preview_links(edition_id: str) -> str:
+    """The link prefix for a page served at ``.../{edition_id}`` with its views under it."""
+    return quote(edition_id, safe="") + "/"
+
+
+def preview_response(
+    settings: Settings,
+    edition: Edition,
+    recipient: PreviewRecipient,
+    view: str,
+    *,
+    links: str = "",
+    template_dir: Path | None = None,
+) -> Response:
+    """The preview's ``view`` (one of :data:`PREVIEW_VIEWS`) of ``edition`` for ``recipient``.
+
+    Renders afresh with a new renderer, so template edits show. ``links`` goes
+    before the page's relative links to its other views: "" when the page is
+    served from the folder holding them (``/`` with ``/html`` next to it).
+    Blocking (rendering): call it from a thread. Raises :class:`NotFoundError`
+    for an unknown view and the rendering's errors as they come.
+    """
+    if view not in PREVIEW_VIEWS:
+        raise NotFoundError(f"no preview view {view!r}")
+    renderer = Renderer(settings, template_dir=template_dir)
+    doc = build_preview(settings, edition, recipient, renderer)
+    if view == "html":
+        return HTMLResponse(doc.html, headers={"Content-Security-Policy": EMAIL_FRAME_CSP})
+    if view == "text":
+        return PlainTextResponse(doc.text)
+    if view == "message.eml":
+        return Response(
+            doc.eml,
+            media_type="message/rfc822",
+            headers={"Content-Disposition": f'attachment; filename="{edition.id}.eml"'},
+        )
+    html = (
+        email_environment(template_dir)
+        .get_template("preview.html")
+        .render(
+            subject=edition.subject,
+            edition_id=edition.id,
+            recipient=recipient.personal.email,
+            variant_key=variant_key(edition, recipient.topics),
+            size_kb=f"{len(doc.html.encode()) / 1024:.1f}",
+            rendered_at=datetime.now(UTC).strftime("%H:%M:%S UTC"),
+            text=doc.text,
+            links=links,
+        )
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": _PAGE_CSP})
 
 
 def create_preview_app(
@@ -41,67 +115,23 @@ def create_preview_app(
 ) -> Starlette:
     """A Starlette app previewing the edition ``load_edition`` returns, for ``recipient``.
 
+    The page is at ``/``, its views at ``/html``, ``/text`` and ``/message.eml``.
     ``load_edition`` is called on every request, so a rebuilt edition shows too.
     """
 
-    def render() -> tuple[Edition, PreviewDocument]:
-        edition = load_edition()
-        renderer = Renderer(settings, template_dir=template_dir)
-        return edition, build_preview(settings, edition, recipient, renderer)
-
-    async def document() -> tuple[Edition, PreviewDocument] | Response:
-        try:
-            return await run_in_threadpool(render)
-        except NewsletterError as exc:
-            return PlainTextResponse(f"error: {exc}\n", status_code=500)
-
-    async def page(request: Request) -> Response:
-        result = await document()
-        if isinstance(result, Response):
-            return result
-        edition, doc = result
-        html = (
-            email_environment(template_dir)
-            .get_template("preview.html")
-            .render(
-                subject=edition.subject,
-                edition_id=edition.id,
-                recipient=recipient.personal.email,
-                variant_key=variant_key(edition, recipient.topics),
-                size_kb=f"{len(doc.html.encode()) / 1024:.1f}",
-                rendered_at=datetime.now(UTC).strftime("%H:%M:%S UTC"),
-                text=doc.text,
-            )
-        )
-        return HTMLResponse(html, headers={"Content-Security-Policy": _PAGE_CSP})
-
-    async def html_view(request: Request) -> Response:
-        result = await document()
-        if isinstance(result, Response):
-            return result
-        return HTMLResponse(result[1].html, headers={"Content-Security-Policy": EMAIL_FRAME_CSP})
-
-    async def text_view(request: Request) -> Response:
-        result = await document()
-        if isinstance(result, Response):
-            return result
-        return PlainTextResponse(result[1].text)
-
-    async def eml_view(request: Request) -> Response:
-        result = await document()
-        if isinstance(result, Response):
-            return result
-        edition, doc = result
-        return Response(
-            doc.eml,
-            media_type="message/rfc822",
-            headers={"Content-Disposition": f'attachment; filename="{edition.id}.eml"'},
+    def respond(view: str) -> Response:
+        return preview_response(
+            settings, load_edition(), recipient, view, template_dir=template_dir
         )
 
-    routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/html", html_view, methods=["GET"]),
-        Route("/text", text_view, methods=["GET"]),
-        Route("/message.eml", eml_view, methods=["GET"]),
-    ]
+    def endpoint(view: str) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            try:
+                return await run_in_threadpool(respond, view)
+            except NewsletterError as exc:
+                return PlainTextResponse(f"error: {exc}\n", status_code=500)
+
+        return serve
+
+    routes = [Route("/" + view, endpoint(view), methods=["GET"]) for view in PREVIEW_VIEWS]
     return Starlette(routes=routes)

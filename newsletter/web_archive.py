@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from newsletter.editions import get_edition, list_editions
 from newsletter.errors import NotFoundError
 from newsletter.models import Edition, EditionStatus
-from newsletter.preview import PreviewDocument, build_preview, sample_recipient
+from newsletter.preview import sample_recipient
+from newsletter.preview_web import preview_links, preview_response
 from newsletter.render import Renderer
 from newsletter.web_pages import context_of, page
 from newsletter.web_security import EMAIL_CSP
@@ -66,34 +67,27 @@ async def archived_edition(request: Request) -> Response:
 
 
 async def preview(request: Request) -> Response:
-    """GET /preview/{edition_id}[/text|/message.eml]: any edition as the sample reader gets it.
+    """GET /preview/{edition_id}[/html|/text|/message.eml]: any edition, for the sample reader.
 
-    Served only when the app allows it (loopback): drafts are not public. A fresh
-    renderer each time, so an edited template shows on the next reload.
+    The same side-by-side page (600 px, 375 px, text part) as ``newsletter
+    preview --serve``, from :mod:`newsletter.preview_web`. Served only when the
+    app allows it (loopback): drafts are not public. A fresh renderer each
+    time, so an edited template shows on the next reload.
     """
     ctx = context_of(request)
     if not ctx.allow_preview:
         raise NotFoundError("preview is not served here")
     edition_id = str(request.path_params["edition_id"])
     view = str(request.path_params.get("view", ""))
-    if view not in {"", "text", "message.eml"}:
-        raise NotFoundError(f"no preview view {view!r}")
 
-    def render() -> PreviewDocument:
+    def render() -> Response:
         with ctx.engine.connect() as conn:
             edition = get_edition(conn, edition_id)
-        return build_preview(ctx.settings, edition, sample_recipient(ctx.settings))
+        recipient = sample_recipient(ctx.settings)
+        links = preview_links(edition.id)
+        return preview_response(ctx.settings, edition, recipient, view, links=links)
 
-    document = await run_in_threadpool(render)
-    if view == "text":
-        return PlainTextResponse(document.text)
-    if view == "message.eml":
-        return Response(
-            document.eml,
-            media_type="message/rfc822",
-            headers={"Content-Disposition": f'attachment; filename="{document.edition_id}.eml"'},
-        )
-    return HTMLResponse(document.html, headers={"Content-Security-Policy": EMAIL_CSP})
+    return await run_in_threadpool(render)
 
 
 def routes() -> list[Route]:

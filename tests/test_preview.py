@@ -15,6 +15,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import lxml.html
@@ -180,13 +181,17 @@ async def test_preview_page_shows_desktop_mobile_and_text(
     frames = root.xpath("//iframe")
     # the desktop frame leaves room around the 600 px container, below the mobile breakpoint
     assert sorted(f.get("width") for f in frames) == ["375", "680"]
-    assert all(f.get("src") == "/html" and f.get("sandbox") is not None for f in frames)
+    # relative links, so the web app's /preview/{edition} can serve the same page
+    assert all(f.get("src") == "html" and f.get("sandbox") is not None for f in frames)
+    assert root.xpath("//a/@href") == ["message.eml"]
     assert "Hello Reader," in root.xpath("//pre")[0].text_content()
-    html = await client.get("/html")
+    assert "frame-src 'self'" in page.headers["content-security-policy"]
+    html = await client.get(urljoin(str(page.url), frames[0].get("src")))
+    assert html.url.path == "/html"
     assert html.headers["content-security-policy"] == EMAIL_FRAME_CSP
     assert html.text.startswith("<!DOCTYPE html>")
     assert "Hello Reader," in (await client.get("/text")).text
-    eml = await client.get("/message.eml")
+    eml = await client.get(urljoin(str(page.url), "message.eml"))
     assert eml.headers["content-type"] == "message/rfc822"
     assert _parse(eml.content)["To"] == "Reader <reader@example.com>"
 

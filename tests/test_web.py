@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
+import lxml.html
 import pytest
 
 from newsletter.config import Settings
@@ -472,13 +473,30 @@ async def test_preview_only_when_allowed(settings: Settings, smtp_server: SMTPSe
     async with asgi_client(public.app) as http:
         assert (await http.get(f"/preview/{draft.id}")).status_code == 404
     local = make_env(settings, smtp_server.url, allow_preview=True)
+    prefix = urlsplit(settings.base_url).path  # behind a proxy that keeps the base path
     async with asgi_client(local.app) as http:
-        shown = await http.get(f"/preview/{draft.id}")
+        page = await http.get(f"{prefix}/preview/{draft.id}")
+        root = lxml.html.document_fromstring(page.text)
+        frames = root.xpath("//iframe")
+        # the same side-by-side page as `newsletter preview --serve`, links resolved here
+        shown = await http.get(urljoin(str(page.url), frames[0].get("src")))
         text = await http.get(f"/preview/{draft.id}/text")
-        eml = await http.get(f"/preview/{draft.id}/message.eml")
+        eml = await http.get(urljoin(str(page.url), root.xpath("//a/@href")[0]))
+        unknown = await http.get(f"/preview/{draft.id}/nothing")
+    assert page.status_code == 200
+    assert sorted(f.get("width") for f in frames) == ["375", "680"]
+    assert all(f.get("sandbox") is not None for f in frames)
+    assert "Story 1: council votes" in root.xpath("//pre")[0].text_content()
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert shown.url.path == f"{prefix}/preview/{draft.id}/html"
     assert shown.status_code == 200
     assert "Story 1: council votes" in shown.text
     assert "NLPH7" not in shown.text
+    assert "script-src" not in shown.headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in shown.headers["content-security-policy"]
+    assert shown.headers["x-frame-options"] == "SAMEORIGIN"  # the page may frame it
+    assert eml.url.path == f"{prefix}/preview/{draft.id}/message.eml"
+    assert unknown.status_code == 404
     assert text.headers["content-type"].startswith("text/plain")
     assert "Story 1: council votes" in text.text
     assert eml.headers["content-type"] == "message/rfc822"
