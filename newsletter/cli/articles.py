@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from newsletter.articles import list_articles, upsert_articles
-from newsletter.cli.common import get_engine, get_settings, out, plural
+from newsletter.cli.common import ArticleTopics, get_engine, get_settings, out, plural
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
 from newsletter.db import utcnow
 from newsletter.durations import parse_since, zone_info
@@ -59,14 +59,7 @@ def list_command(
             help="Only articles published since: 90m, 24h, 7d, or an ISO date/time.",
         ),
     ] = None,
-    topic: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--topic",
-            metavar="TOPIC",
-            help="Only articles with this topic or section (repeatable).",
-        ),
-    ] = None,
+    topic: ArticleTopics = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (every field) instead of a table.")
     ] = False,

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_database
 
-__all__ = ["err", "get_engine", "get_settings", "out", "plural"]
+__all__ = ["ArticleTopics", "err", "get_engine", "get_settings", "out", "plural"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# the same filter in `articles list` and `edition build`: one definition keeps their help alike
+ArticleTopics = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--topic",
+        metavar="TOPIC",
+        help="Only articles with this topic or section (repeatable).",
+    ),
+]
 
 
 @functools.cache

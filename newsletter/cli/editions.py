@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, get_engine, get_settings, out, plural
+from newsletter.cli.common import ArticleTopics, err, get_engine, get_settings, out, plural
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
 from newsletter.db import utcnow
 from newsletter.durations import parse_since, zone_info
@@ -30,14 +30,7 @@ def build(
             metavar="SPAN|DATE", help="Articles published since: 90m, 24h, 7d, or an ISO date/time."
         ),
     ] = "24h",
-    topic: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--topic",
-            metavar="TOPIC",
-            help="Only articles with this topic or section (repeatable).",
-        ),
-    ] = None,
+    topic: ArticleTopics = None,
     title: Annotated[
         str | None, typer.Option(metavar="TEXT", help="The title; default by date.")
     ] = None,

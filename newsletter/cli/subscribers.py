@@ -28,10 +28,13 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# the argument of add, show, unsubscribe and delete
+_Email = Annotated[str, typer.Argument(help="The person's email address.", show_default=False)]
+
 
 @app.command("add")
 def add_command(
-    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+    email: _Email,
     name: Annotated[str | None, typer.Option(help="Their name, for the greeting.")] = None,
     topic: Annotated[
         list[str] | None,
@@ -212,7 +215,7 @@ def list_command(
 
 @app.command("show")
 def show_command(
-    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+    email: _Email,
 ) -> None:
     """Print everything held about one person as JSON (answers a GDPR access request).
 
@@ -227,7 +230,7 @@ def show_command(
 
 @app.command("unsubscribe")
 def unsubscribe_command(
-    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+    email: _Email,
 ) -> None:
     """Unsubscribe one person: no edition is sent to them again.
 
@@ -243,7 +246,7 @@ def unsubscribe_command(
 
 @app.command("delete")
 def delete_command(
-    email: Annotated[str, typer.Argument(help="The person's email address.", show_default=False)],
+    email: _Email,
 ) -> None:
     """Erase a person's data; keep only a keyed hash so an import cannot re-add them unasked.
 
