@@ -22,7 +22,7 @@ from newsletter import web_subscribers as subs
 from newsletter.config import Settings
 from newsletter.errors import InputError
 from newsletter.render import Renderer
-from newsletter.web_security import Csrf, RateLimiter
+from newsletter.web_security import Csrf, FormError, RateLimiter, read_form
 from newsletter.web_templates import web_environment
 from subscribers.fields import clean_name
 from subscribers.tokens import Purpose, verify_token
@@ -30,6 +30,7 @@ from subscribers.tokens import Purpose, verify_token
 __all__ = [
     "WebContext",
     "bad_form",
+    "checked_form",
     "client_ip",
     "context_of",
     "first_value",
@@ -158,6 +159,17 @@ def bad_form(request: Request, problem: str) -> HTMLResponse:
         400,
         link=("/", "Back to the signup form"),
     )
+
+
+async def checked_form(request: Request) -> dict[str, list[str]] | HTMLResponse:
+    """The posted form if its body reads and its CSRF token checks, else the 400 page to answer."""
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return bad_form(request, f"{exc}.")
+    if not context_of(request).csrf.check(request, form):
+        return bad_form(request, "The form had expired or came from another site.")
+    return form
 
 
 async def token_subject(request: Request, purpose: Purpose) -> int:

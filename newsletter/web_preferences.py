@@ -16,7 +16,7 @@ from newsletter import web_subscribers as subs
 from newsletter.db import utcnow
 from newsletter.errors import NotFoundError
 from newsletter.web_pages import (
-    bad_form,
+    checked_form,
     context_of,
     first_value,
     mask_address,
@@ -25,7 +25,6 @@ from newsletter.web_pages import (
     page,
     token_subject,
 )
-from newsletter.web_security import FormError, read_form
 from subscribers.fields import MAX_NAME
 from subscribers.model import Subscriber, SubscriberStatus
 from subscribers.tokens import Purpose
@@ -153,12 +152,9 @@ async def preferences(request: Request) -> Response:
     """POST /preferences/{token}: save name and topics, or unsubscribe (CSRF-checked)."""
     ctx = context_of(request)
     subscriber_id = await token_subject(request, Purpose.PREFERENCES)
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return bad_form(request, f"{exc}.")
-    if not ctx.csrf.check(request, form):
-        return bad_form(request, "The form had expired or came from another site.")
+    form = await checked_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
     action = first_value(form, "action") or "save"
     name = (form.get("name") or [""])[0]
     chosen = frozenset(t for t in form.get("topic", []) if t)

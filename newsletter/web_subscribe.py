@@ -20,7 +20,7 @@ from newsletter.db import utcnow
 from newsletter.errors import InputError, NewsletterError, NotFoundError
 from newsletter.web_pages import (
     WebContext,
-    bad_form,
+    checked_form,
     client_ip,
     context_of,
     first_value,
@@ -32,7 +32,6 @@ from newsletter.web_pages import (
     token_subject,
     topics_of,
 )
-from newsletter.web_security import FormError, read_form
 from subscribers import links
 from subscribers.addresses import normalise_address
 from subscribers.fields import MAX_NAME
@@ -94,12 +93,9 @@ async def _send_quietly(ctx: WebContext, confirmation: Confirmation) -> None:
 async def signup(request: Request) -> Response:
     """POST /signup: a pending subscriber with a consent record, and a confirmation email."""
     ctx = context_of(request)
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return bad_form(request, f"{exc}.")
-    if not ctx.csrf.check(request, form):
-        return bad_form(request, "The form had expired or came from another site.")
+    form = await checked_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
     ip = client_ip(request)
     if not ctx.signup_limiter.allow(ip):
         return message_page(
@@ -254,12 +250,9 @@ async def confirm(request: Request) -> Response:
         subscriber_id = await token_subject(request, Purpose.CONFIRM)
     except TokenExpiredError:
         return _expired(request)
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return bad_form(request, f"{exc}.")
-    if not ctx.csrf.check(request, form):
-        return bad_form(request, "The form had expired or came from another site.")
+    form = await checked_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
 
     def apply() -> Subscriber | None:
         with ctx.engine.begin() as conn:
