@@ -4,6 +4,10 @@ Sources, strongest first: keyword arguments, ``NEWSLETTER_*`` environment
 variables, ``newsletter.toml`` in the working folder, then the embedded defaults
 (which run the whole product locally on SQLite and a loopback SMTP sink).
 Secrets are ``SecretStr`` and never appear in ``repr``, logs or errors.
+
+Key rotation: ``NEWSLETTER_SECRET_KEYS_PREVIOUS`` lists retired keys. New link
+tokens and suppression hashes use ``NEWSLETTER_SECRET_KEY`` only; checking a
+token or a suppression also tries each retired key (see :class:`SigningSecret`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,10 +35,48 @@ from pydantic_settings import (
 
 from newsletter.errors import ConfigError, InsecureTransportError
 
-__all__ = ["SMTPEndpoint", "Settings", "is_loopback_host", "load_settings"]
+__all__ = [
+    "SMTPEndpoint",
+    "Settings",
+    "SigningSecret",
+    "is_loopback_host",
+    "keys_to_try",
+    "load_settings",
+]
 
 SECRET_FILE = ".newsletter-secret"  # noqa: S105 - a file name, not a secret
 _TOML_FILE: ContextVar[Path] = ContextVar("toml_file", default=Path("newsletter.toml"))
+
+
+class SigningSecret(bytes):
+    """The current secret key, as ``bytes``, carrying the retired keys still honoured.
+
+    Every caller that signs treats it as the plain current key, so signing costs
+    what it did before rotation. Code that *checks* a token or a suppression hash
+    tries :attr:`previous` too, through :func:`keys_to_try`. ``repr`` and ``str``
+    hide every key.
+    """
+
+    previous: tuple[bytes, ...]
+
+    def __new__(cls, current: bytes, previous: Iterable[bytes] = ()) -> SigningSecret:
+        """The current key plus the retired ones (blanks and repeats of current dropped)."""
+        made = super().__new__(cls, current)
+        made.previous = tuple(k for k in dict.fromkeys(previous) if k and k != current)
+        return made
+
+    def __repr__(self) -> str:
+        return f"SigningSecret('**********', previous={len(self.previous)} hidden)"
+
+    __str__ = __repr__
+
+
+def keys_to_try(secret: bytes) -> tuple[bytes, ...]:
+    """The keys a check should accept, the current one first (retired ones only for a
+    :class:`SigningSecret`)."""
+    if isinstance(secret, SigningSecret):
+        return (bytes(secret), *secret.previous)
+    return (secret,)
 
 
 class Settings(BaseSettings):
@@ -56,6 +99,8 @@ class Settings(BaseSettings):
     reply_to: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr | None = None
+    # comma-separated retired keys, still accepted when checking (see README: rotation)
+    secret_keys_previous: SecretStr | None = None
     postal_address: str = "Britain's News Portal, 1 Fleet Street, London EC4Y 1AA, United Kingdom"
     site_name: str = "Britain's News Portal"
     list_id: str | None = None
@@ -93,6 +138,16 @@ class Settings(BaseSettings):
         span = parse_span(value) if isinstance(value, str) else None
         return span if span is not None else value
 
+    @field_validator("secret_keys_previous", mode="before")
+    @classmethod
+    def _previous_keys_list(cls, value: object) -> object:
+        # newsletter.toml may give a list; the environment gives "old1,old2"
+        if isinstance(value, list | tuple):
+            if not all(isinstance(k, str) and "," not in k for k in value):
+                raise ValueError("must be a list of keys, none containing a comma")
+            return ",".join(value)
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _base_url_absolute(cls, value: str) -> str:
@@ -129,11 +184,21 @@ class Settings(BaseSettings):
         """The parsed SMTP relay, refusing clear text to a non-loopback host unless allowed."""
         return SMTPEndpoint.parse(self.smtp_url.get_secret_value(), self.smtp_allow_insecure)
 
-    def secret(self) -> bytes:
-        """The key that signs tokens; :func:`load_settings` guarantees one is present."""
+    def secret(self) -> SigningSecret:
+        """The key that signs tokens, carrying the retired keys that checks still accept.
+
+        :func:`load_settings` guarantees a current key is present.
+        """
         if self.secret_key is None:
             raise ConfigError("NEWSLETTER_SECRET_KEY is not set")
-        return self.secret_key.get_secret_value().encode()
+        return SigningSecret(self.secret_key.get_secret_value().encode(), self.previous_secrets())
+
+    def previous_secrets(self) -> tuple[bytes, ...]:
+        """The retired keys from ``NEWSLETTER_SECRET_KEYS_PREVIOUS``, in the order given."""
+        if self.secret_keys_previous is None:
+            return ()
+        listed = self.secret_keys_previous.get_secret_value().split(",")
+        return tuple(k.strip().encode() for k in listed if k.strip())
 
 
 def is_loopback_host(host: str) -> bool:

@@ -3,8 +3,14 @@
 When a person is erased, nothing personal is kept, only an HMAC-SHA256 of their
 address key under a key derived from ``NEWSLETTER_SECRET_KEY``. Without that
 secret the hash cannot be tested against a guessed address; with it, a later
-add or import of the same address is recognised and refused. (Rotating the
-secret therefore forgets the suppressions: keep it.)
+add or import of the same address is recognised and refused.
+
+Key rotation: new suppressions are hashed under the current key. A check also
+hashes under each retired key the secret carries
+(:class:`~newsletter.config.SigningSecret`), so an address erased before the
+rotation stays refused; a row found under a retired key is re-hashed to the
+current key there and then. A retired key removed from the settings forgets the
+suppressions only it still covers, so retired keys are kept listed.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from newsletter.config import keys_to_try
 from newsletter.schema import suppressions
 
 __all__ = ["address_hash", "has_any", "is_suppressed", "lift", "suppress", "suppressed_among"]
+
+_HASH = suppressions.c.address_hash
 
 
 @functools.lru_cache(maxsize=16)
@@ -29,49 +38,77 @@ def _key(secret: bytes) -> bytes:
 
 
 def address_hash(secret: bytes, key: str) -> str:
-    """The keyed hash kept for an address key (:attr:`Address.key`)."""
-    return hmac.new(_key(secret), key.encode("utf-8"), hashlib.sha256).hexdigest()
+    """The keyed hash kept for an address key (:attr:`Address.key`), under the current key."""
+    return hmac.new(_key(bytes(secret)), key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _hashes(secret: bytes, key: str) -> list[str]:
+    """The hashes of ``key`` under every accepted key, the current one first."""
+    return [address_hash(k, key) for k in keys_to_try(secret)]
+
+
+def _found(conn: Connection, hashes: Collection[str]) -> set[str]:
+    query = sa.select(_HASH).where(_HASH.in_(sa.bindparam("h", expanding=True)))
+    return set(conn.execute(query, {"h": list(hashes)}).scalars())
+
+
+def _settle(conn: Connection, hashes: list[str], found: set[str]) -> None:
+    """Leave one row, under the current hash, for an address whose rows are ``found``."""
+    current, stale = hashes[0], [h for h in hashes[1:] if h in found]
+    if not stale:
+        return
+    if current not in found:  # keep one record's reason and date, under the current hash
+        kept = suppressions.c.address_hash == stale.pop()
+        conn.execute(suppressions.update().where(kept).values(address_hash=current))
+    if stale:
+        conn.execute(suppressions.delete().where(_HASH.in_(stale)))
 
 
 def has_any(conn: Connection) -> bool:
     """True when at least one address is suppressed (lets an import skip hashing)."""
-    return conn.execute(sa.select(suppressions.c.address_hash).limit(1)).first() is not None
+    return conn.execute(sa.select(_HASH).limit(1)).first() is not None
 
 
 def is_suppressed(conn: Connection, secret: bytes, key: str) -> bool:
-    """True when the address with this key was erased and not since re-admitted."""
-    query = sa.select(suppressions.c.reason).where(
-        suppressions.c.address_hash == address_hash(secret, key)
-    )
-    return conn.execute(query).first() is not None
+    """True when the address with this key was erased and not since re-admitted.
+
+    Matches a hash under the current key or any retired key; a match under a
+    retired key is re-hashed to the current key.
+    """
+    hashes = _hashes(secret, key)
+    found = _found(conn, hashes)
+    _settle(conn, hashes, found)
+    return bool(found)
 
 
 def suppressed_among(conn: Connection, secret: bytes, keys: Collection[str]) -> set[str]:
-    """Which of ``keys`` are suppressed, in one query."""
+    """Which of ``keys`` are suppressed, in one query (any accepted key; re-hashed as above)."""
     if not keys:
         return set()
-    by_hash = {address_hash(secret, key): key for key in keys}
-    query = sa.select(suppressions.c.address_hash).where(
-        suppressions.c.address_hash.in_(list(by_hash))
-    )
-    return {by_hash[h] for h in conn.execute(query).scalars()}
+    every = {key: _hashes(secret, key) for key in keys}
+    by_hash = {h: key for key, hashes in every.items() for h in hashes}
+    found = _found(conn, by_hash)
+    hit = {by_hash[h] for h in found}
+    for key in hit:
+        _settle(conn, every[key], found)
+    return hit
 
 
 def suppress(conn: Connection, secret: bytes, key: str, reason: str, now: datetime) -> None:
     """Record that the address with this key must not be added again unasked (idempotent)."""
-    digest = address_hash(secret, key)
-    exists = conn.execute(
-        sa.select(suppressions.c.address_hash).where(suppressions.c.address_hash == digest)
-    ).first()
-    if exists is None:
-        conn.execute(
-            suppressions.insert().values(address_hash=digest, reason=reason, created_at=now)
-        )
+    hashes = _hashes(secret, key)
+    found = _found(conn, hashes)
+    if found:
+        _settle(conn, hashes, found)
+        return
+    row = {"address_hash": hashes[0], "reason": reason, "created_at": now}
+    conn.execute(suppressions.insert().values(**row))
 
 
 def lift(conn: Connection, secret: bytes, key: str) -> bool:
-    """Forget the suppression of this address (an explicit re-admission); True if there was one."""
-    result = conn.execute(
-        suppressions.delete().where(suppressions.c.address_hash == address_hash(secret, key))
-    )
+    """Forget the suppression of this address (an explicit re-admission); True if there was one.
+
+    Removes it under the current key and every retired key.
+    """
+    result = conn.execute(suppressions.delete().where(_HASH.in_(_hashes(secret, key))))
     return bool(result.rowcount)

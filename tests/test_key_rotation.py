@@ -1,0 +1,199 @@
+"""Rotating NEWSLETTER_SECRET_KEY: old links keep working, erased people stay erased.
+
+The retired keys go in NEWSLETTER_SECRET_KEYS_PREVIOUS; new tokens and new
+suppression hashes use the current key only, checks accept every listed key.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from newsletter.config import Settings, SigningSecret, load_settings
+from newsletter.errors import ConfigError, SuppressedError, TokenError, TokenExpiredError
+from newsletter.schema import suppressions
+from subscribers import privacy, store
+from subscribers import suppressions as supp
+from subscribers.importer import import_file
+from subscribers.tokens import Purpose, make_token, verify_token
+from tests.conftest import CLIResult
+
+OLD = "old-key-Quixotic-7f3a"
+OLDER = "older-key-Zephyr-91bc"
+NEW = "new-key-Jubilant-44d0"
+UNKNOWN = "never-configured-key-c0ffee"
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+Run = Callable[..., CLIResult]
+
+
+def _rotated(workdir: Path, previous: str = f"{OLD}, {OLDER}") -> Settings:
+    return load_settings(workdir, secret_key=NEW, secret_keys_previous=previous)
+
+
+def _hashes(engine: Engine) -> list[str]:
+    with engine.begin() as conn:
+        return sorted(conn.execute(sa.select(suppressions.c.address_hash)).scalars())
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+@pytest.mark.parametrize("retired", [OLD, OLDER])
+def test_a_link_signed_with_a_retired_key_still_verifies(
+    workdir: Path, purpose: Purpose, retired: str
+) -> None:
+    secret = _rotated(workdir).secret()
+    token = make_token(retired.encode(), purpose, 4321, T0)
+    assert verify_token(secret, purpose, token, T0 + timedelta(minutes=5)) == 4321
+    # a plain current key (no rotation configured) does not accept it
+    with pytest.raises(TokenError, match="not genuine"):
+        verify_token(NEW.encode(), purpose, token, T0)
+
+
+def test_new_links_are_signed_with_the_current_key_only(workdir: Path) -> None:
+    secret = _rotated(workdir).secret()
+    token = make_token(secret, Purpose.UNSUBSCRIBE, 7, T0)
+    assert token == make_token(NEW.encode(), Purpose.UNSUBSCRIBE, 7, T0)
+    assert verify_token(NEW.encode(), Purpose.UNSUBSCRIBE, token, T0) == 7
+    with pytest.raises(TokenError):
+        verify_token(OLD.encode(), Purpose.UNSUBSCRIBE, token, T0)
+
+
+def test_a_link_signed_with_an_unknown_key_is_refused(workdir: Path) -> None:
+    secret = _rotated(workdir).secret()
+    for purpose in Purpose:
+        token = make_token(UNKNOWN.encode(), purpose, 99, T0)
+        with pytest.raises(TokenError, match="not genuine") as info:
+            verify_token(secret, purpose, token, T0)
+        assert UNKNOWN not in str(info.value)
+        assert NEW not in str(info.value)
+
+
+def test_rules_are_unchanged_for_retired_keys(workdir: Path) -> None:
+    secret = _rotated(workdir).secret()
+    year_later = T0 + timedelta(days=400)
+    unsubscribe = make_token(OLD.encode(), Purpose.UNSUBSCRIBE, 5, T0)
+    assert verify_token(secret, Purpose.UNSUBSCRIBE, unsubscribe, year_later) == 5
+    confirm = make_token(OLD.encode(), Purpose.CONFIRM, 5, T0)
+    with pytest.raises(TokenExpiredError):
+        verify_token(secret, Purpose.CONFIRM, confirm, T0 + timedelta(days=8))
+    with pytest.raises(TokenError, match="not a preferences link"):
+        verify_token(secret, Purpose.PREFERENCES, unsubscribe, T0)
+    forged = unsubscribe.replace("u.5.", "u.6.", 1)
+    with pytest.raises(TokenError, match="not genuine"):
+        verify_token(secret, Purpose.UNSUBSCRIBE, forged, T0)
+
+
+def test_an_erased_address_stays_refused_after_rotation(engine: Engine, workdir: Path) -> None:
+    before = load_settings(workdir, secret_key=OLD).secret()
+    after = _rotated(workdir, OLD).secret()
+    with engine.begin() as conn:
+        store.add(conn, "erin@example.com", secret=before, confirmed=True, now=T0)
+        privacy.erase(conn, "erin@example.com", secret=before, now=T0)
+    old_hash = supp.address_hash(OLD.encode(), "erin@example.com")
+    new_hash = supp.address_hash(NEW.encode(), "erin@example.com")
+    assert _hashes(engine) == [old_hash]
+    # without the retired key listed, the old hash no longer matches: the failure mode fixed
+    with engine.begin() as conn:
+        assert not supp.is_suppressed(conn, NEW.encode(), "erin@example.com")
+    with engine.connect() as conn, pytest.raises(SuppressedError, match="erased"):
+        store.add(conn, "Erin@Example.com", secret=after, now=T0)
+    assert _hashes(engine) == [old_hash]  # that refusal rolled back
+    # a check under the rotated secret re-hashes the row to the current key, keeping its reason
+    with engine.begin() as conn:
+        assert supp.is_suppressed(conn, after, "erin@example.com")
+        reason = conn.execute(sa.select(suppressions.c.reason)).scalar_one()
+    assert reason == "erased"
+    assert _hashes(engine) == [new_hash]
+    # now the retired key may go without forgetting this person
+    with engine.begin() as conn, pytest.raises(SuppressedError):
+        store.add(conn, "erin@example.com", secret=NEW.encode(), now=T0)
+
+
+def test_suppress_and_lift_see_rows_under_a_retired_key(engine: Engine, workdir: Path) -> None:
+    after = _rotated(workdir).secret()
+    with engine.begin() as conn:
+        supp.suppress(conn, OLDER.encode(), "fay@example.com", "erased", T0)
+        supp.suppress(conn, after, "fay@example.com", "erased", T0 + timedelta(days=1))
+    assert _hashes(engine) == [supp.address_hash(NEW.encode(), "fay@example.com")]
+    with engine.begin() as conn:
+        supp.suppress(conn, OLD.encode(), "gus@example.com", "erased", T0)
+        assert supp.lift(conn, after, "gus@example.com") is True
+        assert supp.suppressed_among(conn, after, ["gus@example.com", "fay@example.com"]) == {
+            "fay@example.com"
+        }
+
+
+def test_an_import_after_rotation_skips_the_erased(
+    engine: Engine, workdir: Path, tmp_path: Path
+) -> None:
+    before = load_settings(workdir, secret_key=OLD).secret()
+    after = _rotated(workdir).secret()
+    with engine.begin() as conn:
+        privacy.erase(conn, "hal@example.com", secret=before, now=T0)
+    csv = tmp_path / "list.csv"
+    csv.write_text("email,name\nhal@example.com,Hal\nivy@example.com,Ivy\n")
+    report = import_file(engine, csv, secret=after, confirmed=True)
+    assert report.imported == 1
+    with engine.begin() as conn:
+        assert store.find_by_email(conn, "hal@example.com") is None
+        assert store.find_by_email(conn, "ivy@example.com") is not None
+    assert _hashes(engine) == [supp.address_hash(NEW.encode(), "hal@example.com")]
+
+
+def test_the_cli_refuses_an_address_erased_before_rotation(run_cli: Run, workdir: Path) -> None:
+    old_env = {"NEWSLETTER_SECRET_KEY": OLD}
+    new_env = {"NEWSLETTER_SECRET_KEY": NEW, "NEWSLETTER_SECRET_KEYS_PREVIOUS": f"{OLD},{OLDER}"}
+    assert run_cli("subscribers", "add", "jo@example.com", env=old_env).code == 0
+    assert run_cli("subscribers", "delete", "jo@example.com", env=old_env).code == 0
+    refused = run_cli("subscribers", "add", "jo@example.com", env=new_env)
+    assert refused.code == 1
+    assert "was erased at their request" in refused.stderr
+    csv = workdir / "list.csv"
+    csv.write_text("email\njo@example.com\n")
+    imported = run_cli("subscribers", "import", str(csv), env=new_env)
+    assert imported.code == 0, imported.stderr
+    assert "skipped 1" in imported.stdout
+    for result in (refused, imported):
+        for key in (OLD, OLDER, NEW):
+            assert key not in result.stdout + result.stderr
+
+
+def test_secrets_never_appear_in_repr_or_errors(workdir: Path) -> None:
+    settings = _rotated(workdir)
+    secret = settings.secret()
+    assert settings.previous_secrets() == (OLD.encode(), OLDER.encode())
+    assert secret == NEW.encode()
+    assert secret.previous == (OLD.encode(), OLDER.encode())
+    shown = [repr(settings), str(settings), repr(secret), str(secret), f"{secret}", repr([secret])]
+    for text in shown:
+        for key in (OLD, OLDER, NEW):
+            assert key not in text
+    # it survives a trip to another process intact
+    assert pickle.loads(pickle.dumps(secret)).previous == secret.previous
+    (workdir / "newsletter.toml").write_text(f'secret_keys_previous = ["{OLD}", "a,b"]\n')
+    with pytest.raises(ConfigError, match="secret_keys_previous") as info:
+        load_settings(workdir, secret_key=NEW)
+    assert OLD not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_previous_keys_from_toml_list_and_environment(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workdir / "newsletter.toml").write_text(f'secret_keys_previous = ["{OLD}", "{OLDER}"]\n')
+    assert load_settings(workdir, secret_key=NEW).previous_secrets() == (
+        OLD.encode(),
+        OLDER.encode(),
+    )
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEYS_PREVIOUS", f" {OLDER} ,,{NEW}")
+    secret = load_settings(workdir, secret_key=NEW).secret()
+    # blanks dropped; the current key listed again is not a retired key
+    assert secret.previous == (OLDER.encode(),)
+    assert isinstance(secret, SigningSecret)
+    assert load_settings(workdir, secret_key=NEW, secret_keys_previous=None).secret().previous == ()
