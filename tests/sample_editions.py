@@ -1,12 +1,20 @@
-"""Editions built directly from models, for the rendering, message and preview tests."""
+"""Sample input for the tests: raw article data, and editions built directly from models."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from newsletter.models import Article, Edition, EditionKind, Image, Section
 
-__all__ = ["HOSTILE_HEADLINE", "article", "breaking_edition", "daily_edition", "hostile_edition"]
+__all__ = [
+    "HOSTILE_HEADLINE",
+    "article",
+    "article_data",
+    "breaking_edition",
+    "daily_edition",
+    "hostile_edition",
+]
 
 NOW = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)
 
@@ -54,6 +62,19 @@ def article(
     }
     data.update(fields)
     return Article.model_validate(data)
+
+
+def article_data(**changes: Any) -> dict[str, Any]:
+    """The smallest valid article as raw input (what a JSON file holds); ``changes`` override."""
+    data: dict[str, Any] = {
+        "id": "a1",
+        "url": "https://news.example.com/uk/a1",
+        "headline": "A headline",
+        "section": "UK",
+        "published_at": "2026-11-26T07:00:00Z",
+    }
+    data.update(changes)
+    return data
 
 
 def daily_edition(articles: list[Article] | None = None, **fields: object) -> Edition:

@@ -18,6 +18,7 @@ from newsletter.feeds import html_to_paragraphs, stable_id
 from newsletter.loaders import load_articles, load_many
 from tests.conftest import EXAMPLES
 from tests.feed_server import Served, serve_http
+from tests.sample_editions import article_data
 
 DATA = Path(__file__).parent / "data"
 SEED = Path("/work/shared/seed/000_6c8eba20f98929d4.txt")
@@ -30,18 +31,6 @@ def http_server() -> Iterator[Served]:
         yield served
 
 
-def article(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": "a1",
-        "url": "https://news.example.com/uk/a1",
-        "headline": "A headline",
-        "section": "UK",
-        "published_at": "2026-11-26T07:00:00Z",
-    }
-    data.update(changes)
-    return data
-
-
 def write_json(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path
@@ -51,9 +40,11 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 def test_json_one_article_and_a_list(tmp_path: Path) -> None:
-    one = load_articles(write_json(tmp_path / "one.json", article()))
+    one = load_articles(write_json(tmp_path / "one.json", article_data()))
     many = load_articles(
-        write_json(tmp_path / "many.json", [article(id="a"), article(id="b", section="Crime")])
+        write_json(
+            tmp_path / "many.json", [article_data(id="a"), article_data(id="b", section="Crime")]
+        )
     )
     assert [a.id for a in one] == ["a1"]
     assert [(a.id, a.section) for a in many] == [("a", "UK"), ("b", "Crime")]
@@ -79,8 +70,8 @@ def test_json_syntax_error_names_file_and_line() -> None:
 
 
 def test_json_field_error_names_file_line_article_and_field(tmp_path: Path) -> None:
-    good = article(id="ok")
-    bad = article(id="bad", image={"url": "/images/a.jpg", "alt": "A", "width": 600})
+    good = article_data(id="ok")
+    bad = article_data(id="bad", image={"url": "/images/a.jpg", "alt": "A", "width": 600})
     path = write_json(tmp_path / "list.json", [good, bad])
     with pytest.raises(ArticleError) as info:
         load_articles(path)
@@ -108,7 +99,7 @@ def test_json_field_error_names_file_line_article_and_field(tmp_path: Path) -> N
     ],
 )
 def test_json_field_errors(tmp_path: Path, changes: dict[str, Any], field: str, words: str) -> None:
-    path = write_json(tmp_path / "a.json", article(**changes))
+    path = write_json(tmp_path / "a.json", article_data(**changes))
     with pytest.raises(ArticleError) as info:
         load_articles(path)
     assert info.value.field == field
@@ -121,9 +112,9 @@ def test_json_field_errors(tmp_path: Path, changes: dict[str, Any], field: str, 
 
 
 def test_missing_field_points_at_the_article(tmp_path: Path) -> None:
-    data = article()
+    data = article_data()
     del data["section"]
-    path = write_json(tmp_path / "a.json", [article(id="x"), data])
+    path = write_json(tmp_path / "a.json", [article_data(id="x"), data])
     with pytest.raises(ArticleError) as info:
         load_articles(path)
     assert info.value.field == "section"
@@ -173,9 +164,9 @@ def test_not_utf8_and_missing_file(tmp_path: Path) -> None:
 def test_folder_loads_every_supported_file_recursively(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / ".hidden").mkdir()
-    write_json(tmp_path / "a.json", article(id="a"))
-    write_json(tmp_path / "sub" / "b.json", article(id="b"))
-    write_json(tmp_path / ".hidden" / "c.json", article(id="c"))
+    write_json(tmp_path / "a.json", article_data(id="a"))
+    write_json(tmp_path / "sub" / "b.json", article_data(id="b"))
+    write_json(tmp_path / ".hidden" / "c.json", article_data(id="c"))
     (tmp_path / "README.md").write_text("not an article", encoding="utf-8")
     assert sorted(a.id for a in load_articles(tmp_path)) == ["a", "b"]
 
@@ -186,8 +177,8 @@ def test_empty_folder_is_an_error(tmp_path: Path) -> None:
 
 
 def test_one_id_for_two_different_articles_is_refused(tmp_path: Path) -> None:
-    write_json(tmp_path / "a.json", article(id="same", headline="One"))
-    write_json(tmp_path / "b.json", article(id="same", headline="Another"))
+    write_json(tmp_path / "a.json", article_data(id="same", headline="One"))
+    write_json(tmp_path / "b.json", article_data(id="same", headline="Another"))
     with pytest.raises(ArticleError) as info:
         load_articles(tmp_path)
     assert info.value.field == "id"
@@ -196,7 +187,7 @@ def test_one_id_for_two_different_articles_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_same_article_twice_is_kept_once(tmp_path: Path) -> None:
-    one = write_json(tmp_path / "a.json", article(id="same"))
+    one = write_json(tmp_path / "a.json", article_data(id="same"))
     assert [a.id for a in load_many([one, one])] == ["same"]
 
 
@@ -388,7 +379,7 @@ def test_feed_from_a_loopback_url(http_server: Served) -> None:
 
 
 def test_json_from_a_loopback_url(http_server: Served) -> None:
-    url = http_server.add("/api/latest", json.dumps([article()]).encode(), "application/json")
+    url = http_server.add("/api/latest", json.dumps([article_data()]).encode(), "application/json")
     assert [a.id for a in load_articles(url)] == ["a1"]
 
 
@@ -415,12 +406,12 @@ _json_values = st.recursive(
     ),
     max_leaves=20,
 )
-_field_names = st.sampled_from([*article().keys(), "image", "topics", "body", "surprise"])
+_field_names = st.sampled_from([*article_data().keys(), "image", "topics", "body", "surprise"])
 _near_articles = st.fixed_dictionaries(
     {}, optional={name: _json_values for name in ["id", "url", "headline", "section"]}
 ).flatmap(
     lambda base: st.dictionaries(_field_names, _json_values, max_size=4).map(
-        lambda extra: {**article(), **base, **extra}
+        lambda extra: {**article_data(), **base, **extra}
     )
 )
 

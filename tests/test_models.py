@@ -9,20 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from newsletter.models import Article, Edition, Image, Section, normalise_topic
+from tests.sample_editions import article_data
 
 WHEN = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
-
-
-def article_data(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": "a1",
-        "url": "https://news.example.com/uk/a1",
-        "headline": "A headline",
-        "section": "UK",
-        "published_at": "2026-11-26T07:00:00Z",
-    }
-    data.update(changes)
-    return data
 
 
 def test_minimal_article_has_defaults() -> None:
