@@ -128,6 +128,27 @@ def make(settings: Settings, db: Engine, clock: Clock, sender: MemorySender, wor
     return Scheduler(settings, db, send=sender, clock=clock, worker=worker, is_gone=lambda _: False)
 
 
+def only_run(db: Engine, schedule_id: int) -> RunRecord:
+    """The schedule's one recorded run (the unpacking fails if there are none or several)."""
+    with db.connect() as conn:
+        [run] = list_runs(conn, schedule_id)
+    return run
+
+
+async def stopped_mid_send(
+    settings: Settings, db: Engine, clock: Clock
+) -> tuple[MemorySender, RunResult]:
+    """A pass stopped while its sender is mid-send: that sender and the pass's one result."""
+    sender = MemorySender()
+    sender.wait_for_stop = True
+    stop = asyncio.Event()
+    task = asyncio.create_task(make(settings, db, clock, sender).run_once(stop))
+    await sender.started.wait()
+    stop.set()
+    [result] = await task
+    return sender, result
+
+
 async def test_builds_from_new_articles_and_sends_at_0700_local(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
@@ -193,8 +214,7 @@ async def test_nothing_new_is_skipped_with_the_reason(
     assert result.reason.startswith("nothing new: no articles published since 2026-03-27 07:00 GMT")
     assert "politics" in result.reason
     assert sender.sent == []
-    with db.connect() as conn:
-        [run] = list_runs(conn, schedule_id)
+    run = only_run(db, schedule_id)
     assert (run.outcome, run.reason) == (RunOutcome.SKIPPED, result.reason)
 
 
@@ -270,8 +290,7 @@ async def test_relay_down_defers_and_a_later_pass_sends_the_same_edition(
     [deferred] = await scheduler.run_once()
     assert deferred.outcome == "deferred"
     assert deferred.reason == "cannot reach the relay 127.0.0.1:1; will retry"
-    with db.connect() as conn:
-        [run] = list_runs(conn, schedule_id)
+    run = only_run(db, schedule_id)
     assert (run.outcome, run.reason) == (RunOutcome.RUNNING, deferred.reason)
     clock.now = FIRST + timedelta(minutes=1)
     [sent] = await scheduler.run_once()
@@ -306,8 +325,7 @@ async def test_downtime_past_the_limit_skips_and_records(
     assert result.outcome == "skipped"
     assert result.reason == "missed: 9h00m late (limit 2h00m)"
     assert sender.sent == []
-    with db.connect() as conn:
-        [run] = list_runs(conn, schedule_id)
+    run = only_run(db, schedule_id)
     assert run.reason == result.reason
 
 
@@ -326,16 +344,10 @@ async def test_stop_mid_send_then_another_scheduler_resumes_the_same_edition(
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
     schedule_id = add(db)
-    clock, first_sender = Clock(FIRST), MemorySender()
-    first_sender.wait_for_stop = True
-    stop = asyncio.Event()
-    task = asyncio.create_task(make(settings, db, clock, first_sender).run_once(stop))
-    await first_sender.started.wait()
-    stop.set()
-    [interrupted] = await task
+    clock = Clock(FIRST)
+    first_sender, interrupted = await stopped_mid_send(settings, db, clock)
     assert interrupted.outcome == "interrupted"
-    with db.connect() as conn:
-        [run] = list_runs(conn, schedule_id)
+    run = only_run(db, schedule_id)
     assert run.outcome is RunOutcome.RUNNING  # not finished: resumable
     second_sender = MemorySender()
     clock.now = FIRST + timedelta(minutes=1)
@@ -343,8 +355,7 @@ async def test_stop_mid_send_then_another_scheduler_resumes_the_same_edition(
     assert resumed.outcome == "sent"
     # the same edition, not a second one: the delivery engine resumes it
     assert second_sender.sent == first_sender.sent
-    with db.connect() as conn:
-        [run] = list_runs(conn, schedule_id)
+    run = only_run(db, schedule_id)
     assert (run.outcome, run.claimed_by) == (RunOutcome.SENT, "w:2")
 
 
@@ -375,8 +386,7 @@ async def test_a_scheduler_whose_lease_lapsed_gives_the_run_up(
     [given_up] = await asyncio.wait_for(task, timeout=30)
     assert given_up.outcome == "interrupted"
     assert given_up.reason == "taken over by another scheduler (this one's lease lapsed)"
-    with db.connect() as conn:
-        [run] = list_runs(conn, schedule_id)
+    run = only_run(db, schedule_id)
     assert (run.outcome, run.claimed_by) == (RunOutcome.SENT, "r:2")
 
 
@@ -385,13 +395,8 @@ async def test_a_stale_takeover_is_not_sent_at_teatime(
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
     schedule_id = add(db)
-    clock, first_sender = Clock(FIRST), MemorySender()
-    first_sender.wait_for_stop = True
-    stop = asyncio.Event()
-    task = asyncio.create_task(make(settings, db, clock, first_sender).run_once(stop))
-    await first_sender.started.wait()
-    stop.set()
-    await task
+    clock = Clock(FIRST)
+    first_sender, _ = await stopped_mid_send(settings, db, clock)
     clock.now = FIRST + timedelta(hours=8)
     second_sender = MemorySender()
     [result] = await make(settings, db, clock, second_sender, worker="w:2").run_once()
