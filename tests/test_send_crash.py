@@ -117,16 +117,25 @@ def run_to_the_end(workdir: Path, env: dict[str, str], edition_id: str) -> str:
     return stdout
 
 
+def interrupted_send(
+    workdir: Path, settings: Settings, server: ServerProcess, signum: signal.Signals
+) -> tuple[Engine, str, dict[str, str], subprocess.Popen[str]]:
+    """A send of a new edition to READERS people, sent ``signum`` once 40 messages arrived."""
+    engine = open_database(settings.database_url)
+    edition_id = populate(engine, settings, READERS)
+    env = environment(settings, server.port)
+    sender = start_send(workdir, env, edition_id)
+    wait_for_messages(server, sender, 40)
+    sender.send_signal(signum)
+    return engine, edition_id, env, sender
+
+
 def test_kill_9_mid_send_then_resume_sends_nobody_twice(
     workdir: Path, settings: Settings, server_process: ServerProcess
 ) -> None:
-    engine = open_database(settings.database_url)
-    edition_id = populate(engine, settings, READERS)
-    env = environment(settings, server_process.port)
-
-    sender = start_send(workdir, env, edition_id)
-    wait_for_messages(server_process, sender, 40)
-    sender.send_signal(signal.SIGKILL)
+    engine, edition_id, env, sender = interrupted_send(
+        workdir, settings, server_process, signal.SIGKILL
+    )
     sender.communicate(timeout=30)
     caught = states(engine, edition_id).get(S.SENDING, 0)
     print(f"rows caught in `sending` by the kill: {caught}")
@@ -157,13 +166,9 @@ def test_kill_9_mid_send_then_resume_sends_nobody_twice(
 def test_sigterm_stops_cleanly_and_the_next_run_resumes(
     workdir: Path, settings: Settings, server_process: ServerProcess
 ) -> None:
-    engine = open_database(settings.database_url)
-    edition_id = populate(engine, settings, READERS)
-    env = environment(settings, server_process.port)
-
-    sender = start_send(workdir, env, edition_id)
-    wait_for_messages(server_process, sender, 40)
-    sender.send_signal(signal.SIGTERM)
+    engine, edition_id, env, sender = interrupted_send(
+        workdir, settings, server_process, signal.SIGTERM
+    )
     stdout, stderr = sender.communicate(timeout=60)
     assert sender.returncode == 0, stderr
     assert f"resume with: newsletter send {edition_id}" in stdout
