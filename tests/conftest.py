@@ -16,6 +16,7 @@ from newsletter.config import Settings, load_settings
 pytest_plugins = [
     "tests.plugins.db",
     "tests.plugins.smtp",
+    "tests.plugins.web",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

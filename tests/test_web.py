@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
@@ -45,17 +45,6 @@ from tests.web_support import (
 )
 
 LINK_RE = re.compile(r"https://news\.example\.com/newsletter/\S+")
-
-
-@pytest.fixture
-def env(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
-    return make_env(settings, smtp_server.url)
-
-
-@pytest.fixture
-async def client(env: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(env.app) as http:
-        yield http
 
 
 async def _signup(client: httpx.AsyncClient, **fields: str | list[str]) -> httpx.Response:

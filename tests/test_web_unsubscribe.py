@@ -5,41 +5,25 @@ from __future__ import annotations
 import html
 import re
 import socket
-from collections.abc import AsyncIterator
 from email import policy
 from email.parser import BytesParser
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
-from newsletter.config import Settings
 from newsletter.editions import build_edition
 from newsletter.preview import build_preview, subscriber_recipient
 from subscribers import links, store
 from subscribers.model import SubscriberStatus
-from tests.plugins.smtp import SMTPServer
 from tests.sample_editions import NOW as SAMPLE_NOW
 from tests.web_support import (
     WebEnv,
     add_confirmed,
     asgi_client,
     get,
-    make_env,
     path_of,
     running_server,
 )
-
-
-@pytest.fixture
-def env(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
-    return make_env(settings, smtp_server.url)
-
-
-@pytest.fixture
-async def client(env: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(env.app) as http:
-        yield http
 
 
 def _events(env: WebEnv, subscriber_id: int) -> list[tuple[str, dict[str, object]]]:
