@@ -1,7 +1,9 @@
 """``--since`` values: a span back from now (``90m``, ``24h``, ``7d``, ``2w``) or a date/time.
 
 A date or time without a zone is read in the newsroom's time zone, as an
-editor would mean it; the result is always an aware datetime.
+editor would mean it; the result is always an aware datetime. Where a time
+must carry its own offset (a CSV's consent time, an injected clock),
+:func:`parse_aware` reads it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import ConfigError, InputError
 
-__all__ = ["parse_since", "parse_span", "zone_info"]
+__all__ = ["parse_aware", "parse_since", "parse_span", "zone_info"]
 
 _SPAN = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -37,6 +39,15 @@ def parse_span(text: str) -> timedelta | None:
     for amount, unit in _SPAN.findall(compact):
         total += timedelta(**{_UNITS[unit]: int(amount)})
     return total
+
+
+def parse_aware(text: str) -> datetime | None:
+    """``text`` as an ISO 8601 date-time with a UTC offset; ``None`` when it is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def parse_since(text: str, now: datetime, timezone: str = "Europe/London") -> datetime:

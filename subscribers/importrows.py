@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from newsletter.durations import parse_aware
 from newsletter.errors import SubscriberInputError
 from subscribers.addresses import normalise_address
 from subscribers.csvio import COLUMNS
@@ -43,11 +44,8 @@ class Row(NamedTuple):
 def _consent_at(value: str) -> datetime | None:
     if not value:
         return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    parsed = parse_aware(value)
+    if parsed is None:
         raise SubscriberInputError(
             f"{value!r} is not an ISO 8601 time with a UTC offset", field="consent_at"
         )

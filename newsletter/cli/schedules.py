@@ -21,6 +21,7 @@ from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out
 from newsletter.db import utcnow
+from newsletter.durations import parse_aware
 from newsletter.editions import get_edition, set_status
 from newsletter.errors import InputError, ScheduleError, StateError
 from newsletter.models import EditionKind, EditionStatus
@@ -62,11 +63,8 @@ def _clock() -> Clock:
     text = os.environ.get(NOW_VARIABLE, "").strip()
     if not text:
         return utcnow
-    try:
-        base = datetime.fromisoformat(text)
-    except ValueError:
-        base = None
-    if base is None or base.tzinfo is None:
+    base = parse_aware(text)
+    if base is None:
         raise InputError(
             f"{NOW_VARIABLE} must be an ISO date-time with an offset, e.g. 2026-03-29T06:00Z"
         )
