@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -84,3 +85,16 @@ def run_cli(workdir: Path) -> Callable[..., CLIResult]:
         return CLIResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def interrupt(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[str, str]:
+    """Press Ctrl-C on a long-running command; its stdout and stderr once it has exited.
+
+    Raises (after killing it) when it does not exit within ``timeout`` seconds.
+    """
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from newsletter.preview import (
 from newsletter.preview_web import EMAIL_FRAME_CSP, create_preview_app
 from newsletter.templates import templates_dir
 from subscribers.tokens import Purpose, verify_token
-from tests.conftest import EXAMPLES, CLIResult
+from tests.conftest import EXAMPLES, CLIResult, interrupt
 from tests.sample_editions import daily_edition
 
 SECRET = b"test-secret-key-not-for-production"
@@ -252,12 +251,7 @@ def test_preview_serve_binds_loopback(run_cli: Callable[..., CLIResult], workdir
             assert f"127.0.0.1:{port}" in listening
             assert f"0.0.0.0:{port}" not in listening
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        out, err = interrupt(proc)
     assert f"http://127.0.0.1:{port}/" in out
     assert "Traceback" not in err
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import mailbox
 import os
 import selectors
-import signal
 import smtplib
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from newsletter.errors import ConfigError
 from newsletter.sink import MaildirHandler, start_sink
+from tests.conftest import interrupt
 
 
 def _message(subject: str, to: str = "reader@example.org") -> EmailMessage:
@@ -113,12 +113,7 @@ def test_sink_command(workdir: Path) -> None:
         assert "subject='Through the CLI'" in line
         assert "to=<reader@example.org>" in line
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, stderr = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        _, stderr = interrupt(proc)
     assert "Traceback" not in stderr
     box = mailbox.Maildir(workdir / "mail", create=False)
     assert len(box) == 1
