@@ -20,28 +20,31 @@ __all__ = [
 ]
 
 
+def _page_url(
+    settings: Settings, purpose: Purpose, page: str, subscriber_id: int, now: datetime | None
+) -> str:
+    token = make_token(settings.secret(), purpose, subscriber_id, now)
+    return f"{settings.base_url}/{page}/{token}"
+
+
 def unsubscribe_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
     """The https link that unsubscribes ``subscriber_id`` (never expires)."""
-    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, now)
-    return f"{settings.base_url}/unsubscribe/{token}"
+    return _page_url(settings, Purpose.UNSUBSCRIBE, "unsubscribe", subscriber_id, now)
 
 
 def preferences_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
     """The link to the page where ``subscriber_id`` changes topics, name and time zone."""
-    token = make_token(settings.secret(), Purpose.PREFERENCES, subscriber_id, now)
-    return f"{settings.base_url}/preferences/{token}"
+    return _page_url(settings, Purpose.PREFERENCES, "preferences", subscriber_id, now)
 
 
 def confirm_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
     """The double opt-in link for a pending ``subscriber_id`` (expires after 7 days)."""
-    token = make_token(settings.secret(), Purpose.CONFIRM, subscriber_id, now)
-    return f"{settings.base_url}/confirm/{token}"
+    return _page_url(settings, Purpose.CONFIRM, "confirm", subscriber_id, now)
 
 
 def unsubscribe_mailto(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
     """The ``mailto:`` entry of List-Unsubscribe: mail to the sending domain naming the token."""
-    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, now)
-    return f"mailto:unsubscribe@{settings.sender_domain}?subject=unsubscribe%20{token}"
+    return unsubscribe_links(settings, subscriber_id, now)[1]
 
 
 def unsubscribe_links(
