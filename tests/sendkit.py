@@ -9,10 +9,12 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from newsletter import outbox
 from newsletter.articles import upsert_articles
 from newsletter.config import Settings
 from newsletter.editions import build_edition
 from newsletter.loaders import load_articles
+from newsletter.outbox import DeliveryStatus
 from subscribers import store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -21,6 +23,12 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def address(n: int) -> str:
     """The address of test reader number ``n``."""
     return f"reader{n}@example.org"
+
+
+def states(engine: Engine, edition_id: str) -> dict[DeliveryStatus, int]:
+    """How many of the edition's outbox rows are in each state (states with none left out)."""
+    with engine.connect() as conn:
+        return {k: v for k, v in outbox.counts(conn, edition_id).items() if v}
 
 
 def with_smtp(settings: Settings, url: str, **more: object) -> Settings:

@@ -28,7 +28,7 @@ from newsletter.editions import get_edition
 from newsletter.models import EditionStatus
 from newsletter.outbox import DeliveryStatus as S
 from tests.conftest import ROOT
-from tests.sendkit import populate
+from tests.sendkit import populate, states
 
 pytestmark = pytest.mark.slow
 
@@ -103,11 +103,6 @@ def wait_for_messages(server: ServerProcess, sender: subprocess.Popen[str], coun
         assert sender.poll() is None, "the send finished before it could be interrupted"
         assert time.monotonic() < deadline, "the send made no progress"
         time.sleep(0.02)
-
-
-def states(engine: Engine, edition_id: str) -> dict[S, int]:
-    with engine.connect() as conn:
-        return {k: v for k, v in outbox.counts(conn, edition_id).items() if v}
 
 
 def run_to_the_end(workdir: Path, env: dict[str, str], edition_id: str) -> str:

@@ -21,7 +21,7 @@ from subscribers import store
 from subscribers.model import SubscriberStatus
 from tests.conftest import CLIResult
 from tests.plugins.smtp import Misbehaviour, Received, SMTPServer
-from tests.sendkit import address, populate, with_smtp
+from tests.sendkit import address, populate, states, with_smtp
 
 # Retries come back within a fraction of a second in tests.
 FAST = {"retry_base": 0.05, "retry_cap": 0.2}
@@ -39,11 +39,6 @@ def rows(engine: Engine, edition_id: str) -> dict[str, tuple[str, int, str | Non
             outbox.deliveries.select().where(outbox.deliveries.c.edition_id == edition_id)
         ).all()
     return {r.email: (r.status, r.attempts, r.last_error) for r in found}
-
-
-def states(engine: Engine, edition_id: str) -> dict[S, int]:
-    with engine.connect() as conn:
-        return {k: v for k, v in outbox.counts(conn, edition_id).items() if v}
 
 
 def exactly_once(server: SMTPServer, readers: int) -> None:
