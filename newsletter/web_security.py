@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.config import keys_to_try
+
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_FIELD",
@@ -81,7 +83,10 @@ class Csrf:
     """Issues and checks the signed double-submit tokens of the app's forms."""
 
     def __init__(self, secret: bytes) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt="newsletter-csrf")
+        # itsdangerous signs with the last key and accepts any: forms open across
+        # a key rotation still post.
+        keys = list(reversed(keys_to_try(secret)))
+        self._serializer = URLSafeTimedSerializer(keys, salt="newsletter-csrf")
 
     def nonce_for(self, request: Request) -> tuple[str, bool]:
         """The request's cookie nonce, or a fresh one; True when it must be set."""

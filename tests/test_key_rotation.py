@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from starlette.requests import Request
 
 from newsletter.config import Settings, SigningSecret, load_settings
 from newsletter.errors import ConfigError, SuppressedError, TokenError, TokenExpiredError
 from newsletter.schema import suppressions
+from newsletter.web_security import CSRF_COOKIE, CSRF_FIELD, Csrf
 from subscribers import privacy, store
 from subscribers import suppressions as supp
 from subscribers.importer import import_file
@@ -197,3 +199,27 @@ def test_previous_keys_from_toml_list_and_environment(
     assert secret.previous == (OLDER.encode(),)
     assert isinstance(secret, SigningSecret)
     assert load_settings(workdir, secret_key=NEW, secret_keys_previous=None).secret().previous == ()
+
+
+def _post(cookie: str) -> Request:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/preferences/x",
+        "headers": [(b"cookie", f"{CSRF_COOKIE}={cookie}".encode())],
+        "query_string": b"",
+        "scheme": "https",
+        "server": ("news.example.com", 443),
+    }
+    return Request(scope)
+
+
+def test_form_token_issued_before_rotation_still_posts() -> None:
+    nonce = "n" * 32
+    old_token = Csrf(b"old-key").form_token(nonce)
+    rotated = Csrf(SigningSecret(b"new-key", [b"old-key"]))
+    assert rotated.check(_post(nonce), {CSRF_FIELD: [old_token]})
+    assert not Csrf(b"new-key").check(_post(nonce), {CSRF_FIELD: [old_token]})
+    # new forms are signed with the new key alone
+    fresh = rotated.form_token(nonce)
+    assert Csrf(b"new-key").check(_post(nonce), {CSRF_FIELD: [fresh]})
