@@ -14,6 +14,7 @@ from newsletter.cli import (
     articles,
     delivery,
     editions,
+    inbound,
     preview,
     schedules,
     sink,
@@ -45,6 +46,7 @@ delivery.register(app)
 schedules.register(app)
 web.register(app)
 sink.register(app)
+inbound.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
