@@ -29,7 +29,7 @@ def test_design_commands_exist() -> None:
         "send", "status", "schedule add", "schedule list", "schedule show", "schedule pause",
         "schedule resume", "schedule cancel", "scheduler", "subscribers add",
         "subscribers import", "subscribers export", "subscribers list", "subscribers show",
-        "subscribers unsubscribe", "subscribers delete", "serve", "sink",
+        "subscribers unsubscribe", "subscribers delete", "serve", "sink", "inbound",
     }  # fmt: skip
     assert expected <= names, sorted(expected - names)
 
