@@ -39,6 +39,7 @@ _TOKEN = r"[a-z]\.[0-9a-f]+\.[0-9a-f]+\.[A-Za-z0-9_-]+"  # noqa: S105 - a patter
 _LINK_TOKEN = re.compile(r"unsubscribe(?:/|%20)(" + _TOKEN + r")")
 # a mailed unsubscribe's subject or first body line, after any "Re:" / "Fwd:" prefixes
 _COMMAND = re.compile(r"(?:(?:re|fwd?|aw|sv|tr)\s*:\s*)*unsubscribe\s+(\S+)", re.IGNORECASE)
+_WHOLE_TOKEN = re.compile(_TOKEN)
 _STATUS = re.compile(r"([245])\.\d{1,3}\.\d{1,3}")
 _MAX_BODY_SCAN = 64 * 1024  # a mailed unsubscribe's command sits at the top; never scan megabytes
 
@@ -247,7 +248,8 @@ def _mailed_unsubscribe(message: Message) -> Parsed:
     candidates = [_text(message.get("Subject")).strip(), *_first_text_lines(message)]
     for line in candidates:
         match = _COMMAND.fullmatch(line)
-        if match:
+        # "unsubscribe me" is a person writing, for a human to read; only a token's shape counts
+        if match and _WHOLE_TOKEN.fullmatch(match.group(1)):
             return MailedUnsubscribe(match.group(1), sender)
     return NotUnderstood("not a bounce, complaint or unsubscribe request")
 

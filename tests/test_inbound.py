@@ -26,7 +26,14 @@ from newsletter.config import Settings
 from newsletter.db import open_database
 from newsletter.errors import InputError
 from newsletter.inbound import process_maildir
-from newsletter.inbound_parse import Bounce, Complaint, MailedUnsubscribe, Malformed, classify
+from newsletter.inbound_parse import (
+    Bounce,
+    Complaint,
+    MailedUnsubscribe,
+    Malformed,
+    NotUnderstood,
+    classify,
+)
 from newsletter.message import new_message_id
 from subscribers import store
 from subscribers.model import SubscriberStatus
@@ -37,15 +44,14 @@ RunCLI = Callable[..., CLIResult]
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    """The working folder's database: the one ``run_cli`` uses too."""
+def work_engine(settings: Settings) -> Iterator[Engine]:
+    """The working folder's SQLite database: the one ``run_cli`` uses too."""
     engine = open_database(settings.database_url)
     yield engine
     engine.dispose()
 
 
-@pytest.fixture
-def readers(engine: Engine, settings: Settings) -> list[int]:
+def add_readers(engine: Engine, settings: Settings) -> list[int]:
     """Six confirmed readers, reader0@example.org ... reader5@example.org; their ids."""
     with engine.begin() as conn:
         return [
@@ -172,11 +178,12 @@ def fill(box: mailbox.Maildir, settings: Settings, ids: list[int]) -> dict[str, 
 
 def test_cli_acts_on_each_kind_once(
     run_cli: RunCLI,
-    engine: Engine,
+    work_engine: Engine,
     settings: Settings,
-    readers: list[int],
     box: mailbox.Maildir,
 ) -> None:
+    engine = work_engine
+    readers = add_readers(engine, settings)
     keys = fill(box, settings, readers)
 
     first = run_cli("inbound", "returns", "--json")
@@ -233,11 +240,12 @@ def test_cli_acts_on_each_kind_once(
 
 def test_dry_run_reports_and_changes_nothing(
     run_cli: RunCLI,
-    engine: Engine,
+    work_engine: Engine,
     settings: Settings,
-    readers: list[int],
     box: mailbox.Maildir,
 ) -> None:
+    engine = work_engine
+    readers = add_readers(engine, settings)
     keys = fill(box, settings, readers)
     before = folder(box, "new")
 
@@ -261,8 +269,9 @@ def test_not_a_maildir_is_one_clear_line(run_cli: RunCLI, workdir: Path) -> None
 
 
 def test_forwarded_address_is_found_by_the_token(
-    engine: Engine, settings: Settings, readers: list[int], box: mailbox.Maildir
+    engine: Engine, settings: Settings, box: mailbox.Maildir
 ) -> None:
+    readers = add_readers(engine, settings)
     # the final recipient is where reader0 forwards to: only the signed token names them
     original = digest(settings, readers[0], "reader0@example.org")
     box.add(dsn(original, "ann@forwarded.example.net", headers_only=True))
@@ -273,8 +282,9 @@ def test_forwarded_address_is_found_by_the_token(
 
 
 def test_bounce_returning_a_tampered_token_is_forged(
-    engine: Engine, settings: Settings, readers: list[int], box: mailbox.Maildir
+    engine: Engine, settings: Settings, box: mailbox.Maildir
 ) -> None:
+    readers = add_readers(engine, settings)
     original = digest(settings, readers[0], "reader0@example.org")
     tampered = original.replace(b"unsubscribe/u.", b"unsubscribe/u.f", 1)
     box.add(dsn(tampered, "reader0@example.org"))
@@ -284,8 +294,9 @@ def test_bounce_returning_a_tampered_token_is_forged(
 
 
 def test_bounce_returning_another_readers_message_is_ignored(
-    engine: Engine, settings: Settings, readers: list[int], box: mailbox.Maildir
+    engine: Engine, settings: Settings, box: mailbox.Maildir
 ) -> None:
+    readers = add_readers(engine, settings)
     # a report naming reader1 but returning reader0's message: act on neither
     original = digest(settings, readers[0], "reader0@example.org")
     box.add(dsn(original, "reader1@example.org"))
@@ -295,8 +306,9 @@ def test_bounce_returning_another_readers_message_is_ignored(
 
 
 def test_complaint_without_token_uses_the_to_address_and_other_feedback_is_ignored(
-    engine: Engine, settings: Settings, readers: list[int], box: mailbox.Maildir
+    engine: Engine, settings: Settings, box: mailbox.Maildir
 ) -> None:
+    readers = add_readers(engine, settings)
     plain = EmailMessage()
     plain["From"] = settings.sender
     plain["To"] = "Reader Two <READER2@example.org>"
@@ -311,8 +323,9 @@ def test_complaint_without_token_uses_the_to_address_and_other_feedback_is_ignor
 
 
 def test_hard_bounce_for_an_unsubscribed_reader_keeps_their_state(
-    engine: Engine, settings: Settings, readers: list[int], box: mailbox.Maildir
+    engine: Engine, settings: Settings, box: mailbox.Maildir
 ) -> None:
+    readers = add_readers(engine, settings)
     with engine.begin() as conn:
         store.unsubscribe(conn, readers[0])
     box.add(dsn(digest(settings, readers[0], "reader0@example.org"), "reader0@example.org"))
@@ -353,6 +366,12 @@ def test_classify_reads_the_report_parts(settings: Settings) -> None:
     in_body = classify(body.as_bytes())
     assert isinstance(in_body, MailedUnsubscribe)
     assert in_body.token == asked.token
+
+    # a person writing is for a human to read, not a forged token
+    words = EmailMessage()
+    words["Subject"] = "unsubscribe me"
+    words.set_content("please\n")
+    assert isinstance(classify(words.as_bytes()), NotUnderstood)
 
 
 @pytest.mark.parametrize(
