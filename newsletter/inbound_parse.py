@@ -169,20 +169,28 @@ def _returned(report: Message) -> Returned | None:
     return None
 
 
+def _blocks(text: str) -> list[Message]:
+    chunks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
+    return [HeaderParser().parsestr(chunk) for chunk in chunks if chunk.strip()]
+
+
 def _status_blocks(report: Message) -> list[Message] | None:
     for part in report.get_payload():
-        if isinstance(part, Message) and part.get_content_type() in (
-            "message/delivery-status",
-            "message/global-delivery-status",
-        ):
+        if not isinstance(part, Message):
+            continue
+        if part.get_content_type() == "message/delivery-status":
+            # the email package splits this one into its blocks already
             blocks = part.get_payload()
             if isinstance(blocks, list):
                 return [b for b in blocks if isinstance(b, Message)]
-            # global-delivery-status arrives as text: parse its blocks ourselves
-            text = part.get_payload(decode=True)
-            if isinstance(text, bytes):
-                chunks = re.split(r"\r?\n\s*\r?\n", text.decode("utf-8", "replace").strip())
-                return [HeaderParser().parsestr(chunk) for chunk in chunks if chunk.strip()]
+            return _blocks(str(blocks))
+        if part.get_content_type() == "message/global-delivery-status":
+            # RFC 6533 (UTF-8): parsed as one embedded message; split its text ourselves
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                # as_bytes restores the raw UTF-8 the compat32 parser kept as surrogates
+                return _blocks(inner[0].as_bytes().decode("utf-8", "replace"))
+            return _blocks(str(inner))
     return None
 
 

@@ -374,6 +374,21 @@ def test_classify_reads_the_report_parts(settings: Settings) -> None:
     assert isinstance(classify(words.as_bytes()), NotUnderstood)
 
 
+def test_global_dsn_with_a_utf8_recipient() -> None:
+    raw = (
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+        "--b\nContent-Type: text/plain\n\nfailed\n"
+        "--b\nContent-Type: message/global-delivery-status\n\n"
+        "Reporting-MTA: dns; mx.example.org\n\n"
+        "Original-Recipient: utf-8; jörg@example.org\n"
+        "Final-Recipient: rfc822; joerg@example.org\nAction: failed\nStatus: 5.1.1\n"
+        "--b--\n"
+    ).encode()
+    bounce = classify(raw)
+    assert isinstance(bounce, Bounce)
+    assert [(r.address, r.permanent) for r in bounce.recipients] == [("jörg@example.org", True)]
+
+
 @pytest.mark.parametrize(
     "raw",
     [
