@@ -24,6 +24,7 @@ from newsletter.errors import InputError
 from newsletter.render import Renderer
 from newsletter.web_security import Csrf, FormError, RateLimiter, read_form
 from newsletter.web_templates import web_environment
+from subscribers.addresses import mask_address
 from subscribers.fields import clean_name
 from subscribers.tokens import Purpose, verify_token
 
@@ -141,13 +142,6 @@ def name_ok(name: str) -> bool:
     except InputError:
         return False
     return True
-
-
-def mask_address(email: str) -> str:
-    """``j•••@example.com``: recognisable to its owner, useless to a harvester."""
-    # enough to recognise one's own address, not enough to harvest it from a forwarded link
-    local, _, domain = email.rpartition("@")
-    return f"{local[:1]}•••@{domain}"
 
 
 def bad_form(request: Request, problem: str) -> HTMLResponse:

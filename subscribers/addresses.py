@@ -25,7 +25,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import SubscriberInputError
 
-__all__ = ["Address", "address_key", "normalise_address"]
+__all__ = ["Address", "address_key", "mask_address", "normalise_address"]
 
 # a dot-atom of safe ASCII characters (no leading, trailing or doubled dots), then
 # a domain: email-validator judges and normalises the domain, once per spelling
@@ -96,3 +96,9 @@ def normalise_address(raw: str) -> Address:
 def address_key(raw: str) -> str:
     """The comparison key of ``raw`` (see :func:`normalise_address`)."""
     return normalise_address(raw).key
+
+
+def mask_address(email: str) -> str:
+    """``j•••@example.com``: recognisable to its owner, useless to a harvester."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}•••@{domain}"

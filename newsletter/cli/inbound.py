@@ -10,6 +10,7 @@ import typer
 
 from newsletter.cli.common import get_engine, get_settings, out
 from newsletter.inbound import InboundReport, Kind, process_maildir
+from subscribers.addresses import mask_address
 
 __all__ = ["register"]
 
@@ -26,13 +27,8 @@ _LABELS: dict[Kind, str] = {
 
 
 def _masked(address: str | None) -> str | None:
-    # the output may be pasted into a ticket: enough to recognise, not to harvest. The
-    # readers' pages mask the same way (web_pages.mask_address); importing it would pull
-    # the web stack into every CLI start
-    if not address:
-        return None
-    local, _, domain = address.rpartition("@")
-    return f"{local[:1]}•••@{domain}"
+    # the output may be pasted into a ticket: enough to recognise, not to harvest
+    return mask_address(address) if address else None
 
 
 def _print(report: InboundReport) -> None:
