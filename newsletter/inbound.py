@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -60,16 +60,7 @@ Kind = Literal[
     "not_understood",
 ]
 #: every kind, in the order the counts are shown
-KINDS: tuple[Kind, ...] = (
-    "bounced",
-    "deferred",
-    "complaint",
-    "unsubscribed",
-    "ignored",
-    "forged",
-    "malformed",
-    "not_understood",
-)
+KINDS: tuple[Kind, ...] = get_args(Kind)
 # left in new/ for a human to read
 _UNHANDLED = frozenset({"malformed", "not_understood"})
 _ACTIVE = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
