@@ -12,6 +12,7 @@ token or a suppression also tries each retired key (see :class:`SigningSecret`).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import secrets
@@ -191,7 +192,11 @@ class Settings(BaseSettings):
         """
         if self.secret_key is None:
             raise ConfigError("NEWSLETTER_SECRET_KEY is not set")
-        return SigningSecret(self.secret_key.get_secret_value().encode(), self.previous_secrets())
+        previous = self.secret_keys_previous
+        return _signing_secret(
+            self.secret_key.get_secret_value(),
+            previous.get_secret_value() if previous is not None else None,
+        )
 
     def previous_secrets(self) -> tuple[bytes, ...]:
         """The retired keys from ``NEWSLETTER_SECRET_KEYS_PREVIOUS``, in the order given."""
@@ -199,6 +204,14 @@ class Settings(BaseSettings):
             return ()
         listed = self.secret_keys_previous.get_secret_value().split(",")
         return tuple(k.strip().encode() for k in listed if k.strip())
+
+
+@functools.lru_cache(maxsize=8)
+def _signing_secret(current: str, previous: str | None) -> SigningSecret:
+    # Built once per key set, not per call: secret() is on the per-recipient path
+    # (two signed links a message).
+    listed = previous.split(",") if previous else []
+    return SigningSecret(current.encode(), tuple(k.strip().encode() for k in listed if k.strip()))
 
 
 def is_loopback_host(host: str) -> bool:
