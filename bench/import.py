@@ -61,7 +61,7 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
 
 def run_one(rows: int, database_url: str | None) -> dict[str, object]:
     """Generate and import ``rows`` rows in this process; return the figures."""
-    from newsletter.db import open_database
+    from newsletter.database import open_database
     from subscribers.importer import import_file
 
     with tempfile.TemporaryDirectory() as folder:

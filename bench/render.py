@@ -23,18 +23,18 @@ sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (bench/machine.py)
 
-import newsletter.render as render_module  # noqa: E402
-from newsletter.config import load_settings  # noqa: E402
-from newsletter.editions import (  # noqa: E402
+import newsletter.content.render as render_module  # noqa: E402
+from newsletter.content.editions import (  # noqa: E402
     choose_top_story,
     derive_preheader,
     derive_subject,
     order_sections,
 )
-from newsletter.loaders import load_many  # noqa: E402
-from newsletter.message import MessageTemplate, Personal, new_message_id  # noqa: E402
-from newsletter.models import Edition  # noqa: E402
-from newsletter.render import Renderer, variant_key  # noqa: E402
+from newsletter.content.loaders import load_many  # noqa: E402
+from newsletter.content.message import MessageTemplate, Personal, new_message_id  # noqa: E402
+from newsletter.content.models import Edition  # noqa: E402
+from newsletter.content.render import Renderer, variant_key  # noqa: E402
+from newsletter.core.config import load_settings  # noqa: E402
 from subscribers import links  # noqa: E402
 
 FIRST = ["Amelia", "Oliver", "Priya", "Tom", "Siobhán", "Zoë", "James", "Grace", "Fatima",

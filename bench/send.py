@@ -42,13 +42,15 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from machine import machine  # noqa: E402  (bench/machine.py)
 
-from newsletter.articles import upsert_articles  # noqa: E402
-from newsletter.config import Settings, load_settings  # noqa: E402
-from newsletter.db import open_database, utcnow  # noqa: E402
-from newsletter.editions import build_edition, get_edition  # noqa: E402
-from newsletter.loaders import load_articles  # noqa: E402
-from newsletter.schema import deliveries, editions, subscribers  # noqa: E402
-from newsletter.send import MessageBuilder, SendOptions, send_edition  # noqa: E402
+from newsletter.content.articles import upsert_articles  # noqa: E402
+from newsletter.content.editions import build_edition, get_edition  # noqa: E402
+from newsletter.content.loaders import load_articles  # noqa: E402
+from newsletter.core.config import Settings, load_settings  # noqa: E402
+from newsletter.core.db import utcnow  # noqa: E402
+from newsletter.core.schema import deliveries, editions  # noqa: E402
+from newsletter.database import open_database  # noqa: E402
+from newsletter.delivery.engine import MessageBuilder, SendOptions, send_edition  # noqa: E402
+from subscribers.schema import subscribers  # noqa: E402
 
 SENDER = "news@news.example.com"
 TARGET_SIZE = 40_000

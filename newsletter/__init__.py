@@ -3,7 +3,7 @@
 The library is usable without the CLI; see the README for the pieces.
 """
 
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 __all__ = ["NewsletterError", "__version__"]
 

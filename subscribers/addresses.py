@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.errors import SubscriberInputError
+from newsletter.core.errors import SubscriberInputError
 
 __all__ = ["Address", "address_key", "mask_address", "normalise_address"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from newsletter.schema import subscriber_events, subscribers
+from subscribers.schema import subscriber_events, subscribers
 
 __all__ = ["INSERT_COLUMNS", "Encoder", "existing_keys", "insert_events", "insert_subscribers"]
 

@@ -19,8 +19,8 @@ from typing import BinaryIO, NamedTuple, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from newsletter.errors import SubscriberInputError
-from newsletter.schema import subscribers
+from newsletter.core.errors import SubscriberInputError
+from subscribers.schema import subscribers
 
 __all__ = ["COLUMNS", "Record", "export_csv", "read_records"]
 

@@ -11,8 +11,8 @@ import re
 import zoneinfo
 from collections.abc import Iterable
 
-from newsletter.errors import SubscriberInputError
-from newsletter.models import normalise_topic
+from newsletter.core.errors import SubscriberInputError
+from newsletter.core.topics import normalise_topic
 
 __all__ = [
     "MAX_ATTRIBUTE",
@@ -48,7 +48,7 @@ def clean_name(value: str | None) -> str | None:
 
 
 def clean_topics(values: Iterable[str]) -> frozenset[str]:
-    """Topic slugs folded with :func:`newsletter.models.normalise_topic`; empty means everything."""
+    """Topic slugs folded by :func:`newsletter.core.topics.normalise_topic`; empty = everything."""
     folded = set()
     for value in values:
         if not value.strip():

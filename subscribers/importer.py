@@ -34,13 +34,13 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from newsletter.db import utcnow
-from newsletter.errors import SubscriberInputError
-from newsletter.schema import subscriber_events, subscribers
+from newsletter.core.db import utcnow
+from newsletter.core.errors import SubscriberInputError
 from subscribers import bulk, suppressions
 from subscribers.csvio import COLUMNS, read_records
 from subscribers.importrows import Layout, Row, merge, parse_row
 from subscribers.model import SubscriberStatus
+from subscribers.schema import subscriber_events, subscribers
 
 __all__ = ["ImportReport", "Problem", "import_csv", "import_file"]
 

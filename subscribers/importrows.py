@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from newsletter.durations import parse_aware
-from newsletter.errors import SubscriberInputError
+from newsletter.core.errors import SubscriberInputError
+from newsletter.core.times import parse_aware
 from subscribers.addresses import normalise_address
 from subscribers.csvio import COLUMNS
 from subscribers.fields import (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from subscribers.tokens import Purpose, make_token
 
 __all__ = [

@@ -27,13 +27,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from newsletter.db import utcnow
-from newsletter.errors import NotFoundError, StateError, SuppressedError
-from newsletter.schema import subscriber_events, subscribers
+from newsletter.core.db import utcnow
+from newsletter.core.errors import NotFoundError, StateError, SuppressedError
 from subscribers import suppressions
 from subscribers.addresses import normalise_address
 from subscribers.fields import clean_attribute, clean_name, clean_timezone, clean_topics
 from subscribers.model import Consent, Recipient, Subscriber, SubscriberEvent, SubscriberStatus
+from subscribers.schema import subscriber_events, subscribers
 
 __all__ = [
     "add",

@@ -12,7 +12,7 @@ Made per recipient per send (twice), so the path is plain stdlib: one
 ``hmac.digest`` call (C) and a few string operations, about 2 µs.
 
 Key rotation: a token is always made with the current key. When ``secret`` is a
-:class:`~newsletter.config.SigningSecret` carrying retired keys, a token that
+:class:`~newsletter.core.config.SigningSecret` carrying retired keys, a token that
 does not match the current key is checked against each retired key in turn, so
 links in old emails keep working; purpose and expiry rules are the same.
 """
@@ -26,8 +26,8 @@ import time
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from newsletter.config import keys_to_try
-from newsletter.errors import TokenError, TokenExpiredError
+from newsletter.core.config import keys_to_try
+from newsletter.core.errors import TokenError, TokenExpiredError
 
 __all__ = [
     "DEFAULT_MAX_AGE",

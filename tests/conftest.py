@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from newsletter.config import Settings, load_settings
+from newsletter.core.config import Settings, load_settings
+from tests.support.cli import CLIResult
 
 pytest_plugins = [
     "tests.plugins.db",
     "tests.plugins.smtp",
     "tests.plugins.web",
 ]
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-
-
-@dataclass
-class CLIResult:
-    """What one run of the real ``newsletter`` entry point did."""
-
-    code: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture
@@ -85,16 +72,3 @@ def run_cli(workdir: Path) -> Callable[..., CLIResult]:
         return CLIResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
-
-
-def interrupt(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[str, str]:
-    """Press Ctrl-C on a long-running command; its stdout and stderr once it has exited.
-
-    Raises (after killing it) when it does not exit within ``timeout`` seconds.
-    """
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise

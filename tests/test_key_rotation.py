@@ -16,15 +16,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
-from newsletter.config import Settings, SigningSecret, load_settings
-from newsletter.errors import ConfigError, SuppressedError, TokenError, TokenExpiredError
-from newsletter.schema import suppressions
-from newsletter.web_security import CSRF_COOKIE, CSRF_FIELD, Csrf
-from subscribers import privacy, store
+from newsletter import privacy
+from newsletter.core.config import Settings, SigningSecret, load_settings
+from newsletter.core.errors import ConfigError, SuppressedError, TokenError, TokenExpiredError
+from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf
+from subscribers import store
 from subscribers import suppressions as supp
 from subscribers.importer import import_file
+from subscribers.schema import suppressions
 from subscribers.tokens import Purpose, make_token, verify_token
-from tests.conftest import CLIResult
+from tests.support.cli import CLIResult
 
 OLD = "old-key-Quixotic-7f3a"
 OLDER = "older-key-Zephyr-91bc"

@@ -43,7 +43,7 @@ def test_non_editable_install_runs_from_its_own_files(wheel: Path, tmp_path: Pat
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     probe = (
-        "import newsletter, subscribers, newsletter.templates as t;"
+        "import newsletter, subscribers, newsletter.content.templates as t;"
         "print(newsletter.__file__); print(subscribers.__file__); print(t.templates_dir())"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}

@@ -1,6 +1,6 @@
 """The ``newsletter`` command: a thin Typer layer over the library.
 
-Every user error (a :class:`~newsletter.errors.NewsletterError`) becomes one
+Every user error (a :class:`~newsletter.core.errors.NewsletterError`) becomes one
 line on stderr and exit status 1; usage errors exit 2; Ctrl-C exits 130.
 """
 
@@ -22,7 +22,7 @@ from newsletter.cli import (
     web,
 )
 from newsletter.cli.common import err
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 __all__ = ["app", "main"]
 

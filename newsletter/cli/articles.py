@@ -7,14 +7,18 @@ from typing import Annotated
 
 import typer
 
-from newsletter.articles import list_articles, upsert_articles
 from newsletter.cli.common import ArticleTopics, get_engine, get_settings, out, plural
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
-from newsletter.db import utcnow
-from newsletter.durations import parse_since, zone_info
-from newsletter.loaders import load_many
+from newsletter.content.articles import list_articles, upsert_articles
+from newsletter.content.loaders import load_many
+from newsletter.core.db import utcnow
+from newsletter.core.times import parse_since, zone_info
 
-__all__ = ["app"]
+__all__ = [
+    "app",
+    "import_articles",
+    "list_command",
+]
 
 app = typer.Typer(
     help="Import articles (JSON, YAML, folders, RSS/Atom feeds) and list the stored ones.",

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
-from newsletter.config import Settings, load_settings
-from newsletter.db import open_database
+from newsletter.core.config import Settings, load_settings
+from newsletter.database import open_database
 
 __all__ = ["ArticleTopics", "err", "get_engine", "get_settings", "out", "plural"]
 

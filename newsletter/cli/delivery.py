@@ -21,14 +21,18 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from newsletter import outbox
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
-from newsletter.editions import get_edition
-from newsletter.errors import SendPausedError
-from newsletter.send import SendOptions, SendReport, send_edition
-from newsletter.smtp import Outcome
+from newsletter.content.editions import get_edition
+from newsletter.core.errors import SendPausedError
+from newsletter.delivery import outbox
+from newsletter.delivery.engine import SendOptions, SendReport, send_edition
+from newsletter.delivery.smtp import Outcome
 
-__all__ = ["register"]
+__all__ = [
+    "register",
+    "send",
+    "status",
+]
 
 
 class _RateColumn(ProgressColumn):

@@ -9,12 +9,16 @@ import typer
 
 from newsletter.cli.common import ArticleTopics, err, get_engine, get_settings, out, plural
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
-from newsletter.db import utcnow
-from newsletter.durations import parse_since, zone_info
-from newsletter.editions import build_edition, list_editions
-from newsletter.models import EditionKind
+from newsletter.content.editions import build_edition, list_editions
+from newsletter.content.models import EditionKind
+from newsletter.core.db import utcnow
+from newsletter.core.times import parse_since, zone_info
 
-__all__ = ["app"]
+__all__ = [
+    "app",
+    "build",
+    "list_command",
+]
 
 app = typer.Typer(
     help="Build editions (digests) from the stored articles and list them.",

@@ -9,10 +9,13 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import get_engine, get_settings, out
-from newsletter.inbound import InboundReport, Kind, process_maildir
+from newsletter.inbound.process import InboundReport, Kind, process_maildir
 from subscribers.addresses import mask_address
 
-__all__ = ["register"]
+__all__ = [
+    "inbound",
+    "register",
+]
 
 _LABELS: dict[Kind, str] = {
     "bounced": "bounced",

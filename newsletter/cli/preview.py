@@ -9,18 +9,21 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import get_engine, get_settings, out
-from newsletter.editions import get_edition, latest_edition
-from newsletter.errors import ConfigError
-from newsletter.models import Edition
-from newsletter.preview import (
+from newsletter.content.editions import get_edition, latest_edition
+from newsletter.content.models import Edition
+from newsletter.content.preview import (
     PreviewRecipient,
     build_preview,
     sample_recipient,
     subscriber_recipient,
     write_preview,
 )
+from newsletter.core.errors import ConfigError
 
-__all__ = ["register"]
+__all__ = [
+    "preview",
+    "register",
+]
 
 
 def preview(
@@ -88,7 +91,7 @@ def _serve(edition_id: str, recipient: PreviewRecipient, port: int) -> None:
     import uvicorn
 
     _check_port(port)
-    from newsletter.preview_web import create_preview_app
+    from newsletter.web.preview import create_preview_app
 
     settings = get_settings()
     engine = get_engine()

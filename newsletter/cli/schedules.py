@@ -20,12 +20,30 @@ import typer
 from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out
-from newsletter.db import utcnow
-from newsletter.durations import parse_aware
-from newsletter.editions import get_edition, set_status
-from newsletter.errors import InputError, ScheduleError, StateError
-from newsletter.models import EditionKind, EditionStatus
-from newsletter.schedule import (
+from newsletter.content.editions import get_edition, set_status
+from newsletter.content.models import EditionKind, EditionStatus
+from newsletter.core.db import utcnow
+from newsletter.core.errors import InputError, ScheduleError, StateError
+from newsletter.core.times import parse_aware
+from newsletter.scheduling.claims import (
+    list_runs,
+)
+from newsletter.scheduling.scheduler import (
+    Clock,
+    RunResult,
+    Scheduler,
+    delivery_sender,
+    describe_result,
+)
+from newsletter.scheduling.store import (
+    BuildOptions,
+    ScheduleRecord,
+    add_schedule,
+    get_schedule,
+    list_schedules,
+    set_schedule_status,
+)
+from newsletter.scheduling.timing import (
     Timing,
     describe_local,
     get_zone,
@@ -35,20 +53,17 @@ from newsletter.schedule import (
     parse_cron,
     parse_duration,
 )
-from newsletter.schedule_claims import (
-    list_runs,
-)
-from newsletter.schedule_store import (
-    BuildOptions,
-    ScheduleRecord,
-    add_schedule,
-    get_schedule,
-    list_schedules,
-    set_schedule_status,
-)
-from newsletter.scheduler import Clock, RunResult, Scheduler, delivery_sender, describe_result
 
-__all__ = ["app", "register"]
+__all__ = [
+    "add",
+    "app",
+    "cancel",
+    "list_command",
+    "pause",
+    "register",
+    "resume",
+    "show",
+]
 
 app = typer.Typer(
     help="Schedule digests: one-off (--at) or recurring (--cron) in a time zone.",

@@ -8,9 +8,12 @@ from typing import Annotated
 
 import typer
 
-from newsletter.sink import run_sink
+from newsletter.delivery.sink import run_sink
 
-__all__ = ["register"]
+__all__ = [
+    "register",
+    "sink",
+]
 
 
 def _emit(line: str) -> None:

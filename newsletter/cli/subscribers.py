@@ -13,15 +13,25 @@ from typing import Annotated
 
 import typer
 
+from newsletter import privacy
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.cli.tables import fit, terminal_width
-from subscribers import privacy, store
+from subscribers import store
 from subscribers.csvio import export_csv
 from subscribers.importer import Problem, import_file
 from subscribers.links import confirm_url
 from subscribers.model import Subscriber, SubscriberStatus
 
-__all__ = ["app"]
+__all__ = [
+    "add_command",
+    "app",
+    "delete_command",
+    "export_command",
+    "import_command",
+    "list_command",
+    "show_command",
+    "unsubscribe_command",
+]
 
 app = typer.Typer(
     help="Manage the subscriber list: add, import and export CSV, list, show, unsubscribe, erase.",

@@ -7,10 +7,13 @@ from urllib.parse import urlsplit
 import typer
 
 from newsletter.cli.common import err, get_engine, get_settings
-from newsletter.config import is_loopback_host
-from newsletter.errors import ConfigError
+from newsletter.core.config import is_loopback_host
+from newsletter.core.errors import ConfigError
 
-__all__ = ["register"]
+__all__ = [
+    "register",
+    "serve",
+]
 
 
 def register(root: typer.Typer) -> None:
@@ -44,7 +47,7 @@ def serve(
     """
     import uvicorn
 
-    from newsletter.web import create_app
+    from newsletter.web.app import create_app
 
     settings = get_settings()
     loopback = is_loopback_host(host)

@@ -33,7 +33,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from newsletter.db import make_engine, metadata, migrate, migrations_table
+from newsletter.core.db import make_engine, metadata, migrations_table
+from newsletter.database import migrate
 
 __all__ = [
     "engine",

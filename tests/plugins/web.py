@@ -2,7 +2,7 @@
 and ``client``, an httpx client talking to that app in process (no socket).
 
 The helpers behind them (CSRF tokens, a real uvicorn, confirmed readers) are in
-:mod:`tests.web_support`.
+:mod:`tests.support.web`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from tests.plugins.smtp import SMTPServer
-from tests.web_support import WebEnv, asgi_client, make_env
+from tests.support.web import WebEnv, asgi_client, make_env
 
 __all__ = ["client", "env"]
 

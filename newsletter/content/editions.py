@@ -1,0 +1,382 @@
+"""Editions: pick the articles, order them behind a top story, name it, and store it.
+
+An edition is a snapshot: it holds copies of its articles, so re-importing or
+editing an article later never changes an edition that was built (or sent).
+The mutable parts of an edition (status, reason, scheduled and sent times)
+live in their own columns and are the truth over the stored snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from newsletter.content.articles import get_articles, list_articles
+from newsletter.content.models import Article, Edition, EditionKind, EditionStatus, Section
+from newsletter.core.errors import (
+    HeaderInjectionError,
+    InputError,
+    NotFoundError,
+    StateError,
+)
+from newsletter.core.schema import editions as editions_table
+from newsletter.core.times import zone_info
+from newsletter.core.topics import normalise_topic
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "MAX_ARTICLES",
+    "PREHEADER_MAX",
+    "SECTION_ORDER",
+    "SUBJECT_MAX",
+    "build_edition",
+    "choose_top_story",
+    "derive_preheader",
+    "derive_subject",
+    "get_edition",
+    "latest_edition",
+    "list_editions",
+    "order_sections",
+    "set_status",
+]
+
+DEFAULT_WINDOW = timedelta(hours=24)
+SUBJECT_MAX = 90  # what most mail clients show before cutting it themselves
+PREHEADER_MAX = 140
+MAX_ARTICLES = 30  # beyond this a digest passes Gmail's 100 KB clipping point
+
+# The portal's running order; sections it does not know follow, alphabetically.
+SECTION_ORDER = (
+    "UK",
+    "World",
+    "Politics",
+    "Crime",
+    "Business",
+    "Money",
+    "Health",
+    "Science",
+    "Technology",
+    "Environment",
+    "Education",
+    "Sport",
+    "Culture",
+    "Entertainment",
+    "Lifestyle",
+    "Travel",
+    "Opinion",
+)
+_RANK = {normalise_topic(name): rank for rank, name in enumerate(SECTION_ORDER)}
+
+# A sent or cancelled edition is history; these are the only ways out of each.
+_FINAL_EXITS: dict[EditionStatus, frozenset[EditionStatus]] = {
+    EditionStatus.SENT: frozenset({EditionStatus.SENT, EditionStatus.SENDING}),
+    EditionStatus.CANCELLED: frozenset({EditionStatus.CANCELLED}),
+}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _trim(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters at a word boundary, marking the cut with an ellipsis."""
+    text = _one_line(text)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:—-") + "…"
+
+
+def _newest_key(article: Article) -> tuple[float, str]:
+    # newest first; the id breaks ties so the same input always gives the same order
+    return (-article.published_at.timestamp(), article.id)
+
+
+def choose_top_story(articles: Collection[Article]) -> Article | None:
+    """The lead: the newest breaking story, else the newest with an image, else the newest."""
+    ordered = sorted(articles, key=_newest_key)
+    for wanted in (lambda a: a.breaking, lambda a: a.image is not None, lambda a: True):
+        for article in ordered:
+            if wanted(article):
+                return article
+    return None
+
+
+def order_sections(articles: Collection[Article]) -> list[Section]:
+    """Group articles by section, in the portal's running order, newest first within each."""
+    groups: dict[str, list[Article]] = {}
+    names: dict[str, str] = {}
+    for article in sorted(articles, key=_newest_key):
+        key = normalise_topic(article.section)
+        groups.setdefault(key, []).append(article)
+        names.setdefault(key, article.section)
+    keys = sorted(groups, key=lambda k: (_RANK.get(k, len(_RANK)), k))
+    return [Section(name=names[k], articles=groups[k]) for k in keys]
+
+
+def derive_subject(top: Article, others: int, kind: EditionKind = EditionKind.DAILY) -> str:
+    """``"<top headline> and N more stories"`` (or ``"Breaking: ..."``), within SUBJECT_MAX."""
+    if kind is EditionKind.BREAKING:
+        return _trim(f"Breaking: {_one_line(top.headline)}", SUBJECT_MAX)
+    if others == 0:
+        return _trim(top.headline, SUBJECT_MAX)
+    tail = f" and {others} more {'story' if others == 1 else 'stories'}"
+    return _trim(top.headline, SUBJECT_MAX - len(tail)) + tail
+
+
+def derive_preheader(articles: list[Article]) -> str:
+    """The inbox preview line: standfirsts in reading order, cut at PREHEADER_MAX."""
+    parts: list[str] = []
+    for article in articles:
+        text = _one_line(article.standfirst) or _one_line(article.headline)
+        if text:
+            parts.append(text)
+        if sum(len(p) + 1 for p in parts) >= PREHEADER_MAX:
+            break
+    return _trim(" ".join(parts), PREHEADER_MAX)
+
+
+def _default_title(kind: EditionKind, local: datetime) -> str:
+    day = f"{local:%A} {local.day} {local:%B %Y}"
+    if kind is EditionKind.BREAKING:
+        return f"Breaking News — {day}"
+    part = "Morning" if local.hour < 12 else "Afternoon" if local.hour < 18 else "Evening"
+    return f"The {part} Briefing — {day}"
+
+
+def _override(value: str | None, name: str, *, header: bool) -> str | None:
+    if value is None:
+        return None
+    if header and ("\r" in value or "\n" in value):
+        raise HeaderInjectionError("must not contain a line break", field=name)
+    value = _one_line(value)
+    if not value:
+        raise InputError("must not be empty", field=name)
+    return value
+
+
+def _window_text(since: datetime, topics: Collection[str], zone: ZoneInfo) -> str:
+    text = f"since {since.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    if topics:
+        text += " matching topics " + ", ".join(sorted(topics))
+    return text
+
+
+def _pick(
+    conn: Connection,
+    *,
+    now: datetime,
+    since: datetime,
+    topics: frozenset[str],
+    kind: EditionKind,
+    article_ids: Collection[str] | None,
+    zone: ZoneInfo,
+) -> list[Article]:
+    if article_ids:
+        picked = get_articles(conn, article_ids)
+        if kind is EditionKind.BREAKING and len(picked) != 1:
+            raise InputError(
+                f"a breaking edition carries exactly one article, {len(picked)} were given",
+                field="article",
+            )
+        return picked
+    found = list_articles(conn, since=since, topics=topics, until=now)
+    if kind is EditionKind.BREAKING:
+        found = [a for a in found if a.breaking][:1]
+        if not found:
+            raise StateError(f"no breaking articles published {_window_text(since, topics, zone)}")
+        return found
+    if not found:
+        raise StateError(f"no articles published {_window_text(since, topics, zone)}")
+    return sorted(found, key=_newest_key)[:MAX_ARTICLES]
+
+
+def _next_id(conn: Connection, prefix: str) -> str:
+    taken = set(
+        conn.execute(
+            sa.select(editions_table.c.id).where(editions_table.c.id.like(f"{prefix}%"))
+        ).scalars()
+    )
+    if prefix not in taken:
+        return prefix
+    n = 2
+    while f"{prefix}-{n}" in taken:
+        n += 1
+    return f"{prefix}-{n}"
+
+
+def _store(conn: Connection, edition: Edition, prefix: str) -> Edition:
+    # Two builders on PostgreSQL may pick the same id; the savepoint lets the
+    # loser retry with the next free one instead of aborting the transaction.
+    for _attempt in range(20):
+        edition = edition.model_copy(update={"id": _next_id(conn, prefix)})
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    editions_table.insert().values(
+                        id=edition.id,
+                        kind=edition.kind.value,
+                        status=edition.status.value,
+                        title=edition.title,
+                        subject=edition.subject,
+                        created_at=edition.created_at,
+                        scheduled_at=edition.scheduled_at,
+                        sent_at=edition.sent_at,
+                        status_reason=edition.status_reason,
+                        data=edition.model_dump(mode="json"),
+                    )
+                )
+        except IntegrityError:
+            continue
+        return edition
+    raise StateError(f"could not find a free edition id for {prefix!r}")
+
+
+def build_edition(
+    conn: Connection,
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    topics: Collection[str] = (),
+    title: str | None = None,
+    subject: str | None = None,
+    preheader: str | None = None,
+    kind: EditionKind = EditionKind.DAILY,
+    article_ids: Collection[str] | None = None,
+    site_name: str,
+    timezone: str = "Europe/London",
+) -> Edition:
+    """Build, store (as a draft) and return an edition of the articles that match.
+
+    Daily: every article published in ``[since, now]`` (default the last 24 hours)
+    sharing a topic with ``topics`` (empty = all), up to MAX_ARTICLES, or exactly
+    ``article_ids``. Breaking: one article, the newest breaking one or the one id
+    given. Raises :class:`StateError` when nothing matches, :class:`NotFoundError`
+    for an unknown id, :class:`InputError` for an empty or multi-line override.
+    """
+    if now.tzinfo is None or (since is not None and since.tzinfo is None):
+        raise ValueError("build_edition needs aware datetimes")
+    zone = zone_info(timezone)
+    since = since if since is not None else now - DEFAULT_WINDOW
+    wanted = frozenset(normalise_topic(t) for t in topics if normalise_topic(t))
+    title = _override(title, "title", header=False)
+    subject = _override(subject, "subject", header=True)
+    preheader = _override(preheader, "preheader", header=False)
+
+    picked = _pick(
+        conn,
+        now=now,
+        since=since,
+        topics=wanted,
+        kind=kind,
+        article_ids=article_ids,
+        zone=zone,
+    )
+    top = choose_top_story(picked)
+    assert top is not None  # _pick never returns an empty list
+    rest = [a for a in picked if a.id != top.id]
+    sections = order_sections(rest)
+    reading_order = [top, *(a for s in sections for a in s.articles)]
+    local = now.astimezone(zone)
+    count = len(reading_order)
+    if kind is EditionKind.BREAKING:
+        intro = f"Breaking news from {site_name}."
+    else:
+        noun = "story" if count == 1 else "stories"
+        intro = f"{count} {noun} from {site_name} since {since.astimezone(zone):%A %H:%M}."
+
+    edition = Edition(
+        id="pending",
+        kind=kind,
+        title=title or _default_title(kind, local),
+        subject=subject or derive_subject(top, len(rest), kind),
+        preheader=preheader or derive_preheader(reading_order),
+        intro=intro,
+        top_story=top,
+        sections=sections,
+        topics=sorted(wanted),
+        created_at=now,
+    )
+    return _store(conn, edition, f"{local:%Y-%m-%d}-{kind.value}")
+
+
+def _from_row(row: sa.Row[tuple[object, ...]]) -> Edition:
+    edition = Edition.model_validate(row.data)
+    return edition.model_copy(
+        update={
+            "status": EditionStatus(row.status),
+            "status_reason": row.status_reason,
+            "scheduled_at": row.scheduled_at,
+            "sent_at": row.sent_at,
+        }
+    )
+
+
+def _select() -> sa.Select[tuple[object, ...]]:
+    t = editions_table.c
+    return sa.select(t.id, t.status, t.status_reason, t.scheduled_at, t.sent_at, t.data)
+
+
+def get_edition(conn: Connection, edition_id: str) -> Edition:
+    """The stored edition with this id; :class:`NotFoundError` when there is none."""
+    row = conn.execute(_select().where(editions_table.c.id == edition_id)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no edition with id {edition_id!r}")
+    return _from_row(row)
+
+
+def list_editions(conn: Connection) -> list[Edition]:
+    """Every stored edition, newest first."""
+    query = _select().order_by(editions_table.c.created_at.desc(), editions_table.c.id.desc())
+    return [_from_row(row) for row in conn.execute(query)]
+
+
+def latest_edition(conn: Connection) -> Edition:
+    """The most recently built edition; :class:`NotFoundError` when none was built yet."""
+    query = (
+        _select().order_by(editions_table.c.created_at.desc(), editions_table.c.id.desc()).limit(1)
+    )
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        raise NotFoundError("no edition has been built yet (run: newsletter edition build)")
+    return _from_row(row)
+
+
+def set_status(
+    conn: Connection,
+    edition_id: str,
+    status: EditionStatus,
+    reason: str | None = None,
+    *,
+    now: datetime,
+    scheduled_at: datetime | None = None,
+) -> Edition:
+    """Move an edition to ``status`` (with an optional one-line reason) and return it.
+
+    ``sent`` stamps ``sent_at`` with ``now``; ``scheduled_at`` is recorded when given.
+    A cancelled edition stays cancelled and a sent one can only be sent (resumed)
+    again: anything else raises :class:`StateError`.
+    """
+    current = get_edition(conn, edition_id)
+    allowed = _FINAL_EXITS.get(current.status)
+    if allowed is not None and status not in allowed:
+        raise StateError(
+            f"edition {edition_id!r} is {current.status.value}; it cannot become {status.value}"
+        )
+    values: dict[str, object] = {
+        "status": status.value,
+        "status_reason": _one_line(reason) if reason else None,
+    }
+    if status is EditionStatus.SENT:
+        values["sent_at"] = now
+    if scheduled_at is not None:
+        values["scheduled_at"] = scheduled_at
+    conn.execute(editions_table.update().where(editions_table.c.id == edition_id).values(**values))
+    return get_edition(conn, edition_id)

@@ -1,0 +1,266 @@
+"""MIME messages built once per variant and personalised per recipient by substitution.
+
+:meth:`MessageTemplate.from_variant` builds the whole message with the ``email``
+package (``policy.SMTP``: CRLF line ends) once per variant: ``multipart/alternative``
+with ``text/plain`` first and ``text/html`` second, both UTF-8 quoted-printable.
+Each body is QP-encoded in literal segments split at the per-recipient slots, and
+every slot is framed by soft line breaks (``=\\r\\n``), so a recipient's value can
+be QP-encoded alone and dropped in without re-encoding the body or passing 76
+characters a line. :meth:`MessageTemplate.personalise` then only escapes, encodes
+and joins a handful of short strings: no Jinja2, no premailer, no ``EmailMessage``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.header import Header
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, formatdate, make_msgid
+
+from newsletter.content.models import Edition
+from newsletter.content.render import BODY_SLOTS, SLOT_RE, RenderedVariant, greeting_name, slot
+from newsletter.core.config import Settings
+from newsletter.core.errors import HeaderInjectionError, RenderError, SubscriberInputError
+
+__all__ = ["MessageTemplate", "Personal", "new_message_id"]
+
+_SLOT_BYTES = re.compile(rb"NLPH7([a-z_]+)7")
+_HEADERS = "headers"
+_SPECIALS = frozenset('<>()[]"\\ ,;:')
+_MAX_HEADER_LINE = 998
+# An RFC 2047 encoded word may be at most 75 characters long.
+_MAX_ENCODED_WORD = 75
+
+
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """What differs per recipient: address, name, their links and their Message-ID.
+
+    ``date`` defaults to the moment of personalisation; ``unsubscribe_mailto``
+    adds the ``mailto:`` form to List-Unsubscribe.
+    """
+
+    email: str
+    name: str
+    unsubscribe_url: str
+    preferences_url: str
+    message_id: str
+    unsubscribe_mailto: str | None = None
+    date: datetime | None = None
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh, globally unique Message-ID on ``domain``, e.g. ``<17...@news.example.com>``."""
+    return make_msgid(domain=domain)
+
+
+def _no_newline(value: str, field: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise HeaderInjectionError("a line break is not allowed in a header value", field=field)
+    return value
+
+
+def _qp(data: bytes) -> bytes:
+    # binascii marks soft breaks with a bare LF; the message uses CRLF throughout.
+    return binascii.b2a_qp(data).replace(b"\n", b"\r\n")
+
+
+def _encode_body(text: str, part: str) -> str:
+    """QP-encode ``text`` segment by segment, leaving each slot framed by soft breaks."""
+    pieces: list[str] = []
+    position = 0
+    for match in SLOT_RE.finditer(text):
+        name = match.group(1)
+        if name not in BODY_SLOTS:
+            raise RenderError(f"unknown placeholder {match.group()!r} in the {part} part")
+        literal = text[position : match.start()].encode("utf-8")
+        pieces.append(binascii.b2a_qp(literal).decode("ascii"))
+        pieces.append(f"=\n{slot(f'{part}_{name}')}=\n")
+        position = match.end()
+    pieces.append(binascii.b2a_qp(text[position:].encode("utf-8")).decode("ascii"))
+    return "".join(pieces)
+
+
+def _header_address(email: str) -> str:
+    """The address as the To header carries it: IDN domains in ASCII (punycode).
+
+    A UTF-8 local part is kept as is (RFC 6532): such a message must travel with
+    SMTPUTF8, which the SMTP client asks for when an address is not ASCII.
+    """
+    local, at, domain = email.rpartition("@")
+    # a cheap guard on the hot path; the subscriber store validated the address fully
+    if not at or not local or not domain or "@" in local or any(c in email for c in _SPECIALS):
+        raise SubscriberInputError("not a deliverable address", field="email")
+    if not local.isascii():
+        return email
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise SubscriberInputError("the domain is not a valid IDN", field="email") from None
+    return f"{local}@{domain}"
+
+
+def _to_header(name: str, email: str) -> bytes:
+    """The whole ``To:`` line, RFC 2047 for non-ASCII names, folded when long."""
+    address = _header_address(_no_newline(email, "email"))
+    name = _no_newline(name, "name").strip()
+    if not name:
+        return f"To: {address}\r\n".encode()
+    # formataddr quotes and encodes the name; the address is added after, since
+    # formataddr refuses a UTF-8 local part
+    phrase = formataddr((name, "x@x")).removesuffix(" <x@x>")
+    line = f"To: {phrase} <{address}>\r\n".encode()
+    encoded_word = phrase.find("=?")
+    fits = len(line) <= _MAX_HEADER_LINE and (
+        encoded_word < 0 or len(phrase) - encoded_word <= _MAX_ENCODED_WORD
+    )
+    if fits:
+        return line
+    # Long or very non-ASCII names: RFC 2047 words, folded between words. (The email
+    # package's own address folder re-parses to spurious spaces inside long names.)
+    words = Header(name, "utf-8", header_name="To").encode(linesep="\r\n", maxlinelen=76)
+    return f"To: {words}\r\n <{address}>\r\n".encode()
+
+
+def _bracketed(message_id: str) -> str:
+    value = _no_newline(message_id, "message_id").strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    if value.count("@") != 1 or not value.endswith(">") or not value.isascii() or " " in value:
+        raise HeaderInjectionError("a Message-ID looks like <unique@domain>", field="message_id")
+    return value
+
+
+def _list_unsubscribe(url: str, mailto: str | None) -> bytes:
+    entries = [f"<{_no_newline(url, 'unsubscribe_url')}>"]
+    if mailto:
+        entries.append(f"<{_no_newline(mailto, 'unsubscribe_mailto')}>")
+    line = "List-Unsubscribe: " + ",\r\n ".join(entries) + "\r\n"
+    if not line.isascii() or any(len(part) > _MAX_HEADER_LINE for part in line.split("\r\n")):
+        raise HeaderInjectionError(
+            "an unsubscribe link must be ASCII and shorter than 990 characters",
+            field="unsubscribe_url",
+        )
+    return line.encode("ascii")
+
+
+def _subject_header(subject: str) -> bytes:
+    """The ``Subject:`` line: as is when ASCII and short enough, else RFC 2047 words.
+
+    Written here rather than by the email package, whose folder may move the whole
+    value to a continuation line and so change the parsed subject by a space.
+    """
+    line = f"Subject: {subject}\r\n"
+    if line.isascii() and len(line) <= _MAX_HEADER_LINE:
+        return line.encode("ascii")
+    encoded = Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    return f"Subject: {encoded}\r\n".encode("ascii")
+
+
+class MessageTemplate:
+    """A variant's complete message as byte segments and named per-recipient slots."""
+
+    __slots__ = ("_pieces", "edition_id", "subject", "variant_key")
+
+    def __init__(
+        self, pieces: tuple[bytes | str, ...], *, variant_key: str, edition_id: str, subject: str
+    ) -> None:
+        self._pieces = pieces
+        self.variant_key = variant_key
+        self.edition_id = edition_id
+        self.subject = subject
+
+    @classmethod
+    def from_variant(
+        cls, variant: RenderedVariant, settings: Settings, edition: Edition | None = None
+    ) -> MessageTemplate:
+        """Build the variant's MIME message once; raises on a header with CR or LF."""
+        if edition is not None and edition.id != variant.edition_id:
+            raise RenderError(f"variant of {variant.edition_id} given with edition {edition.id}")
+        subject = _no_newline(variant.subject, "subject")
+        text_body = _encode_body(variant.text, "text")
+        html_body = _encode_body(variant.html, "html")
+
+        root = EmailMessage(policy=policy.SMTP)
+        root["From"] = _no_newline(settings.sender, "from")
+        if settings.reply_to:
+            root["Reply-To"] = _no_newline(settings.reply_to, "reply_to")
+        root["MIME-Version"] = "1.0"
+        root["List-Id"] = (
+            f"{_no_newline(settings.site_name, 'site_name')} <{settings.effective_list_id}>"
+        )
+        root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        root["Content-Type"] = "multipart/alternative"
+        # A boundary derived from the content keeps the bytes reproducible; QP bodies
+        # always encode "=" as "=3D", so "=_" can never occur inside them.
+        digest = hashlib.sha256(f"{variant.text}\0{variant.html}".encode()).hexdigest()[:32]
+        root.set_boundary(f"=_nl_{digest}")
+        for subtype, encoded in (("plain", text_body), ("html", html_body)):
+            part = EmailMessage(policy=policy.SMTP)
+            part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+            part["Content-Transfer-Encoding"] = "quoted-printable"
+            part.set_payload(encoded)
+            root.attach(part)
+        # Only the bodies hold slots: header values (a subject quoting a token) are text.
+        head, _, body = root.as_bytes(policy=policy.SMTP).partition(b"\r\n\r\n")
+        return cls(
+            (_HEADERS, _subject_header(subject) + head + b"\r\n\r\n", *_split(body)),
+            variant_key=variant.key,
+            edition_id=variant.edition_id,
+            subject=subject,
+        )
+
+    def personalise(self, recipient: Personal) -> bytes:
+        """The message for one recipient: headers and body slots filled, CRLF, QP intact.
+
+        Raises :class:`HeaderInjectionError` for a CR or LF in any per-recipient
+        header value and :class:`SubscriberInputError` for an unusable address.
+        """
+        name = recipient.name
+        date = format_datetime(recipient.date) if recipient.date else formatdate(usegmt=True)
+        headers = b"".join(
+            (
+                b"Date: ",
+                date.encode("ascii"),
+                b"\r\nMessage-ID: ",
+                _bracketed(recipient.message_id).encode("ascii"),
+                b"\r\n",
+                _to_header(name, recipient.email),
+                _list_unsubscribe(recipient.unsubscribe_url, recipient.unsubscribe_mailto),
+            )
+        )
+        shown = greeting_name(name)
+        unsubscribe = recipient.unsubscribe_url
+        preferences = recipient.preferences_url
+        values = {
+            _HEADERS: headers,
+            "text_name": _qp(shown.encode("utf-8")),
+            "text_unsubscribe_url": _qp(unsubscribe.encode("utf-8")),
+            "text_preferences_url": _qp(preferences.encode("utf-8")),
+            "html_name": _qp(html.escape(shown).encode("utf-8")),
+            "html_unsubscribe_url": _qp(html.escape(unsubscribe).encode("utf-8")),
+            "html_preferences_url": _qp(html.escape(preferences).encode("utf-8")),
+        }
+        return b"".join([p if type(p) is bytes else values[p] for p in self._pieces])  # type: ignore[index]
+
+
+def _split(message: bytes) -> tuple[bytes | str, ...]:
+    pieces: list[bytes | str] = []
+    position = 0
+    for match in _SLOT_BYTES.finditer(message):
+        pieces.append(message[position : match.start()])
+        pieces.append(match.group(1).decode("ascii"))
+        position = match.end()
+    pieces.append(message[position:])
+    known = {_HEADERS, *(f"{part}_{name}" for part in ("text", "html") for name in BODY_SLOTS)}
+    unknown = {p for p in pieces if isinstance(p, str)} - known
+    if unknown:
+        raise RenderError(f"unknown placeholders in the message: {sorted(unknown)}")
+    return tuple(pieces)

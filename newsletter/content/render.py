@@ -1,0 +1,321 @@
+"""Render an edition into HTML and text, once per variant.
+
+A *variant* is what differs in content between recipients: the subscriber's
+chosen topics intersected with the edition's (no topics chosen = everything).
+:class:`Renderer` runs Jinja2 and then premailer once per variant and caches the
+result by :func:`variant_key`. Per-recipient values (the reader's name, the
+unsubscribe and preferences links) are left as placeholder slots such as
+``NLPH7name7``, which :mod:`newsletter.content.message` fills by cheap substitution.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import textwrap
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from markupsafe import Markup
+from premailer import Premailer
+
+from newsletter.content.editions import derive_preheader, derive_subject
+from newsletter.content.models import Article, Edition, EditionKind, Section
+from newsletter.content.templates import email_environment
+from newsletter.core.config import Settings
+from newsletter.core.errors import RenderError, StateError
+from newsletter.core.topics import normalise_topic
+
+__all__ = [
+    "BODY_SLOTS",
+    "MAX_HTML_BYTES",
+    "SLOT_RE",
+    "RenderedVariant",
+    "Renderer",
+    "greeting_name",
+    "inline_css",
+    "select_articles",
+    "slot",
+    "variant_key",
+    "variant_lines",
+    "variant_topics",
+]
+
+BODY_SLOTS = ("name", "unsubscribe_url", "preferences_url")
+SLOT_RE = re.compile(r"NLPH7([a-z_]+)7")
+# Gmail clips a message whose HTML passes about 102 KB; stay clear of it.
+MAX_HTML_BYTES = 100_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_FORBIDDEN = re.compile(rb"<\s*(script|form|iframe|object|embed)\b", re.IGNORECASE)
+
+
+def greeting_name(name: str | None) -> str:
+    """The name a greeting uses: the reader's, or "there" ("Hello there,") when unknown."""
+    return (name or "").strip() or "there"
+
+
+def slot(name: str) -> str:
+    """The placeholder token for the per-recipient value ``name`` (ASCII, never QP-encoded)."""
+    return f"NLPH7{name}7"
+
+
+# The send loop asks for the same edition object once per recipient: remember the
+# last one's topics (by identity, holding it, so the id cannot be reused).
+_last_topics: tuple[Edition, frozenset[str]] | None = None
+
+
+def _edition_topics(edition: Edition) -> frozenset[str]:
+    global _last_topics
+    last = _last_topics
+    if last is not None and last[0] is edition:
+        return last[1]
+    topics = frozenset().union(*(a.topic_set for a in edition.articles()))
+    _last_topics = (edition, topics)
+    return topics
+
+
+def variant_key(edition: Edition, subscriber_topics: Collection[str] | None) -> str:
+    """The variant a subscriber with these topics gets: ``"all"`` or ``"topics:a,b"``.
+
+    ``"none"`` means no article of the edition matches (the subscriber gets nothing).
+    """
+    if not subscriber_topics:
+        return "all"
+    wanted = {normalise_topic(t) for t in subscriber_topics} - {""}
+    if not wanted:
+        return "all"
+    common = sorted(wanted & _edition_topics(edition))
+    return "topics:" + ",".join(common) if common else "none"
+
+
+def variant_topics(key: str) -> frozenset[str] | None:
+    """The inverse of :func:`variant_key`: ``None`` for everything, else the topics."""
+    if key == "all":
+        return None
+    if key == "none":
+        return frozenset()
+    return frozenset(key.removeprefix("topics:").split(","))
+
+
+def select_articles(
+    edition: Edition, topics: frozenset[str] | None
+) -> tuple[Article | None, list[Section]]:
+    """The lead story and sections of a variant: only articles sharing a topic.
+
+    When the edition's top story is filtered out, the first matching article in
+    reading order leads instead; empty sections are dropped.
+    """
+
+    def keep(article: Article) -> bool:
+        return topics is None or bool(article.topic_set & topics)
+
+    top = edition.top_story if edition.top_story and keep(edition.top_story) else None
+    sections: list[Section] = []
+    for section in edition.sections:
+        kept = [a for a in section.articles if keep(a)]
+        if top is None and kept:
+            top, kept = kept[0], kept[1:]
+        if kept:
+            sections.append(Section(name=section.name, articles=kept))
+    return top, sections
+
+
+def _stories(count: int) -> str:
+    return f"{count} {'story' if count == 1 else 'stories'} "
+
+
+def variant_lines(edition: Edition, top: Article, sections: list[Section]) -> tuple[str, str, str]:
+    """Subject, preheader and intro for a variant holding ``top`` and ``sections``.
+
+    Lines the edition derived from its full set of stories (its top headline, the
+    story count, the standfirsts) are derived again from the variant's own stories,
+    so a reader is not promised a story their topics left out. Lines an editor
+    wrote are kept as written.
+    """
+    everything = edition.articles()
+    mine = [top, *(a for s in sections for a in s.articles)]
+    subject, preheader, intro = edition.subject, edition.preheader, edition.intro
+    if [a.id for a in mine] == [a.id for a in everything] or edition.top_story is None:
+        return subject, preheader, intro
+    if subject == derive_subject(edition.top_story, len(everything) - 1, edition.kind):
+        subject = derive_subject(top, len(mine) - 1, edition.kind)
+    if preheader == derive_preheader(everything):
+        preheader = derive_preheader(mine)
+    if intro.startswith(_stories(len(everything))):
+        intro = _stories(len(mine)) + intro.removeprefix(_stories(len(everything)))
+    return subject, preheader, intro
+
+
+def inline_css(document: str) -> str:
+    """Inline the ``<style>`` rules with premailer, keeping media queries and ``!important``.
+
+    Offline (``allow_network=False``) and quiet (cssutils logging silenced).
+    """
+    return str(
+        Premailer(
+            document,
+            allow_network=False,
+            strip_important=False,
+            keep_style_tags=True,
+            remove_classes=False,
+            disable_validation=True,
+            # keep the templates' numeric width/height attributes (Outlook needs them);
+            # premailer would otherwise copy "width: 100%" into them
+            disable_basic_attributes=["width", "height"],
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform()
+    )
+
+
+def _clean(value: Any) -> Any:
+    # Control characters (NUL, CR, form feed...) make lxml fail and break text lines;
+    # CR/LF become spaces, the rest are dropped. A slot token inside content is
+    # defused with a word joiner so it can never be filled. Markup (our slots) passes.
+    if isinstance(value, str) and not isinstance(value, Markup):
+        value = _CONTROL.sub(lambda m: " " if m.group() in "\r\n" else "", value)
+        return value.replace("NLPH7", "NLPH\u20607")
+    return value
+
+
+def _oneline(value: str) -> str:
+    return " ".join(str(value).split())
+
+
+def _para(value: str, indent: str = "") -> str:
+    # Wrap prose at 76 columns for the text part; never break a URL or long word.
+    return textwrap.fill(
+        _oneline(value),
+        width=76,
+        break_long_words=False,
+        break_on_hyphens=False,
+        subsequent_indent=indent,
+    )
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    """One variant of an edition: inlined HTML and text, with placeholder slots."""
+
+    key: str
+    edition_id: str
+    kind: EditionKind
+    topics: frozenset[str] | None
+    article_ids: tuple[str, ...]
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+    def fill_html(self, values: Mapping[str, str]) -> str:
+        """The HTML with every slot replaced by its HTML-escaped value (for previews).
+
+        ``values`` maps each of BODY_SLOTS to its value; an empty name greets "there".
+        """
+        filled = {**values, "name": greeting_name(values.get("name"))}
+        return SLOT_RE.sub(lambda m: html.escape(filled[m.group(1)], quote=True), self.html)
+
+    def fill_text(self, values: Mapping[str, str]) -> str:
+        """The text part with every slot replaced by its value (for previews)."""
+        filled = {**values, "name": greeting_name(values.get("name"))}
+        return SLOT_RE.sub(lambda m: filled[m.group(1)], self.text)
+
+
+class Renderer:
+    """Renders editions with the email templates; one render and one inlining per variant."""
+
+    def __init__(self, settings: Settings, *, template_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.env = email_environment(template_dir)
+        self.env.finalize = _clean
+        self.env.filters["oneline"] = _oneline
+        self.env.filters["para"] = _para
+        self._cache: dict[tuple[str, str], RenderedVariant] = {}
+
+    def render(self, edition: Edition, topics: Collection[str] | None = None) -> RenderedVariant:
+        """The variant of ``edition`` for subscribers with ``topics`` (None = everything).
+
+        Cached by (edition id, :func:`variant_key`). Raises :class:`StateError` when
+        no article matches and :class:`RenderError` when a template fails or the
+        result breaks a rule (size, forbidden element).
+        """
+        key = variant_key(edition, topics)
+        cached = self._cache.get((edition.id, key))
+        if cached is not None:
+            return cached
+        variant = self._render(edition, key)
+        self._cache[(edition.id, key)] = variant
+        return variant
+
+    def _context(self, edition: Edition, key: str) -> dict[str, Any]:
+        topics = variant_topics(key)
+        top, sections = select_articles(edition, topics)
+        if top is None:
+            raise StateError(f"no article of edition {edition.id} matches the chosen topics")
+        settings = self.settings
+        subject, preheader, intro = variant_lines(edition, top, sections)
+        local = edition.created_at.astimezone(ZoneInfo(settings.timezone))
+        breaking = edition.kind is EditionKind.BREAKING
+        return {
+            "lang": settings.language,
+            "dir": settings.direction,
+            "start": "right" if settings.direction == "rtl" else "left",
+            "title": edition.title,
+            "subject": subject,
+            "preheader": preheader,
+            "intro": intro,
+            "site_name": settings.site_name,
+            "postal_address": settings.postal_address,
+            "date_line": f"{local:%A} {local.day} {local:%B %Y}",
+            "why_line": (
+                f"You are receiving this because you subscribed to the "
+                f"{settings.site_name} newsletter."
+            ),
+            "topic_names": sorted(topics) if topics else [],
+            "top": top,
+            "sections": sections,
+            "lead_label": "Breaking news" if breaking else "Top story",
+            # the tokens are fixed ASCII letters and digits: nothing to escape
+            "slots": {name: Markup(slot(name)) for name in BODY_SLOTS},  # noqa: S704
+        }
+
+    def _render(self, edition: Edition, key: str) -> RenderedVariant:
+        context = self._context(edition, key)
+        stem = "breaking" if edition.kind is EditionKind.BREAKING else "digest"
+        try:
+            raw_html = self.env.get_template(f"{stem}.html").render(context)
+            text = self.env.get_template(f"{stem}.txt").render(context)
+        except jinja2.TemplateError as exc:
+            filename, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+            where = f"{filename}:{line}" if filename else stem
+            raise RenderError(f"template {where}: {exc}") from None
+        document = inline_css(raw_html)
+        if not document.lstrip().lower().startswith("<!doctype html>"):
+            document = "<!DOCTYPE html>\n" + document
+        encoded = document.encode("utf-8")
+        if len(encoded) > MAX_HTML_BYTES:
+            raise RenderError(
+                f"edition {edition.id}: HTML is {len(encoded)} bytes, over the "
+                f"{MAX_HTML_BYTES}-byte limit at which Gmail clips a message; use fewer articles"
+            )
+        found = _FORBIDDEN.search(encoded)
+        if found:
+            raise RenderError(f"edition {edition.id}: the HTML contains <{found.group(1)!r}>")
+        top: Article = context["top"]
+        sections: list[Section] = context["sections"]
+        ids = (top.id, *(a.id for s in sections for a in s.articles))
+        return RenderedVariant(
+            key=key,
+            edition_id=edition.id,
+            kind=edition.kind,
+            topics=variant_topics(key),
+            article_ids=ids,
+            subject=context["subject"],
+            preheader=context["preheader"],
+            html=document,
+            text=text.replace("\r\n", "\n").replace("\r", "\n"),
+        )

@@ -1,0 +1,304 @@
+"""Configuration: one :class:`Settings` object, built at the edge and passed down.
+
+Sources, strongest first: keyword arguments, ``NEWSLETTER_*`` environment
+variables, ``newsletter.toml`` in the working folder, then the embedded defaults
+(which run the whole product locally on SQLite and a loopback SMTP sink).
+Secrets are ``SecretStr`` and never appear in ``repr``, logs or errors.
+
+Key rotation: ``NEWSLETTER_SECRET_KEYS_PREVIOUS`` lists retired keys. New link
+tokens and suppression hashes use ``NEWSLETTER_SECRET_KEY`` only; checking a
+token or a suppression also tries each retired key (see :class:`SigningSecret`).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+import secrets
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parseaddr
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from newsletter.core.errors import ConfigError, InsecureTransportError
+
+__all__ = [
+    "SMTPEndpoint",
+    "Settings",
+    "SigningSecret",
+    "is_loopback_host",
+    "keys_to_try",
+    "load_settings",
+]
+
+SECRET_FILE = ".newsletter-secret"  # noqa: S105 - a file name, not a secret
+_TOML_FILE: ContextVar[Path] = ContextVar("toml_file", default=Path("newsletter.toml"))
+
+
+class SigningSecret(bytes):
+    """The current secret key, as ``bytes``, carrying the retired keys still honoured.
+
+    Every caller that signs treats it as the plain current key, so signing costs
+    what it did before rotation. Code that *checks* a token or a suppression hash
+    tries :attr:`previous` too, through :func:`keys_to_try`. ``repr`` and ``str``
+    hide every key.
+    """
+
+    previous: tuple[bytes, ...]
+
+    def __new__(cls, current: bytes, previous: Iterable[bytes] = ()) -> SigningSecret:
+        """The current key plus the retired ones (blanks and repeats of current dropped)."""
+        made = super().__new__(cls, current)
+        made.previous = tuple(k for k in dict.fromkeys(previous) if k and k != current)
+        return made
+
+    def __repr__(self) -> str:
+        return f"SigningSecret('**********', previous={len(self.previous)} hidden)"
+
+    __str__ = __repr__
+
+
+def keys_to_try(secret: bytes) -> tuple[bytes, ...]:
+    """The keys a check should accept, the current one first (retired ones only for a
+    :class:`SigningSecret`)."""
+    if isinstance(secret, SigningSecret):
+        return (bytes(secret), *secret.previous)
+    return (secret,)
+
+
+class Settings(BaseSettings):
+    """Everything the product can be told; see the README for each variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLETTER_",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    database_url: str = "sqlite:///newsletter.core.db"
+    smtp_url: SecretStr = SecretStr("smtp://127.0.0.1:1025")
+    smtp_allow_insecure: bool = False
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    sender: str = Field(
+        default="Britain's News Portal <newsletter@news.example.com>",
+        validation_alias=AliasChoices("from", "NEWSLETTER_FROM", "sender"),
+    )
+    reply_to: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    # comma-separated retired keys, still accepted when checking (see README: rotation)
+    secret_keys_previous: SecretStr | None = None
+    postal_address: str = "Britain's News Portal, 1 Fleet Street, London EC4Y 1AA, United Kingdom"
+    site_name: str = "Britain's News Portal"
+    list_id: str | None = None
+    language: str = "en"
+    direction: Literal["ltr", "rtl"] = "ltr"
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_path: Path | None = None
+    timezone: str = "Europe/London"
+    schedule_max_lateness: timedelta = timedelta(hours=2)
+    send_concurrency: int = Field(default=8, ge=1, le=256)
+    send_rate: float | None = Field(default=None, gt=0)
+    send_max_attempts: int = Field(default=5, ge=1, le=50)
+    send_failure_threshold: int = Field(default=50, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then ``newsletter.toml``."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.get())
+        return (init_settings, env_settings, toml)
+
+    @field_validator("schedule_max_lateness", mode="before")
+    @classmethod
+    def _lateness_span(cls, value: object) -> object:
+        # Accept the spans the CLI accepts (90m, 3h, 1d) besides ISO 8601 and seconds.
+        from newsletter.core.times import parse_span
+
+        span = parse_span(value) if isinstance(value, str) else None
+        return span if span is not None else value
+
+    @field_validator("secret_keys_previous", mode="before")
+    @classmethod
+    def _previous_keys_list(cls, value: object) -> object:
+        # newsletter.toml may give a list; the environment gives "old1,old2"
+        if isinstance(value, list | tuple):
+            if not all(isinstance(k, str) and "," not in k for k in value):
+                raise ValueError("must be a list of keys, none containing a comma")
+            return ",".join(value)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _address_has_at(cls, value: str | None) -> str | None:
+        if value is not None and "@" not in parseaddr(value)[1]:
+            raise ValueError("must be an address such as 'News <news@example.com>'")
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("must not contain a line break")
+        return value
+
+    @cached_property
+    def sender_address(self) -> str:
+        """The bare address of ``sender`` (``news@example.com``)."""
+        return parseaddr(self.sender)[1]
+
+    @cached_property
+    def sender_domain(self) -> str:
+        """The domain of the sender: Message-IDs and the default List-Id live on it."""
+        return self.sender_address.rpartition("@")[2].lower()
+
+    @property
+    def effective_list_id(self) -> str:
+        """The List-Id value (RFC 2919), derived from the sender's domain unless set."""
+        return self.list_id or f"digest.{self.sender_domain}"
+
+    def smtp(self) -> SMTPEndpoint:
+        """The parsed SMTP relay, refusing clear text to a non-loopback host unless allowed."""
+        return SMTPEndpoint.parse(self.smtp_url.get_secret_value(), self.smtp_allow_insecure)
+
+    def secret(self) -> SigningSecret:
+        """The key that signs tokens, carrying the retired keys that checks still accept.
+
+        :func:`load_settings` guarantees a current key is present.
+        """
+        if self.secret_key is None:
+            raise ConfigError("NEWSLETTER_SECRET_KEY is not set")
+        previous = self.secret_keys_previous
+        return _signing_secret(
+            self.secret_key.get_secret_value(),
+            previous.get_secret_value() if previous is not None else None,
+        )
+
+    def previous_secrets(self) -> tuple[bytes, ...]:
+        """The retired keys from ``NEWSLETTER_SECRET_KEYS_PREVIOUS``, in the order given."""
+        if self.secret_keys_previous is None:
+            return ()
+        listed = self.secret_keys_previous.get_secret_value().split(",")
+        return tuple(k.strip().encode() for k in listed if k.strip())
+
+
+@functools.lru_cache(maxsize=8)
+def _signing_secret(current: str, previous: str | None) -> SigningSecret:
+    # Built once per key set, not per call: secret() is on the per-recipient path
+    # (two signed links a message).
+    listed = previous.split(",") if previous else []
+    return SigningSecret(current.encode(), tuple(k.strip().encode() for k in listed if k.strip()))
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and any address in 127.0.0.0/8 or ::1."""
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class SMTPEndpoint:
+    """Where and how to reach the relay. ``repr`` hides the password."""
+
+    host: str
+    port: int
+    tls: Literal["starttls", "implicit", "none"]
+    username: str | None = None
+    password: SecretStr | None = None
+
+    def __repr__(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"SMTPEndpoint(smtp://{user}{self.host}:{self.port}, tls={self.tls})"
+
+    @classmethod
+    def parse(cls, url: str, allow_insecure: bool = False) -> SMTPEndpoint:
+        """Parse ``smtp://[user:pass@]host[:port]`` (STARTTLS) or ``smtps://`` (implicit TLS).
+
+        ``smtp://`` to a loopback host may run in the clear; to any other host
+        STARTTLS is required unless ``allow_insecure`` is set explicitly.
+        """
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"NEWSLETTER_SMTP_URL is not a valid URL ({exc})") from None
+        if parts.scheme not in {"smtp", "smtps"} or not host:
+            raise ConfigError(
+                "NEWSLETTER_SMTP_URL must look like smtp://host:587 or smtps://host:465"
+            )
+        username = unquote(parts.username) if parts.username else None
+        password = SecretStr(unquote(parts.password)) if parts.password else None
+        if parts.scheme == "smtps":
+            return cls(host, port or 465, "implicit", username, password)
+        if is_loopback_host(host):
+            tls: Literal["starttls", "implicit", "none"] = "none"
+        elif allow_insecure:
+            tls = "none"
+        else:
+            tls = "starttls"
+        if tls == "none" and username and not is_loopback_host(host) and not allow_insecure:
+            raise InsecureTransportError("refusing to authenticate without TLS")
+        return cls(host, port or (25 if tls == "none" else 587), tls, username, password)
+
+
+def _ensure_secret(settings: Settings, folder: Path) -> Settings:
+    if settings.secret_key is not None:
+        return settings
+    path = folder / SECRET_FILE
+    if path.exists():
+        key = path.read_text(encoding="ascii").strip()
+    else:
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key + "\n")
+    return settings.model_copy(update={"secret_key": SecretStr(key)})
+
+
+def load_settings(folder: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings from the environment and ``newsletter.toml`` in ``folder``.
+
+    When no secret key is configured, one is generated once and kept (mode 0600)
+    in ``.newsletter-secret`` in that folder, so signed links stay valid.
+    Raises :class:`ConfigError` with one line per problem, never echoing a secret.
+    """
+    folder = folder or Path.cwd()
+    token = _TOML_FILE.set(folder / "newsletter.toml")
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"configuration {name!r}: {first['msg']}") from None
+    finally:
+        _TOML_FILE.reset(token)
+    return _ensure_secret(settings, folder)

@@ -1,0 +1,146 @@
+"""Database access: engines, the aware-UTC column type, and versioned migrations.
+
+SQLite (the embedded default) and PostgreSQL run the same SQLAlchemy Core code.
+Migrations are named steps recorded in the ``schema_migrations`` table and
+applied in order on first use; applying them twice, or from two processes at
+once, is safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from newsletter.core.errors import ConfigError
+
+__all__ = [
+    "Migration",
+    "UTCDateTime",
+    "is_postgres",
+    "make_engine",
+    "metadata",
+    "migrate",
+    "migrations_table",
+    "open_migrated",
+    "utcnow",
+]
+
+metadata = sa.MetaData()
+
+_migrated: set[str] = set()
+_lock = threading.Lock()
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always returns them aware in UTC.
+
+    A naive datetime is a programming error here and is refused.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def is_postgres(engine: Engine | Connection) -> bool:
+    """True when the engine or connection talks to PostgreSQL."""
+    return engine.dialect.name == "postgresql"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (status, preview) run while a send writes; the busy
+    # timeout makes concurrent writers (two schedulers) wait instead of failing.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # pysqlite's own transaction handling is off (isolation_level=None above);
+    # IMMEDIATE takes the write lock up front so two writers never deadlock.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (``sqlite:///file.db`` or ``postgresql://...``), not yet migrated."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        engine = sa.create_engine(url, future=True)
+    except (ArgumentError, SQLAlchemyError, ImportError) as exc:
+        raise ConfigError(f"NEWSLETTER_DATABASE_URL is not usable ({type(exc).__name__})") from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+Migration = tuple[str, Callable[[Connection], None]]
+
+migrations_table = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+
+def migrate(engine: Engine, migrations: Sequence[Migration]) -> list[str]:
+    """Apply each of ``migrations`` not yet recorded, in order; return the names applied."""
+    applied: list[str] = []
+    with engine.begin() as conn:
+        if is_postgres(conn):
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7265321)"))
+        migrations_table.create(conn, checkfirst=True)
+        done = set(conn.execute(sa.select(migrations_table.c.name)).scalars())
+        for name, step in migrations:
+            if name in done:
+                continue
+            step(conn)
+            conn.execute(migrations_table.insert().values(name=name, applied_at=utcnow()))
+            applied.append(name)
+    return applied
+
+
+def open_migrated(url: str, migrations: Sequence[Migration]) -> Engine:
+    """An engine for ``url`` with ``migrations`` applied (once per process and URL)."""
+    engine = make_engine(url)
+    with _lock:
+        if url not in _migrated:
+            try:
+                migrate(engine, migrations)
+            except OperationalError as exc:
+                raise ConfigError(
+                    f"cannot open the database ({str(exc.orig).splitlines()[0]})"
+                ) from None
+            _migrated.add(url)
+    return engine

@@ -1,0 +1,119 @@
+"""The newsletter's own tables (articles, editions, outbox, schedules) on the shared metadata.
+
+The subscriber list's tables live with their owner, in :mod:`subscribers.schema`,
+on the same ``metadata``. The migrations in :mod:`newsletter.database` create
+them all; a change to a table that has shipped needs a new migration, never an
+edit of an old one.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from newsletter.core.db import UTCDateTime, metadata
+
+__all__ = [
+    "articles",
+    "deliveries",
+    "editions",
+    "schedule_runs",
+    "schedules",
+]
+
+# --- articles and editions -------------------------------------------------
+
+articles = sa.Table(
+    "articles",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("headline", sa.Text, nullable=False),
+    sa.Column("section", sa.String(100), nullable=False),
+    sa.Column("topics", sa.JSON, nullable=False),
+    sa.Column("breaking", sa.Boolean, nullable=False, default=False),
+    sa.Column("published_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=True),
+    sa.Column("imported_at", UTCDateTime(), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),  # the whole Article, as JSON
+)
+
+editions = sa.Table(
+    "editions",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("scheduled_at", UTCDateTime(), nullable=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("status_reason", sa.Text, nullable=True),  # why it paused, for example
+    sa.Column("data", sa.JSON, nullable=False),  # the whole Edition, as JSON
+)
+
+# --- delivery (the outbox) --------------------------------------------------
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("edition_id", sa.String(100), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("variant", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.Column("message_id", sa.Text, nullable=True),
+    sa.Column("last_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_deliveries_edition_status", "edition_id", "status"),
+)
+
+# --- schedules ---------------------------------------------------------------
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # once | cron
+    sa.Column("run_at", UTCDateTime(), nullable=True),  # for once
+    sa.Column("cron", sa.String(200), nullable=True),  # for cron
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("edition_id", sa.String(100), nullable=True),  # a fixed edition, or build options
+    sa.Column("build", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # active | paused | cancelled | done
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # the watermark: every occurrence at or before it has been claimed or skipped
+    sa.Column("handled_until", UTCDateTime(), nullable=True),
+)
+
+schedule_runs = sa.Table(
+    "schedule_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "schedule_id",
+        sa.Integer,
+        sa.ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("occurrence_at", UTCDateTime(), nullable=False),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False),
+    sa.Column("claimed_by", sa.String(100), nullable=False),  # host:pid of the scheduler
+    # a running claim lapses after this unless renewed; then another scheduler resumes it
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=False),  # running | sent | skipped | failed
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("edition_id", sa.String(100), nullable=True),
+    # the end of the article window the built edition covers; the next run starts there
+    sa.Column("articles_until", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    # the claim: one row per occurrence, whoever inserts it first runs it
+    sa.UniqueConstraint("schedule_id", "occurrence_at", name="uq_schedule_occurrence"),
+)

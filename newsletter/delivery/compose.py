@@ -1,0 +1,75 @@
+"""Messages for a send: each variant rendered once, bytes personalised per recipient.
+
+Also the recipients of an edition as outbox rows: confirmed subscribers whose
+topics meet the edition's, each with the key of the variant they get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy.engine import Connection
+
+from newsletter.content.message import MessageTemplate, Personal
+from newsletter.content.models import Edition
+from newsletter.content.render import Renderer, variant_key, variant_topics
+from newsletter.core.config import Settings
+from newsletter.delivery import outbox
+from newsletter.delivery.dkim import DKIMSigner
+from subscribers import store
+from subscribers.links import preferences_url, unsubscribe_links
+
+__all__ = ["MessageBuilder", "outbox_rows"]
+
+
+class MessageBuilder:
+    """Renders each variant once and personalises its bytes per recipient."""
+
+    def __init__(self, settings: Settings, edition: Edition) -> None:
+        self.settings = settings
+        self.edition = edition
+        self.signer = DKIMSigner.from_settings(settings)
+        self._renderer = Renderer(settings)
+        self._templates: dict[str, MessageTemplate] = {}
+
+    @property
+    def variants(self) -> int:
+        """How many variants were rendered."""
+        return len(self._templates)
+
+    def template(self, key: str) -> MessageTemplate:
+        """The message template of variant ``key`` (rendered on first use)."""
+        found = self._templates.get(key)
+        if found is None:
+            variant = self._renderer.render(self.edition, variant_topics(key))
+            found = MessageTemplate.from_variant(variant, self.settings, self.edition)
+            self._templates[key] = found
+        return found
+
+    def build(
+        self, key: str, subscriber_id: int, email: str, name: str | None, message_id: str
+    ) -> bytes:
+        """The finished (and, with a key configured, DKIM-signed) bytes for one recipient."""
+        settings = self.settings
+        unsubscribe, mailto = unsubscribe_links(settings, subscriber_id)
+        personal = Personal(
+            email=email,
+            name=name or "",
+            unsubscribe_url=unsubscribe,
+            preferences_url=preferences_url(settings, subscriber_id),
+            message_id=message_id,
+            unsubscribe_mailto=mailto,
+        )
+        data = self.template(key).personalise(personal)
+        return self.signer.sign(data) if self.signer else data
+
+
+def outbox_rows(conn: Connection, edition: Edition) -> Iterator[outbox.NewDelivery]:
+    """The edition's recipients as new outbox rows, streamed (never all in memory)."""
+    keys: dict[frozenset[str], str] = {}
+    for r in store.iter_recipients(conn, topics=edition.topics):
+        key = keys.get(r.topics)
+        if key is None:
+            key = keys[r.topics] = variant_key(edition, r.topics)
+        if key != "none":  # no article for their topics: they get nothing
+            yield outbox.NewDelivery(r.subscriber_id, r.email, r.name, key)

@@ -1,0 +1,113 @@
+"""Sending an edition: outbox first, then a pool of connections draining it.
+
+:func:`send_edition` is the whole delivery engine behind ``newsletter send``:
+
+1. settle what a dead run left (``sending`` -> ``unknown``), write one ``queued``
+   outbox row per recipient not yet in it, render each variant once;
+2. open the first SMTP connection (a relay that is down fails fast here, with
+   every row left ``queued``);
+3. a claimer reserves due rows in batches; K workers, one connection each,
+   take them one by one: personalise the variant's bytes, ``MAIL``/``RCPT``
+   while the journal makes the row ``sending``, then ``DATA``;
+4. results go back through the journal in group commits; 4xx and drops are
+   retried later with backoff, 5xx fail (and bounce), a 421 halves the rate,
+   and a run of failures pauses the edition;
+5. on a stop request nothing new is taken, in-flight messages finish, and the
+   untouched reservations are released, so the next run resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy.engine import Engine
+
+from newsletter.content.editions import get_edition
+from newsletter.content.message import new_message_id
+from newsletter.content.render import variant_key
+from newsletter.core.config import Settings
+from newsletter.core.errors import DeliveryError
+from newsletter.delivery.compose import MessageBuilder, outbox_rows
+from newsletter.delivery.report import SendOptions, SendProgress, SendReport
+from newsletter.delivery.run import SendRun, smtp_pool
+from newsletter.delivery.smtp import Outcome, SMTPPool
+from subscribers import store
+
+__all__ = ["MessageBuilder", "SendOptions", "SendProgress", "SendReport", "send_edition"]
+# MessageBuilder (delivery.compose) and the option/report types (delivery.report)
+# are re-exported: this module is where callers of the delivery engine look.
+
+
+async def send_edition(
+    settings: Settings,
+    engine: Engine,
+    edition_id: str,
+    *,
+    options: SendOptions | None = None,
+    progress: SendProgress | None = None,
+    stop: asyncio.Event | None = None,
+    pool: SMTPPool | None = None,
+) -> SendReport:
+    """Deliver ``edition_id`` to every recipient exactly once, resuming any earlier run.
+
+    Returns the run's report (``stopped`` when ``stop`` was set). Raises
+    :class:`SMTPUnavailableError` when the relay is down at the start (every
+    row stays ``queued``) and :class:`SendPausedError` when too many failures
+    in a row paused the edition. ``pool`` replaces the one built from the settings.
+    """
+    options = options or SendOptions()
+    if options.dry_run:
+        return _dry_run(settings, engine, edition_id)
+    if options.test_to:
+        return await _test_send(settings, engine, edition_id, options.test_to, pool)
+    return await SendRun(settings, engine, edition_id, options, progress, stop, pool).execute()
+
+
+def _dry_run(settings: Settings, engine: Engine, edition_id: str) -> SendReport:
+    """Build every message as a real send would, send none and write nothing."""
+    started = time.perf_counter()
+    report = SendReport(edition_id, mode="dry-run")
+    with engine.connect() as conn:
+        edition = get_edition(conn, edition_id)
+        builder = MessageBuilder(settings, edition)
+        domain = settings.sender_domain
+        for row in outbox_rows(conn, edition):
+            data = builder.build(
+                row.variant, row.subscriber_id, row.email, row.name, new_message_id(domain)
+            )
+            report.built += 1
+            report.built_bytes += len(data)
+        conn.rollback()
+    report.variants = builder.variants
+    report.elapsed = time.perf_counter() - started
+    return report
+
+
+async def _test_send(
+    settings: Settings, engine: Engine, edition_id: str, address: str, pool: SMTPPool | None
+) -> SendReport:
+    """One message of the edition to ``address``; the outbox is not touched."""
+    with engine.connect() as conn:
+        edition = get_edition(conn, edition_id)
+        known = store.find_by_email(conn, address)
+        conn.rollback()
+    builder = MessageBuilder(settings, edition)
+    key = variant_key(edition, known.topics) if known else "all"
+    data = builder.build(
+        "all" if key == "none" else key,
+        known.id if known else 0,
+        address,
+        known.name if known else None,
+        new_message_id(settings.sender_domain),
+    )
+    pool = pool or smtp_pool(settings, 1)
+    async with pool:
+        connection = await pool.acquire()
+        attempt = await connection.deliver(settings.sender_address, address, data)
+        await pool.release(connection, reusable=attempt.reusable)
+    if attempt.outcome is not Outcome.SENT:
+        raise DeliveryError(f"the test message to {address} was not accepted: {attempt.error}")
+    return SendReport(
+        edition_id, mode="test", test_to=address, sent=1, built=1, built_bytes=len(data)
+    )

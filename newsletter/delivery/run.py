@@ -1,0 +1,366 @@
+"""One run of a real send: claim, personalise, deliver, record, and stop or pause.
+
+See :mod:`newsletter.delivery.engine` for the steps; this is the machinery behind them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from newsletter.content.editions import get_edition, set_status
+from newsletter.content.message import new_message_id
+from newsletter.content.models import Edition, EditionStatus
+from newsletter.core.config import Settings
+from newsletter.core.db import utcnow
+from newsletter.core.errors import DeliveryError, InputError, SendPausedError, StateError
+from newsletter.core.schema import deliveries
+from newsletter.delivery import outbox, recovery
+from newsletter.delivery.compose import MessageBuilder, outbox_rows
+from newsletter.delivery.journal import DatabaseRunner, Journal, Result
+from newsletter.delivery.lease import take_lease
+from newsletter.delivery.pacing import RateLimiter, backoff_delay
+from newsletter.delivery.report import SendOptions, SendProgress, SendReport
+from newsletter.delivery.smtp import Attempt, Outcome, SMTPConnection, SMTPPool
+
+__all__ = ["SendRun", "smtp_pool"]
+
+
+def smtp_pool(settings: Settings, size: int) -> SMTPPool:
+    """The pool of ``size`` connections to the relay the settings name."""
+    return SMTPPool(
+        settings.smtp(),
+        size=size,
+        timeout=settings.smtp_timeout,
+        allow_insecure=settings.smtp_allow_insecure,
+    )
+
+
+class SendRun:
+    """One run of a real send; see the module docstring for the steps."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        edition_id: str,
+        options: SendOptions,
+        progress: SendProgress | None,
+        stop: asyncio.Event | None,
+        pool: SMTPPool | None,
+    ) -> None:
+        self.settings = settings
+        # Settings parses the From address on every access: once is enough.
+        self.sender = settings.sender_address
+        self.domain = settings.sender_domain
+        self.engine = engine
+        self.edition_id = edition_id
+        self.options = options
+        self.progress = progress
+        self.stop = stop or asyncio.Event()
+        self.concurrency = options.concurrency or settings.send_concurrency
+        self.max_attempts = options.max_attempts or settings.send_max_attempts
+        self.threshold = options.failure_threshold or settings.send_failure_threshold
+        self.pool = pool or smtp_pool(settings, self.concurrency)
+        self.limiter = RateLimiter(options.rate or settings.send_rate)
+        self.report = SendReport(edition_id)
+        self.queue: asyncio.Queue[outbox.Claimed | None] = asyncio.Queue()
+        self.outstanding = 0  # claimed rows not yet finished by a worker
+        # Woken by workers only when the claimer has something to do: the queue
+        # ran low, or everything claimed is finished (never once per message).
+        self.low_water = 0
+        self.need_more = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.failures_in_a_row = 0
+        self.halt = False  # no new rows: stop requested, or paused
+
+    # -- setup and teardown (blocking, run through the DatabaseRunner) ---------
+
+    def _prepare(self, conn: Connection, worker: str, is_alive: Callable[[str], bool]) -> Edition:
+        now = utcnow()
+        edition = get_edition(conn, self.edition_id)
+        if edition.status is EditionStatus.CANCELLED:
+            raise StateError(f"edition {self.edition_id} was cancelled; it cannot be sent")
+        recovered = recovery.recover(
+            conn,
+            self.edition_id,
+            me=worker,
+            is_alive=is_alive,
+            now=now,
+        )
+        self.report.recovered_unknown = recovered.unknown
+        if self.options.resend_unknown:
+            recovery.requeue_unknown(conn, self.edition_id, now)
+        # The recipients are a snapshot taken when the send first starts (in one
+        # transaction: all rows or none); a resumed or second worker finds them.
+        if edition.status is not EditionStatus.SENT and not outbox.exists(conn, self.edition_id):
+            self.report.enqueued = outbox.enqueue(
+                conn, self.edition_id, outbox_rows(conn, edition), now
+            )
+        recovery.drop_unsubscribed(conn, self.edition_id, now)
+        return edition
+
+    def _variants(self, conn: Connection) -> list[str]:
+        query = (
+            sa.select(deliveries.c.variant)
+            .where(
+                deliveries.c.edition_id == self.edition_id,
+                deliveries.c.status.in_([s.value for s in outbox.OPEN_STATES]),
+            )
+            .distinct()
+        )
+        return list(conn.execute(query).scalars())
+
+    def _finish(self, conn: Connection) -> None:
+        now = utcnow()
+        counts = outbox.counts(conn, self.edition_id)
+        remaining = sum(counts[s] for s in outbox.OPEN_STATES)
+        others = counts[outbox.DeliveryStatus.SENDING]  # rows other live workers hold
+        self.report.counts = {s.value: n for s, n in counts.items()}
+        self.report.remaining = remaining
+        if self.report.paused_reason:
+            status, reason = EditionStatus.PAUSED, self.report.paused_reason
+        elif remaining == 0:
+            if get_edition(conn, self.edition_id).status is EditionStatus.SENT:
+                self.report.edition_status = EditionStatus.SENT
+                return  # a re-run with nothing to do: keep the first sent_at
+            status, reason = EditionStatus.SENT, None
+        elif self.report.stopped and not others:
+            status = EditionStatus.PAUSED
+            reason = f"stopped; resume with: newsletter send {self.edition_id}"
+        else:
+            return  # other workers are still at it
+        self.report.edition_status = set_status(
+            conn, self.edition_id, status, reason, now=now
+        ).status
+
+    # -- the run ------------------------------------------------------------------
+
+    async def execute(self) -> SendReport:
+        """Run the send to its end (or a stop, or a pause) and return its report."""
+        started = time.perf_counter()
+        db = DatabaseRunner(self.engine)
+        lease = await db.run(take_lease, self.engine)
+        try:
+            edition = await db.transaction(self._prepare, lease.worker, lease.is_alive)
+            builder = MessageBuilder(self.settings, edition)
+            for key in await db.transaction(self._variants):
+                builder.template(key)  # render every variant before the first message
+            self.builder = builder
+            total = await db.transaction(
+                lambda conn: sum(
+                    n
+                    for s, n in outbox.counts(conn, self.edition_id).items()
+                    if s in (outbox.DeliveryStatus.QUEUED, outbox.DeliveryStatus.DEFERRED)
+                )
+            )
+            if total:
+                await self._send(db, lease.worker, total)
+            self.report.stopped = self.stop.is_set() and not self.report.paused_reason
+            await db.transaction(self._finish)
+        finally:
+            self.report.elapsed = time.perf_counter() - started
+            await db.run(lease.close)
+            db.close()
+        if self.report.paused_reason:
+            raise SendPausedError(
+                f"edition {self.edition_id} paused: {self.report.paused_reason}; "
+                f"fix the cause and resume with: newsletter send {self.edition_id}",
+                self.report,
+            )
+        return self.report
+
+    async def _send(self, db: DatabaseRunner, worker: str, total: int) -> None:
+        await self.pool.open()  # a relay that is down fails here, rows still queued
+        await db.transaction(
+            lambda conn: set_status(conn, self.edition_id, EditionStatus.SENDING, now=utcnow())
+        )
+        if self.progress is not None:
+            self.progress.start(total)
+        journal = Journal(
+            db,
+            self.edition_id,
+            worker,
+            flush_interval=self.options.flush_interval,
+            group=max(1, self.concurrency // 2),
+        )
+        journal.start()
+        try:
+            await self._drain(db, journal, worker)
+        finally:
+            try:
+                await journal.close()  # the results of every message that went out
+            finally:
+                await self.pool.close()
+                await db.transaction(lambda conn: outbox.release(conn, self.edition_id, worker))
+
+    async def _drain(self, db: DatabaseRunner, journal: Journal, worker: str) -> None:
+        workers = [
+            asyncio.create_task(self._worker(journal), name=f"smtp-worker-{n}")
+            for n in range(self.concurrency)
+        ]
+        claimer = asyncio.create_task(self._claimer(db, journal, worker), name="outbox-claimer")
+        tasks = {claimer, *workers}
+        try:
+            # The claimer ends when nothing is left; any task that fails (a
+            # database error, a bug) ends the whole run at once.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+            for _ in workers:
+                self.queue.put_nowait(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _claimer(self, db: DatabaseRunner, journal: Journal, worker: str) -> None:
+        batch = max(self.options.claim_batch, 2 * self.concurrency)
+        self.low_water = batch // 2
+        synced = False
+        while not self._halted():
+            if self.outstanding > self.low_water:
+                self.need_more.clear()
+                await _wait(self.need_more, 0.2)
+                continue
+            rows = await db.transaction(outbox.claim, self.edition_id, worker, batch, utcnow())
+            if rows:
+                self.outstanding += len(rows)
+                for row in rows:
+                    self.queue.put_nowait(row)
+                synced = False
+                continue
+            if self.outstanding:
+                # The tail: wait for the last rows (a deferral may come back).
+                self.idle.clear()
+                await _wait(self.idle, 0.5)
+                continue
+            if not synced:
+                # Results may still be on their way to the database: a deferral
+                # written late would otherwise look like "nothing left to do".
+                await journal.sync()
+                synced = True
+                continue
+            due = await db.transaction(outbox.next_retry_at, self.edition_id)
+            if due is None:
+                return  # nothing left that this worker could send
+            wait = max(0.0, (due - utcnow()).total_seconds())
+            await _wait(self.stop, min(wait, 1.0) + 0.01)
+
+    def _halted(self) -> bool:
+        return self.halt or self.stop.is_set()
+
+    async def _worker(self, journal: Journal) -> None:
+        connection: SMTPConnection | None = None
+        try:
+            while True:
+                row = await self.queue.get()
+                if row is None:
+                    return
+                if self._halted():
+                    self._done(row)  # left reserved: released at the end, still queued
+                    continue
+                await self.limiter.acquire()
+                connection = await self._send_one(journal, row, connection)
+        finally:
+            if connection is not None:
+                await self.pool.release(connection, reusable=False)
+
+    async def _send_one(
+        self, journal: Journal, row: outbox.Claimed, connection: SMTPConnection | None
+    ) -> SMTPConnection | None:
+        message_id = row.message_id or new_message_id(self.domain)
+        try:
+            data = self.builder.build(
+                row.variant, row.subscriber_id, row.email, row.name, message_id
+            )
+        except (InputError, StateError) as exc:
+            # This recipient's message cannot be built (a bad address, a header
+            # with a line break): fail the row, never the whole send.
+            self._result(journal, row, Attempt(Outcome.FAILED, None, str(exc)))
+            return connection
+        if connection is None:
+            try:
+                connection = await self.pool.acquire()
+            except DeliveryError as exc:
+                self._result(journal, row, Attempt(Outcome.DEFERRED, None, str(exc)), begun=False)
+                return None
+        begun = journal.begin(row.subscriber_id, message_id)
+        # MessageTemplate and dkimpy emit CRLF line ends only (the tests check it).
+        attempt = await connection.deliver(self.sender, row.email, data, ready=begun, crlf=True)
+        if not await begun:
+            # Unsubscribed or erased since the claim: the journal failed the row and
+            # deliver() stopped before DATA.
+            self._done(row)
+        else:
+            self._result(journal, row, attempt)
+        if attempt.reusable:
+            return connection
+        await self.pool.release(connection, reusable=False)
+        return None
+
+    def _done(self, row: outbox.Claimed) -> None:
+        self.outstanding -= 1
+        if self.outstanding <= self.low_water:
+            self.need_more.set()
+        if self.outstanding == 0:
+            self.idle.set()
+
+    def _result(
+        self, journal: Journal, row: outbox.Claimed, attempt: Attempt, *, begun: bool = True
+    ) -> None:
+        outcome = attempt.outcome
+        status = outbox.DeliveryStatus(outcome.value)
+        next_at = None
+        error = attempt.error
+        attempts = row.attempts + (1 if begun else 0)
+        if outcome is Outcome.DEFERRED:
+            if attempts >= self.max_attempts:
+                status = outbox.DeliveryStatus.FAILED
+                error = f"gave up after {attempts} attempts: {error}"
+                outcome = Outcome.FAILED
+            else:
+                delay = backoff_delay(
+                    max(attempts, 1), base=self.options.retry_base, cap=self.options.retry_cap
+                )
+                next_at = utcnow() + timedelta(seconds=delay)
+        if attempt.slow_down:
+            self.report.slowed_to = self.limiter.slow_down()
+        bounce = error if attempt.bounce and outcome is Outcome.FAILED else None
+        mark = outbox.Mark(row.subscriber_id, status, attempt.code, error, next_at)
+        journal.finish(Result(mark, bounce))
+        self._count(outcome, bounce is not None, error)
+        if self.progress is not None and outcome is not Outcome.DEFERRED:
+            self.progress.advance(outcome)  # a deferred row will be counted when it settles
+        self._done(row)
+
+    def _count(self, outcome: Outcome, bounced: bool, error: str | None) -> None:
+        report = self.report
+        if outcome is Outcome.SENT:
+            report.sent += 1
+            self.failures_in_a_row = 0
+            return
+        if outcome is Outcome.DEFERRED:
+            report.deferred += 1
+        elif outcome is Outcome.FAILED:
+            report.failed += 1
+            report.bounced += bounced
+        else:
+            report.unknown += 1
+        self.failures_in_a_row += 1
+        if self.failures_in_a_row >= self.threshold and not report.paused_reason:
+            report.paused_reason = f"{self.failures_in_a_row} failures in a row (last: {error})"
+            self.halt = True
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` have passed, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

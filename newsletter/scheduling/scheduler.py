@@ -1,0 +1,385 @@
+"""The scheduler: claims due occurrences in the database, builds their editions, sends them.
+
+One pass (:meth:`Scheduler.run_once`, what ``newsletter scheduler --once``
+does) first resumes runs that a dead scheduler left ``running``, then, for each
+active schedule, asks :func:`newsletter.scheduling.timing.plan_due` what is due at the
+clock's now, records the skips and claims the run in one transaction (see
+:mod:`newsletter.scheduling.store`), and executes each run it won:
+
+* a run whose occurrence is now as late as ``Settings.schedule_max_lateness``
+  (taken over after downtime) is not sent: a stale morning digest never goes
+  out at tea-time; the reason says how to finish a half-sent edition by hand;
+* a schedule with a fixed edition sends it; otherwise an edition is built from
+  the articles published since the schedule's previous sent run (at most
+  ``--since`` back) with its topic filters; nothing new means ``skipped``;
+* the send is the delivery engine's, which resumes from the outbox, so a run
+  taken over after a crash never sends anyone the edition twice.
+
+:meth:`Scheduler.run_forever` repeats passes, sleeping until the next
+occurrence (or a poll interval) until its stop event is set. The clock and the
+sender are injected; ``asyncio.run`` happens only in the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from newsletter.content.editions import build_edition, get_edition
+from newsletter.core.config import Settings
+from newsletter.core.db import utcnow
+from newsletter.core.errors import DeliveryError, NewsletterError, SendPausedError, StateError
+from newsletter.scheduling.claims import (
+    RunOutcome,
+    RunRecord,
+    finish_run,
+    owner_is_gone,
+    previous_sent_run,
+    record_plan,
+    release_run,
+    renew_lease,
+    set_run_edition,
+    take_over_runs,
+    worker_identity,
+)
+from newsletter.scheduling.store import (
+    ScheduleRecord,
+    ScheduleStatus,
+    get_schedule,
+    list_schedules,
+)
+from newsletter.scheduling.timing import describe_local, format_delta, plan_due
+
+if TYPE_CHECKING:
+    from newsletter.delivery.engine import SendReport
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "Clock",
+    "RunResult",
+    "Scheduler",
+    "SendFn",
+    "SendResult",
+    "delivery_sender",
+    "describe_result",
+    "result_of",
+]
+
+Clock = Callable[[], datetime]
+DEFAULT_LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a send of one edition came to: sent, failed (with why), or stopped midway."""
+
+    outcome: RunOutcome
+    reason: str | None = None
+    interrupted: bool = False  # left unfinished: the run stays claimable and resumes
+    retry: bool = False  # unfinished because the relay was down: a later pass retries
+
+
+# (edition id, stop event) -> result; the delivery engine in production, a fake in tests
+SendFn = Callable[[str, asyncio.Event], Awaitable[SendResult]]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One occurrence this scheduler dealt with, for the CLI to print."""
+
+    schedule_id: int
+    occurrence_at: datetime
+    outcome: str  # a RunOutcome value, "interrupted" (stopped) or "deferred" (relay down)
+    reason: str | None = None
+    edition_id: str | None = None
+
+
+class _LostClaim(Exception):
+    """Another scheduler took the run over while this one was preparing it."""
+
+
+class Scheduler:
+    """Runs due occurrences of the stored schedules; safe to run in several processes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        send: SendFn,
+        clock: Clock = utcnow,
+        worker: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        is_gone: Callable[[str], bool] = owner_is_gone,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.send = send
+        self.clock = clock
+        self.worker = worker or worker_identity()
+        self.lease = lease
+        self.is_gone = is_gone
+
+    async def run_once(self, stop: asyncio.Event | None = None) -> list[RunResult]:
+        """Resume orphaned runs, then run everything due now; return what happened."""
+        stop = stop or asyncio.Event()
+        results: list[RunResult] = []
+        taken = take_over_runs(
+            self.engine,
+            worker=self.worker,
+            now=self.clock(),
+            lease=self.lease,
+            owner_is_gone=self.is_gone,
+        )
+        for run in taken:
+            if stop.is_set():
+                release_run(self.engine, run.id, worker=self.worker, now=self.clock())
+                continue
+            results.append(await self._execute(run, stop))
+        for schedule in self._active():
+            while not stop.is_set():
+                claimed, skipped, more = self._claim(schedule)
+                results.extend(skipped)
+                if claimed is not None:
+                    results.append(await self._execute(claimed, stop))
+                if not more:
+                    break
+        return results
+
+    async def run_forever(
+        self,
+        stop: asyncio.Event,
+        *,
+        poll: timedelta = timedelta(seconds=30),
+        on_result: Callable[[RunResult], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run passes until ``stop`` is set, sleeping until the next occurrence or ``poll``.
+
+        A database that is down or locked fails one pass, not the scheduler: it
+        is reported through ``on_error`` and the next pass tries again.
+        """
+        while not stop.is_set():
+            try:
+                results = await self.run_once(stop)
+                wait = self._sleep_for(poll)
+            except OperationalError as exc:
+                first_line = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+                if on_error is not None:
+                    on_error(
+                        f"database error ({first_line}); retrying in {poll.total_seconds():g}s"
+                    )
+                results, wait = [], poll.total_seconds()
+            for result in results:
+                if on_result is not None:
+                    on_result(result)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    def next_occurrence(self) -> datetime | None:
+        """The earliest future occurrence of any active schedule, for sleeping and display."""
+        now = self.clock()
+        upcoming = [
+            s.timing.first_after(max(filter(None, [now, s.handled_until]))) for s in self._active()
+        ]
+        return min(filter(None, upcoming), default=None)
+
+    def _sleep_for(self, poll: timedelta) -> float:
+        upcoming = self.next_occurrence()
+        wait = poll if upcoming is None else min(poll, upcoming - self.clock())
+        return max(wait.total_seconds(), 0.05)
+
+    def _active(self) -> list[ScheduleRecord]:
+        with self.engine.connect() as conn:
+            return list_schedules(conn, (ScheduleStatus.ACTIVE,))
+
+    def _claim(self, schedule: ScheduleRecord) -> tuple[RunRecord | None, list[RunResult], bool]:
+        """Plan and record one batch of a schedule's due occurrences: (claimed run, skips, more)."""
+        with self.engine.connect() as conn:
+            schedule = get_schedule(conn, schedule.id)
+        now = self.clock()
+        plan = plan_due(
+            schedule.timing,
+            handled_until=schedule.handled_until,
+            created_at=schedule.created_at,
+            now=now,
+            max_lateness=self.settings.schedule_max_lateness,
+        )
+        if plan.handled_until is None:
+            return None, [], False
+        claim = record_plan(
+            self.engine, schedule.id, plan, worker=self.worker, now=now, lease=self.lease
+        )
+        skipped = [
+            RunResult(schedule.id, s.occurrence_at, RunOutcome.SKIPPED.value, s.reason)
+            for s in claim.skipped
+        ]
+        return claim.run, skipped, not plan.complete
+
+    def _finish(
+        self, run: RunRecord, outcome: RunOutcome, reason: str | None, edition_id: str | None
+    ) -> RunResult:
+        finish_run(
+            self.engine,
+            run.id,
+            worker=self.worker,
+            outcome=outcome,
+            reason=reason,
+            now=self.clock(),
+        )
+        return RunResult(run.schedule_id, run.occurrence_at, outcome.value, reason, edition_id)
+
+    async def _execute(self, run: RunRecord, stop: asyncio.Event) -> RunResult:
+        """Build (or pick) the run's edition, send it, and record the outcome."""
+        with self.engine.connect() as conn:
+            schedule = get_schedule(conn, run.schedule_id)
+        late = self.clock() - run.occurrence_at
+        limit = self.settings.schedule_max_lateness
+        if late >= limit:
+            # Only a taken-over run gets here: its scheduler died and it is now stale.
+            why = f"missed: {format_delta(late)} late when resumed (limit {format_delta(limit)})"
+            if run.edition_id is not None:
+                why += f"; finish it by hand with: newsletter send {run.edition_id}"
+            outcome = RunOutcome.FAILED if run.edition_id else RunOutcome.SKIPPED
+            return self._finish(run, outcome, why, run.edition_id)
+        if schedule.status is ScheduleStatus.CANCELLED:
+            return self._finish(run, RunOutcome.SKIPPED, "schedule cancelled", run.edition_id)
+        edition_id = run.edition_id
+        if edition_id is None:
+            try:
+                edition_id = self._prepare(schedule, run)
+            except _LostClaim:
+                edition_id = None
+            except StateError as exc:
+                return self._finish(run, RunOutcome.SKIPPED, f"nothing new: {exc}", None)
+            except NewsletterError as exc:
+                return self._finish(run, RunOutcome.FAILED, str(exc), None)
+            if edition_id is None:  # another scheduler took the run over meanwhile
+                return RunResult(run.schedule_id, run.occurrence_at, "interrupted", "taken over")
+        result = await self._send_with_lease(run, edition_id, stop)
+        if result.interrupted:
+            release_run(
+                self.engine, run.id, worker=self.worker, now=self.clock(), reason=result.reason
+            )
+            label = "deferred" if result.retry else "interrupted"
+            return RunResult(run.schedule_id, run.occurrence_at, label, result.reason, edition_id)
+        return self._finish(run, result.outcome, result.reason, edition_id)
+
+    def _prepare(self, schedule: ScheduleRecord, run: RunRecord) -> str:
+        """Choose or build the run's edition and record it on the run, in one transaction."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            if schedule.edition_id is not None:
+                edition_id = get_edition(conn, schedule.edition_id).id
+                articles_until = None
+            else:
+                since = run.occurrence_at - schedule.build.since
+                previous = previous_sent_run(conn, schedule.id, run.occurrence_at)
+                if previous is not None:
+                    since = max(since, previous.articles_until or previous.occurrence_at)
+                edition = build_edition(
+                    conn,
+                    now=now,
+                    since=since,
+                    topics=schedule.build.topics,
+                    title=schedule.build.title,
+                    kind=schedule.build.kind,
+                    site_name=self.settings.site_name,
+                    timezone=self.settings.timezone,
+                )
+                edition_id, articles_until = edition.id, now
+            recorded = set_run_edition(
+                conn,
+                run.id,
+                worker=self.worker,
+                edition_id=edition_id,
+                articles_until=articles_until,
+            )
+            if not recorded:
+                raise _LostClaim  # rolls back: the built edition goes with it
+        return edition_id
+
+    async def _send_with_lease(
+        self, run: RunRecord, edition_id: str, stop: asyncio.Event
+    ) -> SendResult:
+        """Send, renewing the run's lease meanwhile; stop the send if the lease is lost."""
+        send_stop = asyncio.Event()
+        lost = asyncio.Event()
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(self.lease.total_seconds() / 4)
+                if not renew_lease(
+                    self.engine, run.id, worker=self.worker, now=self.clock(), lease=self.lease
+                ):
+                    lost.set()
+                    send_stop.set()
+                    return
+
+        async def relay_stop() -> None:
+            await stop.wait()
+            send_stop.set()
+
+        helpers = [asyncio.create_task(heartbeat()), asyncio.create_task(relay_stop())]
+        try:
+            result = await self.send(edition_id, send_stop)
+        except SendPausedError as exc:  # too many failures in a row: a person must look
+            result = SendResult(RunOutcome.FAILED, str(exc))
+        except DeliveryError as exc:
+            # The relay is down: nothing was lost (rows stay queued), so the next
+            # pass retries while the occurrence is still less late than the limit.
+            result = SendResult(
+                RunOutcome.RUNNING, f"{exc}; will retry", interrupted=True, retry=True
+            )
+        except NewsletterError as exc:
+            result = SendResult(RunOutcome.FAILED, str(exc))
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        if lost.is_set() and result.outcome is not RunOutcome.SENT:
+            why = "taken over by another scheduler (this one's lease lapsed)"
+            return SendResult(RunOutcome.RUNNING, why, interrupted=True)
+        if send_stop.is_set() and result.outcome is not RunOutcome.SENT:
+            return SendResult(RunOutcome.RUNNING, "stopped before the end", interrupted=True)
+        return result
+
+
+def delivery_sender(settings: Settings, engine: Engine) -> SendFn:
+    """The production :data:`SendFn`: the delivery engine's ``send_edition``, with its resume."""
+
+    async def send(edition_id: str, stop: asyncio.Event) -> SendResult:
+        # imported here: `schedule list` and friends need not load the delivery stack
+        from newsletter.delivery.engine import send_edition
+
+        return result_of(await send_edition(settings, engine, edition_id, stop=stop))
+
+    return send
+
+
+def result_of(report: SendReport) -> SendResult:
+    """Read a delivery report: stopped midway, every row settled (sent), or rows left (failed)."""
+    summary = str(report).removeprefix(f"{report.edition_id}: ")  # the run names the edition
+    if report.stopped:
+        return SendResult(RunOutcome.RUNNING, summary, interrupted=True)
+    if report.remaining == 0:
+        return SendResult(RunOutcome.SENT, summary)
+    return SendResult(RunOutcome.FAILED, summary)
+
+
+def describe_result(result: RunResult, tz: str) -> str:
+    """One line for the CLI: ``schedule 3 2026-03-29 07:00 BST: sent 2026-03-29-daily``."""
+    when = describe_local(result.occurrence_at, tz)
+    text = f"schedule {result.schedule_id} {when}: {result.outcome}"
+    if result.edition_id:
+        text += f" {result.edition_id}"
+    if result.reason:
+        text += f" ({result.reason})"
+    return text

@@ -1,0 +1,170 @@
+"""Schedules in the database: add, get, list, pause, resume and cancel.
+
+A schedule's ``handled_until`` is its watermark: every occurrence at or before
+it has been claimed or skipped (see :mod:`newsletter.scheduling.claims`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
+
+from newsletter.content.models import EditionKind
+from newsletter.core.errors import NotFoundError, StateError
+from newsletter.core.schema import schedules
+from newsletter.scheduling.timing import Timing, describe_local
+
+__all__ = [
+    "BuildOptions",
+    "ScheduleRecord",
+    "ScheduleStatus",
+    "add_schedule",
+    "get_schedule",
+    "list_schedules",
+    "set_schedule_status",
+]
+
+
+class ScheduleStatus(StrEnum):
+    """``active`` runs; ``paused`` waits; ``cancelled`` and ``done`` (one-off ran) are final."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class BuildOptions(BaseModel):
+    """How a schedule builds its edition when it has no fixed one.
+
+    ``since`` is the article window of the first run and the longest window of
+    any run; later runs take the articles published since the previous send.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: timedelta = timedelta(hours=24)
+    topics: list[str] = Field(default_factory=list)
+    kind: EditionKind = EditionKind.DAILY
+    title: str | None = None
+
+
+class ScheduleRecord(BaseModel):
+    """One stored schedule."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    kind: Literal["once", "cron"]
+    run_at: AwareDatetime | None
+    cron: str | None
+    timezone: str
+    edition_id: str | None
+    build: BuildOptions
+    status: ScheduleStatus
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    handled_until: AwareDatetime | None
+
+    @property
+    def timing(self) -> Timing:
+        """When it fires, for :mod:`newsletter.scheduling.timing`."""
+        return Timing(kind=self.kind, tz=self.timezone, run_at=self.run_at, cron=self.cron)
+
+    def describe(self) -> str:
+        """``cron '0 7 * * *' Europe/London`` or ``once 2026-03-29 07:00 BST``."""
+        if self.kind == "cron":
+            return f"cron {self.cron!r} {self.timezone}"
+        assert self.run_at is not None
+        return f"once {describe_local(self.run_at, self.timezone)}"
+
+    def describe_what(self) -> str:
+        """``edition 2026-03-29-daily`` or ``build daily, topics uk, politics``."""
+        if self.edition_id:
+            return f"edition {self.edition_id}"
+        topics = ", ".join(self.build.topics) or "all topics"
+        return f"build {self.build.kind.value} ({topics})"
+
+
+def _schedule(row: sa.Row[Any]) -> ScheduleRecord:
+    return ScheduleRecord.model_validate(
+        {**row._mapping, "build": BuildOptions.model_validate(row.build)}
+    )
+
+
+def add_schedule(
+    conn: Connection,
+    *,
+    timing: Timing,
+    now: datetime,
+    edition_id: str | None = None,
+    build: BuildOptions | None = None,
+) -> ScheduleRecord:
+    """Store a new active schedule and return it."""
+    build = build or BuildOptions()
+    result = conn.execute(
+        schedules.insert().values(
+            kind=timing.kind,
+            run_at=timing.run_at,
+            cron=timing.cron,
+            timezone=timing.tz,
+            edition_id=edition_id,
+            build=build.model_dump(mode="json"),
+            status=ScheduleStatus.ACTIVE.value,
+            created_at=now,
+            updated_at=now,
+            handled_until=None,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return get_schedule(conn, int(key[0]))
+
+
+def get_schedule(conn: Connection, schedule_id: int) -> ScheduleRecord:
+    """The schedule ``schedule_id``; :class:`NotFoundError` when there is none."""
+    row = conn.execute(sa.select(schedules).where(schedules.c.id == schedule_id)).first()
+    if row is None:
+        raise NotFoundError(f"no schedule {schedule_id}")
+    return _schedule(row)
+
+
+def list_schedules(
+    conn: Connection, statuses: tuple[ScheduleStatus, ...] | None = None
+) -> list[ScheduleRecord]:
+    """Schedules in id order, optionally only those with one of ``statuses``."""
+    query = sa.select(schedules).order_by(schedules.c.id)
+    if statuses is not None:
+        query = query.where(schedules.c.status.in_([s.value for s in statuses]))
+    return [_schedule(row) for row in conn.execute(query)]
+
+
+_TRANSITIONS: dict[str, tuple[set[ScheduleStatus], ScheduleStatus]] = {
+    "pause": ({ScheduleStatus.ACTIVE}, ScheduleStatus.PAUSED),
+    "resume": ({ScheduleStatus.PAUSED}, ScheduleStatus.ACTIVE),
+    "cancel": ({ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}, ScheduleStatus.CANCELLED),
+}
+
+
+def set_schedule_status(
+    conn: Connection, schedule_id: int, action: Literal["pause", "resume", "cancel"], now: datetime
+) -> ScheduleRecord:
+    """Pause, resume or cancel a schedule; :class:`StateError` when its status forbids it.
+
+    Resuming moves the watermark to ``now``: occurrences that fell while the
+    schedule was paused are not run afterwards.
+    """
+    current = get_schedule(conn, schedule_id)
+    allowed, target = _TRANSITIONS[action]
+    if current.status not in allowed:
+        raise StateError(f"schedule {schedule_id} is {current.status.value}; cannot {action} it")
+    values: dict[str, object] = {"status": target.value, "updated_at": now}
+    if action == "resume" and current.kind == "cron":
+        values["handled_until"] = max(filter(None, [current.handled_until, now]))
+    conn.execute(sa.update(schedules).where(schedules.c.id == schedule_id).values(**values))
+    return get_schedule(conn, schedule_id)

@@ -1,0 +1,191 @@
+"""What every web handler shares: the app's context and how a page is rendered.
+
+Every page goes through :func:`page`, which adds the site's name, the CSRF
+token of its forms (setting the cookie when the reader has none) and renders a
+template from ``templates/web`` with autoescape on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter.content.render import Renderer
+from newsletter.core.config import Settings
+from newsletter.core.errors import InputError
+from newsletter.web import subscriptions as subs
+from newsletter.web.security import Csrf, FormError, RateLimiter, read_form
+from newsletter.web.templates import web_environment
+from subscribers.addresses import mask_address
+from subscribers.fields import clean_name
+from subscribers.tokens import Purpose, verify_token
+
+__all__ = [
+    "WebContext",
+    "bad_form",
+    "checked_form",
+    "client_ip",
+    "context_of",
+    "first_value",
+    "mask_address",
+    "message_page",
+    "name_ok",
+    "page",
+    "root_of",
+    "token_subject",
+    "topics_of",
+]
+
+log = logging.getLogger("newsletter.web.app")
+
+
+@dataclass
+class WebContext:
+    """The settings, database and defences one app instance works with."""
+
+    settings: Settings
+    engine: Engine
+    csrf: Csrf
+    allow_preview: bool
+    renderer: Renderer
+    # signups per client address, and confirmation emails per address (no mail bombing)
+    signup_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 600.0))
+    email_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(3, 3600.0))
+    # the topic list scans the articles; a busy signup page reuses it for a minute
+    topics_cache: tuple[float, dict[str, str]] | None = None
+
+
+def context_of(request: Request) -> WebContext:
+    """The :class:`WebContext` of the app serving ``request``."""
+    ctx: WebContext = request.app.state.web
+    return ctx
+
+
+def client_ip(request: Request) -> str:
+    """The client's address as uvicorn saw it (after its trusted proxy headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+def root_of(request: Request) -> str:
+    """The public path prefix the app is served under ("" at the root)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def page(
+    request: Request,
+    template: str,
+    status_code: int = 200,
+    background: BackgroundTask | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    """Render ``templates/web/<template>`` into a response, with a CSRF token for its forms."""
+    ctx = context_of(request)
+    nonce, fresh = ctx.csrf.nonce_for(request)
+    values.setdefault("notice", None)
+    html = (
+        web_environment()
+        .get_template(template)
+        .render(
+            site_name=ctx.settings.site_name,
+            language=ctx.settings.language,
+            direction=ctx.settings.direction,
+            postal_address=ctx.settings.postal_address,
+            csrf_token=ctx.csrf.form_token(nonce),
+            root=root_of(request),
+            **values,
+        )
+    )
+    response = HTMLResponse(html, status_code=status_code, background=background)
+    if fresh:
+        ctx.csrf.set_cookie(response, request, nonce)
+    return response
+
+
+def message_page(
+    request: Request,
+    title: str,
+    message: str,
+    status_code: int = 200,
+    *,
+    link: tuple[str, str] | None = None,
+    background: BackgroundTask | None = None,
+) -> HTMLResponse:
+    """A page that says one thing (a confirmation, an error), with an optional link onward."""
+    return page(
+        request,
+        "message.html",
+        status_code,
+        background,
+        title=title,
+        message=message,
+        link=link,
+    )
+
+
+def first_value(form: dict[str, list[str]], name: str) -> str:
+    """The first value of a form field, stripped ("" when absent)."""
+    return (form.get(name) or [""])[0].strip()
+
+
+def name_ok(name: str) -> bool:
+    """True when the subscriber store would accept ``name`` (one line, not too long)."""
+    try:
+        clean_name(name)
+    except InputError:
+        return False
+    return True
+
+
+def bad_form(request: Request, problem: str) -> HTMLResponse:
+    """The 400 page for a form that cannot be processed (bad body, failed CSRF check)."""
+    return message_page(
+        request,
+        "This form could not be sent",
+        f"{problem} Please reload the page and try again.",
+        400,
+        link=("/", "Back to the signup form"),
+    )
+
+
+async def checked_form(request: Request) -> dict[str, list[str]] | HTMLResponse:
+    """The posted form if its body reads and its CSRF token checks, else the 400 page to answer."""
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return bad_form(request, f"{exc}.")
+    if not context_of(request).csrf.check(request, form):
+        return bad_form(request, "The form had expired or came from another site.")
+    return form
+
+
+async def token_subject(request: Request, purpose: Purpose) -> int:
+    """The subscriber id in the path's token (raises TokenError, shown as a 400 page)."""
+    ctx = context_of(request)
+    token = str(request.path_params["token"])
+    return verify_token(ctx.settings.secret(), purpose, token)
+
+
+TOPICS_TTL = 60.0
+
+
+async def topics_of(ctx: WebContext) -> dict[str, str]:
+    """The topics a reader may choose (slug -> label), at most a minute old."""
+    cached = ctx.topics_cache
+    if cached is not None and time.monotonic() - cached[0] < TOPICS_TTL:
+        return cached[1]
+
+    def query() -> dict[str, str]:
+        with ctx.engine.connect() as conn:
+            return subs.available_topics(conn)
+
+    topics = await run_in_threadpool(query)
+    ctx.topics_cache = (time.monotonic(), topics)
+    return topics

@@ -1,0 +1,288 @@
+"""The reader's way in: the signup form and the double opt-in confirmation link.
+
+A signup answers with the same page whatever the address's state, so the form
+never tells a stranger who is on the list; the email that follows differs
+(a confirm link, or a note to someone already subscribed).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from newsletter.core.db import utcnow
+from newsletter.core.errors import InputError, NewsletterError, NotFoundError
+from newsletter.delivery.confirmation import Confirmation, build_confirmation, send_confirmation
+from newsletter.web import subscriptions as subs
+from newsletter.web.pages import (
+    WebContext,
+    checked_form,
+    client_ip,
+    context_of,
+    first_value,
+    log,
+    mask_address,
+    message_page,
+    name_ok,
+    page,
+    token_subject,
+    topics_of,
+)
+from subscribers import links
+from subscribers.addresses import normalise_address
+from subscribers.fields import MAX_NAME
+from subscribers.model import Consent, Subscriber, SubscriberStatus
+from subscribers.tokens import Purpose, TokenExpiredError
+
+__all__ = [
+    "confirm",
+    "confirm_page",
+    "consent_statement",
+    "routes",
+    "signup",
+    "signup_form",
+]
+
+
+# --- signup -----------------------------------------------------------------
+
+
+def _signup_form(
+    request: Request,
+    topics: dict[str, str],
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, object] | None = None,
+) -> HTMLResponse:
+    return page(
+        request,
+        "signup.html",
+        status_code,
+        topics=topics,
+        errors=errors or {},
+        values=values or {"email": "", "name": "", "topics": [], "consent": False},
+        consent_statement=consent_statement(context_of(request).settings.site_name),
+    )
+
+
+def consent_statement(site_name: str) -> str:
+    """The words a reader agrees to by ticking the consent box (recorded with the signup)."""
+    return (
+        f"I agree to receive the {site_name} newsletter by email. We record when and from "
+        "where you agreed, use your address only to send you the newsletter, and you can "
+        "unsubscribe at any time."
+    )
+
+
+async def signup_form(request: Request) -> Response:
+    """GET /: the signup form, with a checkbox per topic found in the articles.
+
+    ``?email=`` pre-fills the address, so the portal's own signup box can lead here.
+    """
+    prefill = request.query_params.get("email", "")[:320]
+    values: dict[str, object] = {"email": prefill, "name": "", "topics": [], "consent": False}
+    return _signup_form(request, await topics_of(context_of(request)), values=values)
+
+
+async def _send_quietly(ctx: WebContext, confirmation: Confirmation) -> None:
+    # runs after the response: its success or failure must not change what the page said
+    try:
+        message = build_confirmation(ctx.settings, confirmation)
+        await send_confirmation(ctx.settings, message)
+    except NewsletterError as exc:
+        log.warning("confirmation email not sent: %s", exc)
+
+
+async def signup(request: Request) -> Response:
+    """POST /signup: a pending subscriber with a consent record, and a confirmation email."""
+    ctx = context_of(request)
+    form = await checked_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
+    ip = client_ip(request)
+    if not ctx.signup_limiter.allow(ip):
+        return message_page(
+            request, "Too many signups", "Please wait a few minutes and try again.", 429
+        )
+    topics = await topics_of(ctx)
+    chosen = [t for t in form.get("topic", []) if t]
+    values: dict[str, object] = {
+        "email": first_value(form, "email"),
+        "name": first_value(form, "name"),
+        "topics": chosen,
+        "consent": bool(first_value(form, "consent")),
+    }
+    errors: dict[str, str] = {}
+    try:
+        address = normalise_address(str(values["email"]))
+    except InputError:
+        errors["email"] = "Enter an email address such as name@example.com."
+    name = (form.get("name") or [""])[0]
+    if not name_ok(name):
+        errors["name"] = f"Enter a name on one line, at most {MAX_NAME} characters."
+    if any(t not in topics for t in chosen):
+        errors["topics"] = "Choose topics from the list."
+    if not values["consent"]:
+        errors["consent"] = "Tick the box to agree to receive the newsletter."
+    if errors:
+        return _signup_form(request, topics, 400, errors, values)
+
+    now = utcnow()
+    consent = Consent(source="web", at=now, ip=ip)
+
+    def record() -> subs.SignupOutcome:
+        for attempt in (1, 2):
+            try:
+                with ctx.engine.begin() as conn:
+                    return subs.sign_up(
+                        conn,
+                        secret=ctx.settings.secret(),
+                        email=address.email,
+                        name=name,
+                        topics=frozenset(chosen),
+                        consent=consent,
+                        statement=consent_statement(ctx.settings.site_name),
+                    )
+            except IntegrityError:
+                # two signups of one new address raced (PostgreSQL): the second now finds it
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    outcome = await run_in_threadpool(record)
+    person = outcome.subscriber
+    background = None
+    if ctx.email_limiter.allow(person.email.casefold()):
+        if outcome.kind is subs.SignupKind.CONFIRMED:
+            note = Confirmation(
+                person.email,
+                person.name,
+                None,
+                links.preferences_url(ctx.settings, person.id),
+            )
+        else:
+            note = Confirmation(
+                person.email,
+                person.name,
+                links.confirm_url(ctx.settings, person.id),
+                topics=tuple(topics[t] for t in sorted(outcome.topics) if t in topics),
+            )
+        background = BackgroundTask(_send_quietly, ctx, note)
+    # the same words whatever was found: the page never tells who is on the list
+    return message_page(
+        request,
+        "Check your inbox",
+        f"If {address.email} can receive the newsletter, a message is on its way to it. "
+        "Open the link in that message to confirm your subscription.",
+        background=background,
+    )
+
+
+# --- confirm ----------------------------------------------------------------
+# The emailed link only shows a button: mail scanners that prefetch every link
+# (GET) must not confirm an address nobody confirmed. The POST behind the button
+# is authenticated by the token and, like every form of the app, CSRF-checked.
+
+
+def _expired(request: Request) -> Response:
+    return message_page(
+        request,
+        "This link has expired",
+        "Confirmation links last seven days. Sign up again and we will send a new one.",
+        400,
+        link=("/", "Sign up again"),
+    )
+
+
+def _not_waiting(request: Request) -> Response:
+    return message_page(
+        request,
+        "This link is no longer valid",
+        "This address is not waiting for confirmation. Sign up again to subscribe.",
+        400,
+        link=("/", "Sign up again"),
+    )
+
+
+def _subscribed(request: Request, person: Subscriber) -> Response:
+    settings = context_of(request).settings
+    return message_page(
+        request,
+        "You are subscribed",
+        f"Thank you: {person.email} will receive the {settings.site_name} newsletter.",
+        link=(links.preferences_url(settings, person.id), "Choose your topics"),
+    )
+
+
+async def confirm_page(request: Request) -> Response:
+    """GET /confirm/{token}: one "Confirm my subscription" button; a GET changes nothing."""
+    ctx = context_of(request)
+    try:
+        subscriber_id = await token_subject(request, Purpose.CONFIRM)
+    except TokenExpiredError:
+        return _expired(request)
+
+    def load() -> tuple[Subscriber, bool] | None:
+        with ctx.engine.connect() as conn:
+            try:
+                person = subs.get(conn, subscriber_id)
+            except NotFoundError:
+                return None
+            return person, subs.awaits_confirmation(conn, person, utcnow())
+
+    found = await run_in_threadpool(load)
+    if found is None:
+        return _not_waiting(request)
+    person, waiting = found
+    if person.status is SubscriberStatus.CONFIRMED:
+        return _subscribed(request, person)
+    if not waiting:
+        return _not_waiting(request)
+    return page(
+        request,
+        "confirm.html",
+        address=mask_address(person.email),
+        action=request.url.path,
+    )
+
+
+async def confirm(request: Request) -> Response:
+    """POST /confirm/{token}: the signup is confirmed (idempotent; CSRF-checked)."""
+    ctx = context_of(request)
+    try:
+        subscriber_id = await token_subject(request, Purpose.CONFIRM)
+    except TokenExpiredError:
+        return _expired(request)
+    form = await checked_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
+
+    def apply() -> Subscriber | None:
+        with ctx.engine.begin() as conn:
+            return subs.confirm(
+                conn,
+                subscriber_id,
+                secret=ctx.settings.secret(),
+                now=utcnow(),
+                ip=client_ip(request),
+            )
+
+    person = await run_in_threadpool(apply)
+    if person is None or person.status is not SubscriberStatus.CONFIRMED:
+        return _not_waiting(request)
+    return _subscribed(request, person)
+
+
+def routes() -> list[Route]:
+    """The signup and confirmation routes."""
+    return [
+        Route("/", signup_form, methods=["GET"]),
+        Route("/signup", signup_form, methods=["GET"]),
+        Route("/signup", signup, methods=["POST"]),
+        Route("/confirm/{token}", confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", confirm, methods=["POST"]),
+    ]

@@ -1,0 +1,118 @@
+"""What the web pages do to the subscriber list, as a few calls over ``subscribers.store``.
+
+The pages never touch the tables themselves: signing up, confirming,
+unsubscribing and changing preferences go through the subscribers package,
+which keeps the lifecycle, the events and the suppression list consistent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from newsletter.core.errors import NotFoundError
+from newsletter.core.schema import articles as articles_table
+from newsletter.core.topics import normalise_topic
+from subscribers import signup, store
+from subscribers.model import Consent, Subscriber
+from subscribers.signup import SignupKind
+
+__all__ = [
+    "SignupKind",
+    "SignupOutcome",
+    "available_topics",
+    "awaits_confirmation",
+    "confirm",
+    "get",
+    "sign_up",
+    "unsubscribe",
+    "update_preferences",
+]
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    """The subscriber after a signup, what the signup found, and the topics asked for."""
+
+    subscriber: Subscriber
+    kind: SignupKind
+    topics: frozenset[str]
+
+
+def available_topics(conn: Connection) -> dict[str, str]:
+    """The topics readers may choose, slug to label: every article topic and section."""
+    labels: dict[str, str] = {}
+    # PostgreSQL's json type has no equality, so DISTINCT compares the lists as text
+    topics_text = sa.cast(articles_table.c.topics, sa.Text)
+    query = sa.select(articles_table.c.section, topics_text).distinct()
+    for section, topics_json in conn.execute(query):
+        labels.setdefault(normalise_topic(section), section)
+        for topic in json.loads(topics_json) if topics_json else ():
+            slug = normalise_topic(str(topic))
+            if slug:
+                labels.setdefault(slug, slug.replace("-", " ").capitalize())
+    return dict(sorted(labels.items(), key=lambda item: item[1].casefold()))
+
+
+def get(conn: Connection, subscriber_id: int) -> Subscriber:
+    """The subscriber with this id; :class:`NotFoundError` when erased or unknown."""
+    return store.get(conn, subscriber_id)
+
+
+def sign_up(
+    conn: Connection,
+    *,
+    secret: bytes,
+    email: str,
+    name: str | None,
+    topics: frozenset[str],
+    consent: Consent,
+    statement: str,
+) -> SignupOutcome:
+    """Record a web signup as a request; only its confirmation changes who is sent anything.
+
+    A new or erased address becomes ``pending`` (an erasure's suppression stays
+    until the confirmation); someone who left stays as they are, with the request
+    in their history; a confirmed person is left exactly as they were.
+    """
+    asked = signup.request(
+        conn,
+        email,
+        secret=secret,
+        name=name,
+        topics=topics,
+        consent=consent,
+        statement=statement,
+    )
+    return SignupOutcome(asked.subscriber, asked.kind, asked.topics)
+
+
+def awaits_confirmation(conn: Connection, person: Subscriber, now: datetime) -> bool:
+    """True when the confirm button would subscribe this person."""
+    return signup.awaits_confirmation(conn, person, now)
+
+
+def confirm(
+    conn: Connection, subscriber_id: int, *, secret: bytes, now: datetime, ip: str | None
+) -> Subscriber | None:
+    """Confirm a signup (lifting any suppression); None when the person was erased."""
+    return signup.confirm(conn, subscriber_id, secret=secret, now=now, ip=ip)
+
+
+def unsubscribe(conn: Connection, subscriber_id: int, now: datetime, source: str) -> None:
+    """Unsubscribe; nothing to do when the person was erased (the result is the same)."""
+    try:
+        store.unsubscribe(conn, subscriber_id, now=now, source=source)
+    except NotFoundError:
+        return
+
+
+def update_preferences(
+    conn: Connection, subscriber_id: int, *, name: str, topics: frozenset[str], now: datetime
+) -> Subscriber:
+    """Set a subscriber's name (blank clears it) and topics (empty = everything)."""
+    return store.update_preferences(conn, subscriber_id, name=name, topics=topics, now=now)

@@ -1,0 +1,130 @@
+"""``newsletter subscribers ...`` through the real entry point, as an editor would use it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import EXAMPLES, CLIResult
+
+Run = Callable[..., CLIResult]
+
+
+def _ok(result: CLIResult) -> CLIResult:
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_the_sample_list_imports_lists_and_exports(run_cli: Run, workdir: Path) -> None:
+    sample = EXAMPLES / "subscribers.csv"
+    first = _ok(run_cli("subscribers", "import", str(sample)))
+    assert first.stdout.strip().endswith(
+        "imported 12, updated 0, unchanged 0, skipped 0, rejected 0"
+    )
+    again = _ok(run_cli("subscribers", "import", str(sample)))
+    assert "imported 0, updated 0, unchanged 12" in again.stdout
+
+    listed = json.loads(_ok(run_cli("subscribers", "list", "--json")).stdout)
+    assert len(listed) == 12
+    assert any(p["name"] == "Siobhán Walsh" and p["topics"] == [] for p in listed)
+    politics = json.loads(
+        _ok(
+            run_cli("subscribers", "list", "--json", "--status", "confirmed", "--topic", "Politics")
+        ).stdout
+    )
+    # the confirmed people who chose politics, plus the one who takes everything
+    assert {p["email"] for p in politics} == {
+        "amelia.hughes@example.co.uk",
+        "siobhan.walsh@example.com",
+    }
+
+    table = _ok(run_cli("subscribers", "list", "--status", "unsubscribed"))
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["id", "status", "email", "name", "topics"]
+    assert len(lines) == 2
+    assert "daniel.evans@example.com" in lines[1]
+    assert "business,politics" in lines[1]
+    assert table.stderr.strip() == "1 subscriber"
+
+    exported = workdir / "out.csv"
+    result = _ok(run_cli("subscribers", "export", "-o", str(exported)))
+    assert "exported 12 subscribers" in result.stderr
+    reimport = _ok(run_cli("subscribers", "import", str(exported)))
+    assert "unchanged 12" in reimport.stdout
+
+
+def test_add_confirm_link_show_unsubscribe_delete(run_cli: Run) -> None:
+    added = _ok(
+        run_cli("subscribers", "add", "Ann@Example.com", "--name", "Ann Lee", "--topic", "UK")
+    )
+    assert "added Ann@example.com (pending)" in added.stdout
+    assert "confirm link: https://news.example.com/newsletter/confirm/c." in added.stdout
+
+    shown = json.loads(_ok(run_cli("subscribers", "show", "ann@EXAMPLE.com")).stdout)
+    assert shown["subscriber"]["name"] == "Ann Lee"
+    assert shown["consent"]["source"] == "cli"
+    assert [e["kind"] for e in shown["events"]] == ["created"]
+
+    _ok(run_cli("subscribers", "unsubscribe", "ann@example.com"))
+    shown = json.loads(_ok(run_cli("subscribers", "show", "ann@example.com")).stdout)
+    assert shown["subscriber"]["status"] == "unsubscribed"
+    assert [e["kind"] for e in shown["events"]] == ["created", "unsubscribed"]
+
+    refused = run_cli("subscribers", "add", "ann@example.com")
+    assert refused.code == 1
+    assert (
+        refused.stderr.strip()
+        == "error: ann@example.com is unsubscribed; adding them again needs --force"
+    )
+
+    erased = _ok(run_cli("subscribers", "delete", "ann@example.com"))
+    assert "erased ann@example.com" in erased.stdout
+    gone = run_cli("subscribers", "show", "ann@example.com")
+    assert gone.code == 1
+    assert gone.stderr.strip() == "error: no subscriber with the address 'ann@example.com'"
+    refused = run_cli("subscribers", "add", "ann@example.com")
+    assert refused.code == 1
+    assert "was erased at their request" in refused.stderr
+    forced = _ok(run_cli("subscribers", "add", "ann@example.com", "--force", "--confirmed"))
+    assert "added ann@example.com (confirmed)" in forced.stdout
+
+
+def test_import_reports_rejected_lines_and_file_errors(run_cli: Run, workdir: Path) -> None:
+    (workdir / "list.csv").write_text(
+        'email,name,notes\nok@example.com,Ok,"two\nlines"\nbad@,Bad,\nok2@example.com,,\n',
+        encoding="utf-8",
+    )
+    result = _ok(run_cli("subscribers", "import", "list.csv", "--confirmed"))
+    assert "list.csv:4: rejected: 'bad@' is not a valid email address" in result.stdout
+    assert "imported 2, updated 0, unchanged 0, skipped 0, rejected 1" in result.stdout
+
+    (workdir / "latin1.csv").write_bytes("email,name\nz@example.com,Zoë\n".encode("latin-1"))
+    (workdir / "empty.csv").write_bytes(b"")
+    (workdir / "noemail.csv").write_text("name\nAnn\n", encoding="utf-8")
+    for name, message in [
+        ("latin1.csv", "error: latin1.csv:2: is not UTF-8: byte 0xeb"),
+        ("empty.csv", "error: empty.csv: is empty"),
+        ("noemail.csv", "error: noemail.csv:1: has no 'email' column"),
+        ("missing.csv", "error: missing.csv: cannot be read"),
+    ]:
+        failed = run_cli("subscribers", "import", name)
+        assert failed.code == 1
+        assert failed.stderr.startswith(message)
+        assert len(failed.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in failed.stderr
+
+
+@pytest.mark.postgres
+def test_the_commands_run_on_postgresql(run_cli: Run, postgresql_url: str) -> None:
+    env = {"NEWSLETTER_DATABASE_URL": postgresql_url}
+    _ok(run_cli("subscribers", "import", str(EXAMPLES / "subscribers.csv"), env=env))
+    _ok(run_cli("subscribers", "delete", "grace.lee@example.net", env=env))
+    listed = json.loads(_ok(run_cli("subscribers", "list", "--json", env=env)).stdout)
+    assert len(listed) == 11
+    again = _ok(run_cli("subscribers", "import", str(EXAMPLES / "subscribers.csv"), env=env))
+    assert "skipped 1" in again.stdout
+    assert "grace.lee@example.net was erased at their request" in again.stdout

@@ -1,0 +1,302 @@
+"""The SMTP pool and one-message delivery, against real aiosmtpd servers on port 0."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from newsletter.core.config import SMTPEndpoint, load_settings
+from newsletter.core.errors import InsecureTransportError, SMTPUnavailableError
+from newsletter.delivery.pacing import RateLimiter, backoff_delay
+from newsletter.delivery.smtp import Attempt, Outcome, SMTPPool, classify_reply
+from tests.plugins.smtp import Misbehaviour, SMTPServer
+
+SENDER = "news@example.com"
+
+
+def message(to: str, body: str = "Hello.\r\n") -> bytes:
+    """A small, valid message as bytes (CRLF)."""
+    return (
+        f"From: News <{SENDER}>\r\nTo: {to}\r\nSubject: test\r\n"
+        f"Message-ID: <{abs(hash(to))}@example.com>\r\n\r\n{body}"
+    ).encode()
+
+
+def pool_for(server: SMTPServer, size: int = 2, timeout: float = 5.0) -> SMTPPool:
+    endpoint = SMTPEndpoint.parse(server.url)
+    return SMTPPool(endpoint, size=size, timeout=timeout)
+
+
+async def send_one(pool: SMTPPool, to: str, data: bytes | None = None) -> Attempt:
+    connection = await pool.acquire()
+    attempt = await connection.deliver(SENDER, to, data or message(to))
+    await pool.release(connection, reusable=attempt.reusable)
+    return attempt
+
+
+async def test_bytes_arrive_unchanged_including_leading_dots(smtp_server: SMTPServer) -> None:
+    data = message("a@example.org", "line one\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n")
+    async with pool_for(smtp_server) as pool:
+        attempt = await send_one(pool, "a@example.org", data)
+    assert attempt.outcome is Outcome.SENT
+    assert attempt.code == 250
+    [got] = smtp_server.received
+    assert got.data == data
+    assert got.rcpt_tos == ["a@example.org"]
+    assert got.mail_from == SENDER
+
+
+async def test_connections_are_reused_and_bounded(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=3) as pool:
+        await pool.open()
+
+        async def worker(n: int) -> list[Attempt]:
+            return [await send_one(pool, f"r{n}-{i}@example.org") for i in range(10)]
+
+        results = await asyncio.gather(*(worker(n) for n in range(6)))
+    assert all(a.outcome is Outcome.SENT for batch in results for a in batch)
+    assert len(smtp_server.received) == 60
+    # 60 messages over at most 3 sessions: connections were reused.
+    assert 1 <= len({r.peer for r in smtp_server.received}) <= 3
+
+
+@pytest.mark.smtp_misbehave(refuse={"gone@example.org": "550 5.1.1 no such user"})
+async def test_550_is_a_hard_bounce_and_the_connection_carries_on(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=1) as pool:
+        bad = await send_one(pool, "gone@example.org")
+        good = await send_one(pool, "ok@example.org")
+    assert bad.outcome is Outcome.FAILED
+    assert bad.code == 550
+    assert bad.bounce
+    assert bad.reusable
+    assert "no such user" in (bad.error or "")
+    assert good.outcome is Outcome.SENT
+    assert [r.rcpt_tos for r in smtp_server.received] == [["ok@example.org"]]
+    assert len(smtp_server.handler.peers) == 1
+
+
+@pytest.mark.smtp_misbehave(soft_fail={"busy@example.org": 1})
+async def test_450_defers_on_a_connection_that_is_not_reused(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=1) as pool:
+        first = await send_one(pool, "busy@example.org")
+        second = await send_one(pool, "busy@example.org")
+    assert first.outcome is Outcome.DEFERRED
+    assert first.code == 450
+    assert not first.reusable
+    assert not first.bounce
+    assert not first.slow_down
+    assert second.outcome is Outcome.SENT
+    assert len(smtp_server.handler.peers) == 2  # the retry ran on a fresh session
+
+
+@pytest.mark.smtp_misbehave(reply_421_after=1)
+async def test_421_defers_and_asks_to_slow_down(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=1) as pool:
+        ok = await send_one(pool, "one@example.org")
+        refused = await send_one(pool, "two@example.org")
+        again = await send_one(pool, "two@example.org")
+    assert ok.outcome is Outcome.SENT
+    assert refused.outcome is Outcome.DEFERRED
+    assert refused.code == 421
+    assert refused.slow_down
+    assert not refused.reusable
+    assert again.outcome is Outcome.SENT
+
+
+@pytest.mark.smtp_misbehave(disconnect_at_rcpt={"drop@example.org"})
+async def test_a_drop_before_the_payload_is_a_safe_retry(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=1) as pool:
+        dropped = await send_one(pool, "drop@example.org")
+        retried = await send_one(pool, "drop@example.org")
+    assert dropped.outcome is Outcome.DEFERRED
+    assert not dropped.reusable
+    assert retried.outcome is Outcome.SENT
+    assert smtp_server.handler.copies()["drop@example.org"] == 1
+
+
+@pytest.mark.smtp_misbehave(drop_after_data={"maybe@example.org"})
+async def test_a_drop_after_the_payload_is_unknown(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=1) as pool:
+        attempt = await send_one(pool, "maybe@example.org")
+    assert attempt.outcome is Outcome.UNKNOWN
+    # It did arrive: that is exactly why it must not be retried blindly.
+    assert smtp_server.handler.copies()["maybe@example.org"] == 1
+
+
+@pytest.mark.smtp_misbehave(delay_rcpt=2.0, slow_times=1)
+async def test_a_server_slower_than_the_timeout_before_data_defers(
+    smtp_server: SMTPServer,
+) -> None:
+    async with pool_for(smtp_server, size=1, timeout=0.3) as pool:
+        slow = await send_one(pool, "slow@example.org")
+        fast = await send_one(pool, "slow@example.org")
+    assert slow.outcome is Outcome.DEFERRED
+    assert "timed out" in slow.detail.lower()
+    assert fast.outcome is Outcome.SENT
+
+
+@pytest.mark.smtp_misbehave(delay_data=2.0, slow_times=1)
+async def test_a_timeout_waiting_for_the_final_reply_is_unknown(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=1, timeout=0.3) as pool:
+        attempt = await send_one(pool, "slow@example.org")
+    assert attempt.outcome is Outcome.UNKNOWN
+    assert not attempt.reusable
+
+
+async def test_a_server_that_is_down_fails_fast(closed_port: int) -> None:
+    pool = SMTPPool(SMTPEndpoint.parse(f"smtp://127.0.0.1:{closed_port}"), size=2, timeout=2)
+    with pytest.raises(SMTPUnavailableError, match=rf"127\.0\.0\.1:{closed_port}"):
+        await pool.open()
+
+
+async def test_smtputf8_is_used_for_an_international_address(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server) as pool:
+        attempt = await send_one(pool, "josé@exämple.org", message("x@example.org"))
+    assert attempt.outcome is Outcome.SENT
+    [got] = smtp_server.received
+    assert got.rcpt_tos == ["josé@exämple.org"]
+    assert "SMTPUTF8" in [o.upper() for o in got.mail_options]
+
+
+async def test_an_international_address_fails_when_the_relay_lacks_smtputf8(
+    smtp_server_factory: Callable[..., SMTPServer],
+) -> None:
+    server = smtp_server_factory(enable_SMTPUTF8=False)
+    async with pool_for(server) as pool:
+        attempt = await send_one(pool, "josé@exämple.org", message("x@example.org"))
+        ascii_ok = await send_one(pool, "plain@example.org")
+    assert attempt.outcome is Outcome.FAILED
+    assert "SMTPUTF8" in attempt.detail
+    assert not attempt.bounce
+    assert ascii_ok.outcome is Outcome.SENT
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+async def test_tls_modes(smtp_server_factory: Callable[..., SMTPServer], tls: str) -> None:
+    server = smtp_server_factory(tls=tls)
+    endpoint = SMTPEndpoint(server.host, server.port, tls)  # type: ignore[arg-type]
+    async with SMTPPool(endpoint, size=1, tls_context=server.client_tls_context()) as pool:
+        attempt = await send_one(pool, "secure@example.org")
+    assert attempt.outcome is Outcome.SENT
+    assert [r.tls for r in server.received] == [True]
+
+
+async def test_starttls_required_but_not_offered_is_refused(smtp_server: SMTPServer) -> None:
+    endpoint = SMTPEndpoint(smtp_server.host, smtp_server.port, "starttls")
+    with pytest.raises(InsecureTransportError, match="STARTTLS"):
+        await SMTPPool(endpoint, size=1).open()
+    assert smtp_server.received == []
+
+
+def test_clear_text_to_a_remote_host_is_refused_unless_allowed() -> None:
+    with pytest.raises(InsecureTransportError):
+        SMTPPool(SMTPEndpoint("mail.example.com", 25, "none"))
+    SMTPPool(SMTPEndpoint("mail.example.com", 25, "none"), allow_insecure=True)
+    SMTPPool(SMTPEndpoint("127.0.0.1", 25, "none"))
+
+
+def test_the_url_decides_tls_and_refuses_auth_in_the_clear() -> None:
+    assert SMTPEndpoint.parse("smtp://mail.example.com").tls == "starttls"
+    assert SMTPEndpoint.parse("smtps://mail.example.com").tls == "implicit"
+    assert SMTPEndpoint.parse("smtp://127.0.0.1:1025").tls == "none"
+    assert SMTPEndpoint.parse("smtp://mail.example.com", allow_insecure=True).tls == "none"
+    endpoint = SMTPEndpoint.parse("smtp://user:s3cret@mail.example.com:587")
+    assert endpoint.tls == "starttls"
+    assert "s3cret" not in repr(endpoint)
+
+
+def test_settings_never_show_the_password(workdir: object) -> None:
+    settings = load_settings(smtp_url="smtps://user:s3cret@mail.example.com")
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in repr(settings.smtp())
+
+
+@pytest.mark.parametrize(
+    ("code", "phase", "outcome", "bounce", "slow"),
+    [
+        (421, "rcpt", Outcome.DEFERRED, False, True),
+        (451, "data", Outcome.DEFERRED, False, False),
+        (550, "rcpt", Outcome.FAILED, True, False),
+        (552, "rcpt", Outcome.FAILED, False, False),
+        (550, "mail", Outcome.FAILED, False, False),  # our sender refused: not their bounce
+        (554, "data", Outcome.FAILED, False, False),
+    ],
+)
+def test_reply_classification(
+    code: int, phase: str, outcome: Outcome, bounce: bool, slow: bool
+) -> None:
+    attempt = classify_reply(code, "text", phase=phase)
+    assert (attempt.outcome, attempt.bounce, attempt.slow_down) == (outcome, bounce, slow)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_rate_limiter_paces_to_the_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, clock=clock, sleep=clock.sleep)
+    for _ in range(31):
+        await limiter.acquire()
+    # 31 messages at 10/s with a burst of 1: three seconds.
+    assert clock.now == pytest.approx(3.0)
+
+
+async def test_slow_down_halves_the_rate_or_imposes_one() -> None:
+    clock = FakeClock()
+    limited = RateLimiter(100.0, clock=clock, sleep=clock.sleep)
+    assert limited.slow_down() == pytest.approx(50.0)
+    unlimited = RateLimiter(None, clock=clock, sleep=clock.sleep)
+    for _ in range(101):
+        clock.now += 0.01  # 100 messages a second observed
+        await unlimited.acquire()
+    assert unlimited.rate is None
+    assert unlimited.slow_down() == pytest.approx(50.0)
+    assert unlimited.rate == pytest.approx(50.0)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    low = [backoff_delay(n, base=1, cap=60, rng=lambda: 0.0) for n in range(1, 9)]
+    high = [backoff_delay(n, base=1, cap=60, rng=lambda: 1.0) for n in range(1, 9)]
+    assert low[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert high[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert max(high) == 60.0
+
+
+def test_misbehaviour_defaults_behave() -> None:
+    assert Misbehaviour().refuse == {}
+    assert Misbehaviour().reply_421_after is None
+
+
+async def test_login_over_starttls(
+    smtp_server_factory: Callable[..., SMTPServer],
+) -> None:
+    from aiosmtpd.smtp import AuthResult
+    from pydantic import SecretStr
+
+    def check(
+        server: object, session: object, envelope: object, mechanism: str, data: object
+    ) -> AuthResult:
+        login, password = getattr(data, "login", b""), getattr(data, "password", b"")
+        return AuthResult(success=(login, password) == (b"news", b"right-pass"))
+
+    server = smtp_server_factory(
+        tls="starttls", authenticator=check, auth_required=True, auth_exclude_mechanism=["LOGIN"]
+    )
+    context = server.client_tls_context()
+    good = SMTPEndpoint(server.host, server.port, "starttls", "news", SecretStr("right-pass"))
+    async with SMTPPool(good, size=1, tls_context=context) as pool:
+        attempt = await send_one(pool, "authed@example.org")
+    assert attempt.outcome is Outcome.SENT
+    assert [r.tls for r in server.received] == [True]

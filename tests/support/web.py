@@ -1,0 +1,135 @@
+"""Helpers for the web tests: an app over a fresh database, CSRF tokens, a real uvicorn."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import uvicorn
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+
+from newsletter.content.articles import upsert_articles
+from newsletter.core.config import Settings
+from newsletter.database import open_database
+from newsletter.web.app import create_app
+from subscribers import store
+from subscribers.model import Subscriber
+from tests.support.sample_editions import article
+
+__all__ = [
+    "WebEnv",
+    "add_confirmed",
+    "asgi_client",
+    "csrf_token",
+    "make_env",
+    "path_of",
+    "running_server",
+    "wait_for",
+]
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class WebEnv:
+    """An app with its settings and database."""
+
+    settings: Settings
+    engine: Engine
+    app: Starlette
+
+
+def make_env(
+    settings: Settings,
+    smtp_url: str,
+    *,
+    allow_preview: bool = False,
+    database_url: str | None = None,
+) -> WebEnv:
+    """An app over ``settings`` whose confirmation emails go to ``smtp_url``, with articles."""
+    update: dict[str, object] = {"smtp_url": SecretStr(smtp_url)}
+    if database_url is not None:
+        update["database_url"] = database_url
+    settings = settings.model_copy(update=update)
+    engine = open_database(settings.database_url)
+    with engine.begin() as conn:
+        upsert_articles(
+            conn,
+            [
+                article(1, "Crime", ("policing",)),
+                article(2, "UK", ("transport",)),
+                article(3, "Business", ("economy", "housing")),
+            ],
+            datetime.now(UTC),
+        )
+    return WebEnv(settings, engine, create_app(settings, engine, allow_preview=allow_preview))
+
+
+def add_confirmed(env: WebEnv, email: str, **fields: object) -> Subscriber:
+    """A confirmed subscriber, added as the CLI would."""
+    with env.engine.begin() as conn:
+        return store.add(
+            conn,
+            email,
+            secret=env.settings.secret(),
+            confirmed=True,
+            **fields,  # type: ignore[arg-type]
+        )
+
+
+def get(env: WebEnv, subscriber_id: int) -> Subscriber:
+    """The subscriber as stored now."""
+    with env.engine.connect() as conn:
+        return store.get(conn, subscriber_id)
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of the first form in ``html``."""
+    found = CSRF_RE.search(html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def path_of(settings: Settings, url: str) -> str:
+    """The path of a link under NEWSLETTER_BASE_URL (the app serves it at the root)."""
+    assert url.startswith(settings.base_url + "/"), url
+    return url[len(settings.base_url) :]
+
+
+def wait_for(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Block until ``condition()`` holds (a bound on waiting, not a timing assertion)."""
+    event = threading.Event()
+    waited = 0.0
+    while not condition():
+        if waited >= limit:
+            raise AssertionError(f"gave up waiting for {what}")
+        event.wait(0.02)
+        waited += 0.02
+
+
+def asgi_client(app: Starlette) -> httpx.AsyncClient:
+    """An httpx client calling ``app`` in process, as 127.0.0.1 (cookies kept)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@contextmanager
+def running_server(app: Starlette) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1, a free port; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, "uvicorn to start")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
