@@ -25,7 +25,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.core.errors import SubscriberInputError
 
-__all__ = ["Address", "address_key", "mask_address", "normalise_address"]
+__all__ = ["Address", "mask_address", "normalise_address"]
 
 # a dot-atom of safe ASCII characters (no leading, trailing or doubled dots), then
 # a domain: email-validator judges and normalises the domain, once per spelling
@@ -91,11 +91,6 @@ def normalise_address(raw: str) -> Address:
     return Address(
         local + "@" + unicode_domain, folded + "@" + ascii_domain, local + "@" + ascii_domain
     )
-
-
-def address_key(raw: str) -> str:
-    """The comparison key of ``raw`` (see :func:`normalise_address`)."""
-    return normalise_address(raw).key
 
 
 def mask_address(email: str) -> str:

@@ -11,6 +11,7 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from newsletter.core.config import Settings, load_settings
+from newsletter.core.text import plural
 from newsletter.database import open_database
 
 __all__ = ["ArticleTopics", "err", "get_engine", "get_settings", "out", "plural"]
@@ -39,8 +40,3 @@ def get_settings() -> Settings:
 def get_engine() -> Engine:
     """The migrated database engine named by the settings."""
     return open_database(get_settings().database_url)
-
-
-def plural(count: int, noun: str) -> str:
-    """``count`` and ``noun``, singular for exactly one: "1 edition", "0 editions", "3 editions"."""
-    return f"{count} {noun if count == 1 else noun + 's'}"

@@ -166,16 +166,15 @@ def send(
     )
     bar = None if dry_run or test_to else _Bar()
     try:
-        report = asyncio.run(_run_send(edition, options, bar))
+        try:
+            report = asyncio.run(_run_send(edition, options, bar))
+        finally:
+            if bar is not None:
+                bar.stop()
     except SendPausedError as exc:
-        if bar is not None:
-            bar.stop()
         if isinstance(exc.report, SendReport):
             _summary(exc.report)
         raise
-    finally:
-        if bar is not None:
-            bar.stop()
     _summary(report)
 
 

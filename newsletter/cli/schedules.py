@@ -24,6 +24,7 @@ from newsletter.content.editions import get_edition, set_status
 from newsletter.content.models import EditionKind, EditionStatus
 from newsletter.core.db import utcnow
 from newsletter.core.errors import InputError, ScheduleError, StateError
+from newsletter.core.text import has_line_break
 from newsletter.core.times import parse_aware
 from newsletter.scheduling.claims import (
     list_runs,
@@ -169,7 +170,7 @@ def add(
         raise ScheduleError(
             "--edition goes with --at (an edition is sent once); --cron builds a new one each time"
         )
-    if title is not None and ("\r" in title or "\n" in title):
+    if title is not None and has_line_break(title):
         raise ScheduleError("must be one line", field="--title")
     zone_name = tz or settings.timezone
     get_zone(zone_name)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from newsletter.content.models import Article
 from newsletter.core.errors import NotFoundError
 from newsletter.core.schema import articles as articles_table
+from newsletter.core.text import plural
 from newsletter.core.topics import normalise_topic
 
 __all__ = ["ImportResult", "get_article", "get_articles", "list_articles", "upsert_articles"]
@@ -41,9 +42,8 @@ class ImportResult:
 
     def summary(self) -> str:
         """One line for a person: ``12 articles: 10 inserted, 1 updated, 1 unchanged``."""
-        noun = "article" if self.total == 1 else "articles"
         return (
-            f"{self.total} {noun}: {len(self.inserted)} inserted, "
+            f"{plural(self.total, 'article')}: {len(self.inserted)} inserted, "
             f"{len(self.updated)} updated, {len(self.unchanged)} unchanged"
         )
 

@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.content.articles import get_articles, list_articles
 from newsletter.content.models import Article, Edition, EditionKind, EditionStatus, Section
 from newsletter.core.errors import (
-    HeaderInjectionError,
     InputError,
     NotFoundError,
     StateError,
 )
 from newsletter.core.schema import editions as editions_table
+from newsletter.core.text import one_line, plural, single_line
 from newsletter.core.times import zone_info
 from newsletter.core.topics import normalise_topic
 
@@ -79,13 +79,9 @@ _FINAL_EXITS: dict[EditionStatus, frozenset[EditionStatus]] = {
 }
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _trim(text: str, limit: int) -> str:
     """Cut ``text`` to ``limit`` characters at a word boundary, marking the cut with an ellipsis."""
-    text = _one_line(text)
+    text = one_line(text)
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
@@ -124,10 +120,10 @@ def order_sections(articles: Collection[Article]) -> list[Section]:
 def derive_subject(top: Article, others: int, kind: EditionKind = EditionKind.DAILY) -> str:
     """``"<top headline> and N more stories"`` (or ``"Breaking: ..."``), within SUBJECT_MAX."""
     if kind is EditionKind.BREAKING:
-        return _trim(f"Breaking: {_one_line(top.headline)}", SUBJECT_MAX)
+        return _trim(f"Breaking: {one_line(top.headline)}", SUBJECT_MAX)
     if others == 0:
         return _trim(top.headline, SUBJECT_MAX)
-    tail = f" and {others} more {'story' if others == 1 else 'stories'}"
+    tail = f" and {plural(others, 'more story', 'more stories')}"
     return _trim(top.headline, SUBJECT_MAX - len(tail)) + tail
 
 
@@ -135,7 +131,7 @@ def derive_preheader(articles: list[Article]) -> str:
     """The inbox preview line: standfirsts in reading order, cut at PREHEADER_MAX."""
     parts: list[str] = []
     for article in articles:
-        text = _one_line(article.standfirst) or _one_line(article.headline)
+        text = one_line(article.standfirst) or one_line(article.headline)
         if text:
             parts.append(text)
         if sum(len(p) + 1 for p in parts) >= PREHEADER_MAX:
@@ -154,9 +150,9 @@ def _default_title(kind: EditionKind, local: datetime) -> str:
 def _override(value: str | None, name: str, *, header: bool) -> str | None:
     if value is None:
         return None
-    if header and ("\r" in value or "\n" in value):
-        raise HeaderInjectionError("must not contain a line break", field=name)
-    value = _one_line(value)
+    if header:
+        single_line(value, name)
+    value = one_line(value)
     if not value:
         raise InputError("must not be empty", field=name)
     return value
@@ -289,8 +285,8 @@ def build_edition(
     if kind is EditionKind.BREAKING:
         intro = f"Breaking news from {site_name}."
     else:
-        noun = "story" if count == 1 else "stories"
-        intro = f"{count} {noun} from {site_name} since {since.astimezone(zone):%A %H:%M}."
+        stories = plural(count, "story", "stories")
+        intro = f"{stories} from {site_name} since {since.astimezone(zone):%A %H:%M}."
 
     edition = Edition(
         id="pending",
@@ -372,7 +368,7 @@ def set_status(
         )
     values: dict[str, object] = {
         "status": status.value,
-        "status_reason": _one_line(reason) if reason else None,
+        "status_reason": one_line(reason) if reason else None,
     }
     if status is EditionStatus.SENT:
         values["sent_at"] = now

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from newsletter.content.feeds import parse_feed
 from newsletter.content.models import Article
 from newsletter.core.errors import ArticleError
+from newsletter.core.text import one_line
 
 __all__ = [
     "FETCH_TIMEOUT",
@@ -57,10 +58,6 @@ def _display(source: str) -> str:
     return source
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _field_name(loc: Sequence[int | str]) -> str:
     name = ""
     for part in loc:
@@ -74,7 +71,7 @@ def _reason(error: Any) -> str:
         return str(_REASONS[kind])
     if kind == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
         return "must not be empty"
-    message = _one_line(str(error["msg"])).removeprefix("Value error, ")
+    message = one_line(str(error["msg"])).removeprefix("Value error, ")
     if kind.endswith("_type"):
         message += f", got {type(error['input']).__name__}"
     return message
@@ -175,14 +172,14 @@ def _parse_yaml(text: str, source: str) -> list[Article]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = _one_line(str(exc.problem or exc))
+        problem = one_line(str(exc.problem or exc))
         raise ArticleError(f"invalid YAML: {problem}", source=source, line=line) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, max(exc.position, 0)) + 1
-        reason = f"invalid YAML: {_one_line(str(exc.reason))}"
+        reason = f"invalid YAML: {one_line(str(exc.reason))}"
         raise ArticleError(reason, source=source, line=line) from None
     except yaml.YAMLError as exc:
-        raise ArticleError(f"invalid YAML: {_one_line(str(exc))}", source=source) from None
+        raise ArticleError(f"invalid YAML: {one_line(str(exc))}", source=source) from None
     items, nested = _documents(data, source)
     return _validate(items, source, root, nested)
 

@@ -27,6 +27,7 @@ from newsletter.content.models import Edition
 from newsletter.content.render import BODY_SLOTS, SLOT_RE, RenderedVariant, greeting_name, slot
 from newsletter.core.config import Settings
 from newsletter.core.errors import HeaderInjectionError, RenderError, SubscriberInputError
+from newsletter.core.text import single_line
 
 __all__ = ["MessageTemplate", "Personal", "new_message_id"]
 
@@ -58,12 +59,6 @@ class Personal:
 def new_message_id(domain: str) -> str:
     """A fresh, globally unique Message-ID on ``domain``, e.g. ``<17...@news.example.com>``."""
     return make_msgid(domain=domain)
-
-
-def _no_newline(value: str, field: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise HeaderInjectionError("a line break is not allowed in a header value", field=field)
-    return value
 
 
 def _qp(data: bytes) -> bytes:
@@ -109,8 +104,8 @@ def _header_address(email: str) -> str:
 
 def _to_header(name: str, email: str) -> bytes:
     """The whole ``To:`` line, RFC 2047 for non-ASCII names, folded when long."""
-    address = _header_address(_no_newline(email, "email"))
-    name = _no_newline(name, "name").strip()
+    address = _header_address(single_line(email, "email"))
+    name = single_line(name, "name").strip()
     if not name:
         return f"To: {address}\r\n".encode()
     # formataddr quotes and encodes the name; the address is added after, since
@@ -130,7 +125,7 @@ def _to_header(name: str, email: str) -> bytes:
 
 
 def _bracketed(message_id: str) -> str:
-    value = _no_newline(message_id, "message_id").strip()
+    value = single_line(message_id, "message_id").strip()
     if not value.startswith("<"):
         value = f"<{value}>"
     if value.count("@") != 1 or not value.endswith(">") or not value.isascii() or " " in value:
@@ -139,9 +134,9 @@ def _bracketed(message_id: str) -> str:
 
 
 def _list_unsubscribe(url: str, mailto: str | None) -> bytes:
-    entries = [f"<{_no_newline(url, 'unsubscribe_url')}>"]
+    entries = [f"<{single_line(url, 'unsubscribe_url')}>"]
     if mailto:
-        entries.append(f"<{_no_newline(mailto, 'unsubscribe_mailto')}>")
+        entries.append(f"<{single_line(mailto, 'unsubscribe_mailto')}>")
     line = "List-Unsubscribe: " + ",\r\n ".join(entries) + "\r\n"
     if not line.isascii() or any(len(part) > _MAX_HEADER_LINE for part in line.split("\r\n")):
         raise HeaderInjectionError(
@@ -184,17 +179,17 @@ class MessageTemplate:
         """Build the variant's MIME message once; raises on a header with CR or LF."""
         if edition is not None and edition.id != variant.edition_id:
             raise RenderError(f"variant of {variant.edition_id} given with edition {edition.id}")
-        subject = _no_newline(variant.subject, "subject")
+        subject = single_line(variant.subject, "subject")
         text_body = _encode_body(variant.text, "text")
         html_body = _encode_body(variant.html, "html")
 
         root = EmailMessage(policy=policy.SMTP)
-        root["From"] = _no_newline(settings.sender, "from")
+        root["From"] = single_line(settings.sender, "from")
         if settings.reply_to:
-            root["Reply-To"] = _no_newline(settings.reply_to, "reply_to")
+            root["Reply-To"] = single_line(settings.reply_to, "reply_to")
         root["MIME-Version"] = "1.0"
         root["List-Id"] = (
-            f"{_no_newline(settings.site_name, 'site_name')} <{settings.effective_list_id}>"
+            f"{single_line(settings.site_name, 'site_name')} <{settings.effective_list_id}>"
         )
         root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         root["Content-Type"] = "multipart/alternative"

@@ -18,7 +18,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup
@@ -29,6 +28,8 @@ from newsletter.content.models import Article, Edition, EditionKind, Section
 from newsletter.content.templates import email_environment
 from newsletter.core.config import Settings
 from newsletter.core.errors import RenderError, StateError
+from newsletter.core.text import plural
+from newsletter.core.times import zone_info
 from newsletter.core.topics import normalise_topic
 
 __all__ = [
@@ -126,7 +127,7 @@ def select_articles(
 
 
 def _stories(count: int) -> str:
-    return f"{count} {'story' if count == 1 else 'stories'} "
+    return plural(count, "story", "stories") + " "
 
 
 def variant_lines(edition: Edition, top: Article, sections: list[Section]) -> tuple[str, str, str]:
@@ -258,7 +259,7 @@ class Renderer:
             raise StateError(f"no article of edition {edition.id} matches the chosen topics")
         settings = self.settings
         subject, preheader, intro = variant_lines(edition, top, sections)
-        local = edition.created_at.astimezone(ZoneInfo(settings.timezone))
+        local = edition.created_at.astimezone(zone_info(settings.timezone))
         breaking = edition.kind is EditionKind.BREAKING
         return {
             "lang": settings.language,

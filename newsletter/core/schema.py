@@ -105,7 +105,7 @@ schedule_runs = sa.Table(
     ),
     sa.Column("occurrence_at", UTCDateTime(), nullable=False),
     sa.Column("claimed_at", UTCDateTime(), nullable=False),
-    sa.Column("claimed_by", sa.String(100), nullable=False),  # host:pid of the scheduler
+    sa.Column("claimed_by", sa.String(100), nullable=False),  # worker id (delivery.lease)
     # a running claim lapses after this unless renewed; then another scheduler resumes it
     sa.Column("lease_until", UTCDateTime(), nullable=True),
     sa.Column("outcome", sa.String(20), nullable=False),  # running | sent | skipped | failed

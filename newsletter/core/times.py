@@ -20,14 +20,21 @@ _SPAN = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def zone_info(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (``Europe/London``); :class:`ConfigError` when it does not exist."""
+def zone_info(
+    name: str, *, field: str | None = None, error: type[ConfigError | InputError] = ConfigError
+) -> ZoneInfo:
+    """The IANA zone ``name`` (``Europe/London``).
+
+    Raises ``error`` (a setting's :class:`ConfigError` unless the caller names an
+    input error such as :class:`ScheduleError`) naming ``field`` when it does not exist.
+    """
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"unknown time zone {name!r} (use an IANA name such as Europe/London)"
-        ) from None
+        message = f"unknown time zone {name!r} (use an IANA name such as Europe/London)"
+        if issubclass(error, InputError):
+            raise error(message, field=field) from None
+        raise error(f"{field}: {message}" if field else message) from None
 
 
 def parse_span(text: str) -> timedelta | None:

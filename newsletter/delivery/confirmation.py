@@ -22,6 +22,7 @@ from newsletter.content.templates import email_environment
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.core.errors import DeliveryError, HeaderInjectionError, SMTPUnavailableError
+from newsletter.core.text import single_line
 
 __all__ = ["Confirmation", "build_confirmation", "send_confirmation"]
 
@@ -46,19 +47,13 @@ def _environment() -> jinja2.Environment:
     return email_environment()
 
 
-def _check_header_value(value: str, field: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise HeaderInjectionError("a line break is not allowed here", field=field)
-    return value
-
-
 def build_confirmation(settings: Settings, confirmation: Confirmation) -> EmailMessage:
     """The confirmation message: text then HTML, UTF-8, headers free of CR/LF.
 
     Raises :class:`HeaderInjectionError` when the name or address holds a line break.
     """
-    name = _check_header_value(confirmation.name or "", "name")
-    email = _check_header_value(confirmation.email, "email")
+    name = single_line(confirmation.name or "", "name")
+    email = single_line(confirmation.email, "email")
     env = _environment()
     context = {
         "name": name,
@@ -76,7 +71,7 @@ def build_confirmation(settings: Settings, confirmation: Confirmation) -> EmailM
     else:
         subject = f"You are already subscribed to {settings.site_name}"
     message = EmailMessage(policy=SMTP)
-    message["Subject"] = _check_header_value(subject, "subject")
+    message["Subject"] = single_line(subject, "subject")
     message["From"] = settings.sender
     local, _, domain = email.rpartition("@")
     try:

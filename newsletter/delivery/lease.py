@@ -1,9 +1,12 @@
-"""Who is alive: a lease per sending worker, so a crash can be told from a peer at work.
+"""Who is alive: one worker identity and one lease concept for senders and schedulers.
 
-Every ``send`` run holds a lease named by its worker id (``host:pid:random``)
-for as long as it runs, and stamps that id on the outbox rows it claims. At the
-start of a run, rows claimed by a worker whose lease is free were left by a
-dead process. The lease is released by the operating system or the database
+Every worker (a ``send`` run, a scheduler) is named ``host:pid:random`` by
+:func:`new_worker_id` and stamps that id on what it claims (outbox rows,
+schedule runs). A sender holds a lease named by its id for as long as it runs;
+at the start of a run, rows claimed by a worker whose lease is free were left by
+a dead process. A scheduler's claims carry a time lease in the database, and
+:func:`owner_is_gone` lets a restart on the same host take over at once from a
+process that no longer exists. The lease is released by the operating system or the database
 when the process dies, however it dies (kill -9 included):
 
 * SQLite: an exclusive ``flock`` on a small file next to the database;
@@ -20,7 +23,6 @@ import secrets
 import socket
 import tempfile
 from pathlib import Path
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -29,30 +31,42 @@ from newsletter.core.db import is_postgres
 
 __all__ = [
     "FileLease",
-    "Lease",
     "PostgresLease",
     "new_worker_id",
+    "owner_is_gone",
     "senders_folder",
     "take_lease",
 ]
 
 
+_WORKER = re.compile(r"(?P<host>.+):(?P<pid>\d+)(?::[0-9a-f]+)?")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:40] or "host"
+
+
 def new_worker_id() -> str:
     """A worker id unique across hosts and runs: ``host:pid:random``."""
-    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:40] or "host"
-    return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{_host()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-class Lease(Protocol):
-    """A held lease, and the question it answers about other workers."""
+def owner_is_gone(worker: str) -> bool:
+    """True when ``worker`` names a process on this host that no longer exists.
 
-    worker: str
-
-    def is_alive(self, other: str) -> bool:
-        """True while the worker ``other`` still holds its lease."""
-
-    def close(self) -> None:
-        """Release the lease (the process may also just exit)."""
+    Another host's worker (or an id that is not ``host:pid[:random]``) is never
+    "gone" by this test: only its lease can tell.
+    """
+    match = _WORKER.fullmatch(worker)
+    if match is None or match["host"] not in (_host(), socket.gethostname()):
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 class FileLease:

@@ -1,6 +1,6 @@
 """The outbox: one row per (edition, recipient), the truth about who got what.
 
-States (DESIGN.md "Delivery semantics")::
+States::
 
     queued --claim--> reserved (queued, claimed_by set) --begin--> sending
     sending --250--> sent

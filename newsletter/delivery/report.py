@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from newsletter.content.models import EditionStatus
+from newsletter.core.text import plural
 from newsletter.delivery.smtp import Outcome
 
 __all__ = ["SendOptions", "SendProgress", "SendReport"]
@@ -72,9 +73,8 @@ class SendReport:
     def __str__(self) -> str:
         if self.mode == "dry-run":
             return (
-                f"dry run of {self.edition_id}: built {self.built} "
-                f"message{'' if self.built == 1 else 's'} "
-                f"({self.variants} variant{'' if self.variants == 1 else 's'}, "
+                f"dry run of {self.edition_id}: built {plural(self.built, 'message')} "
+                f"({plural(self.variants, 'variant')}, "
                 f"{self.built_bytes / 1e6:.1f} MB), sent none"
             )
         if self.mode == "test":

@@ -25,6 +25,7 @@ from aiosmtplib.protocol import normalize_message_line_endings
 
 from newsletter.core.config import SMTPEndpoint, is_loopback_host
 from newsletter.core.errors import DeliveryError, InsecureTransportError, SMTPUnavailableError
+from newsletter.core.text import one_line
 
 __all__ = [
     "Attempt",
@@ -68,10 +69,6 @@ class Attempt:
         return (prefix + self.detail).strip()[:500] or self.outcome.value
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def classify_reply(code: int, message: str, *, phase: str) -> Attempt:
     """Turn a non-success SMTP reply in ``phase`` (mail/rcpt/data/payload) into an Attempt.
 
@@ -79,7 +76,7 @@ def classify_reply(code: int, message: str, *, phase: str) -> Attempt:
     fails, and counts as a hard bounce only when the relay refused the
     recipient's address itself (RCPT 550/551/553).
     """
-    detail = f"{phase}: {_one_line(message)}"
+    detail = f"{phase}: {one_line(message)}"
     if code == 421:
         return Attempt(Outcome.DEFERRED, code, detail, reusable=False, slow_down=True)
     if 400 <= code < 500:
@@ -207,7 +204,7 @@ class SMTPConnection:
             return Attempt(Outcome.FAILED, None, f"address refused: {exc}")
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             client.close()
-            what = _one_line(str(exc)) or type(exc).__name__
+            what = one_line(str(exc)) or type(exc).__name__
             if isinstance(exc, aiosmtplib.SMTPResponseException):
                 return Attempt(
                     Outcome.UNKNOWN if handed_over else Outcome.DEFERRED,
@@ -226,7 +223,7 @@ class SMTPConnection:
             return Attempt(Outcome.DEFERRED, None, f"connection: {what}", reusable=False)
         if reply.code == 250:
             self.sent += 1
-            return Attempt(Outcome.SENT, 250, _one_line(reply.message))
+            return Attempt(Outcome.SENT, 250, one_line(reply.message))
         # The message was refused after it was transmitted (content, size, policy).
         attempt = classify_reply(reply.code, reply.message, phase="data")
         if attempt.reusable and not await self._reset():
@@ -350,7 +347,7 @@ class SMTPPool:
             ) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             client.close()
-            reason = _one_line(str(exc)) or type(exc).__name__
+            reason = one_line(str(exc)) or type(exc).__name__
             raise SMTPUnavailableError(
                 f"cannot reach the SMTP relay at {self.where} ({reason})"
             ) from None

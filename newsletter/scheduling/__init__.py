@@ -1,4 +1,3 @@
-"""When to send: pure next-run timing, the schedule store, claims, the scheduler.
-"""
+"""When to send: pure next-run timing, the schedule store, claims, the scheduler."""
 
 __all__: list[str] = []

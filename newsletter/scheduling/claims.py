@@ -12,8 +12,6 @@ longer exists, and resumes the send where the outbox says it stopped.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,14 +33,12 @@ __all__ = [
     "RunRecord",
     "finish_run",
     "list_runs",
-    "owner_is_gone",
     "previous_sent_run",
     "record_plan",
     "release_run",
     "renew_lease",
     "set_run_edition",
     "take_over_runs",
-    "worker_identity",
 ]
 
 
@@ -75,25 +71,6 @@ class RunRecord(BaseModel):
 
 def _run(row: sa.Row[Any]) -> RunRecord:
     return RunRecord.model_validate(dict(row._mapping))
-
-
-def worker_identity() -> str:
-    """``host:pid``: who holds a claim, and how a restart on this host spots a dead owner."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_is_gone(claimed_by: str) -> bool:
-    """True when ``claimed_by`` names a process on this host that no longer exists."""
-    host, _, pid_text = claimed_by.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another machine: only its lease can tell
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _insert_unless_claimed(conn: Connection, values: dict[str, object]) -> int | None:

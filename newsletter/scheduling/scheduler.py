@@ -36,18 +36,17 @@ from newsletter.content.editions import build_edition, get_edition
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.core.errors import DeliveryError, NewsletterError, SendPausedError, StateError
+from newsletter.delivery.lease import new_worker_id, owner_is_gone
 from newsletter.scheduling.claims import (
     RunOutcome,
     RunRecord,
     finish_run,
-    owner_is_gone,
     previous_sent_run,
     record_plan,
     release_run,
     renew_lease,
     set_run_edition,
     take_over_runs,
-    worker_identity,
 )
 from newsletter.scheduling.store import (
     ScheduleRecord,
@@ -123,7 +122,7 @@ class Scheduler:
         self.engine = engine
         self.send = send
         self.clock = clock
-        self.worker = worker or worker_identity()
+        self.worker = worker or new_worker_id()
         self.lease = lease
         self.is_gone = is_gone
 

@@ -27,12 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
 from newsletter.core.errors import ScheduleError
-from newsletter.core.times import parse_span
+from newsletter.core.times import parse_span, zone_info
 
 __all__ = [
     "DuePlan",
@@ -56,13 +56,7 @@ _ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight"
 
 def get_zone(name: str) -> ZoneInfo:
     """The IANA zone ``name`` (``Europe/London``); :class:`ScheduleError` when unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(
-            f"unknown time zone {name!r} (use an IANA name such as Europe/London)",
-            field="--tz",
-        ) from None
+    return zone_info(name, field="--tz", error=ScheduleError)
 
 
 def _zone(tz: str | ZoneInfo) -> ZoneInfo:

@@ -1,4 +1,4 @@
-"""Rendering: every HTML and text property of DESIGN.md, checked by parsing the output."""
+"""Rendering: every HTML and text property a message must have, checked by parsing the output."""
 
 from __future__ import annotations
 

@@ -30,11 +30,11 @@ from newsletter.core.config import Settings
 from newsletter.core.errors import SendPausedError, SMTPUnavailableError
 from newsletter.database import open_database
 from newsletter.delivery.engine import SendReport
+from newsletter.delivery.lease import owner_is_gone
 from newsletter.scheduling.claims import (
     RunOutcome,
     RunRecord,
     list_runs,
-    owner_is_gone,
 )
 from newsletter.scheduling.scheduler import (
     RunResult,
@@ -470,6 +470,8 @@ def test_owner_is_gone_only_for_dead_local_processes() -> None:
     assert not owner_is_gone(f"{host}:{os.getpid()}")
     assert not owner_is_gone(f"elsewhere.example:{proc.pid}")
     assert not owner_is_gone("garbage")
+    assert owner_is_gone(f"{host}:{proc.pid}:0a1b2c3d")  # the sender's form, too
+    assert not owner_is_gone(f"{host}:{os.getpid()}:0a1b2c3d")
 
 
 # --- the commands, through the real entry point, at an injected clock ----------
