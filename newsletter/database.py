@@ -40,6 +40,7 @@ MIGRATIONS: list[Migration] = [
     ),
     ("0003_outbox", _create(schema.deliveries)),
     ("0004_schedules", _create(schema.schedules, schema.schedule_runs)),
+    ("0007_web_limits", _create(schema.web_limits)),
 ]
 
 

@@ -23,12 +23,13 @@ from datetime import timedelta
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -116,6 +117,8 @@ class Settings(BaseSettings):
     send_rate: float | None = Field(default=None, gt=0)
     send_max_attempts: int = Field(default=5, ge=1, le=50)
     send_failure_threshold: int = Field(default=50, ge=1)
+    # reverse proxies whose X-Forwarded-For/-Proto `serve` believes: IPs or CIDRs; none by default
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -147,6 +150,18 @@ class Settings(BaseSettings):
             if not all(isinstance(k, str) and "," not in k for k in value):
                 raise ValueError("must be a list of keys, none containing a comma")
             return ",".join(value)
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        # the environment gives "10.0.0.2,10.1.0.0/16"; newsletter.toml may give a list
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list | tuple):
+            for item in value:
+                ipaddress.ip_network(str(item).strip(), strict=False)  # ValueError names it
+            return [str(item).strip() for item in value]
         return value
 
     @field_validator("base_url")

@@ -18,6 +18,7 @@ __all__ = [
     "editions",
     "schedule_runs",
     "schedules",
+    "web_limits",
 ]
 
 # --- articles and editions -------------------------------------------------
@@ -116,4 +117,17 @@ schedule_runs = sa.Table(
     sa.Column("finished_at", UTCDateTime(), nullable=True),
     # the claim: one row per occurrence, whoever inserts it first runs it
     sa.UniqueConstraint("schedule_id", "occurrence_at", name="uq_schedule_occurrence"),
+)
+
+# --- web request limits (newsletter.web.limits) ------------------------------
+
+# One counter per (bucket, keyed hash of the client address or email): shared by
+# every `serve` process on the database, and kept across restarts.
+web_limits = sa.Table(
+    "web_limits",
+    metadata,
+    sa.Column("bucket", sa.String(20), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.Float, nullable=False, index=True),  # unix seconds
+    sa.Column("hits", sa.Integer, nullable=False),
 )
