@@ -99,6 +99,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("from", "NEWSLETTER_FROM", "sender"),
     )
     reply_to: str | None = None
+    # VERP bounce address (MAIL FROM gets "+<signed tag>"); default bounces@ the From domain
+    bounce_address: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr | None = None
     # comma-separated retired keys, still accepted when checking (see README: rotation)
