@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import get_engine, get_settings, out
-from newsletter.inbound.process import InboundReport, Kind, process_maildir
+from newsletter.inbound.process import QUARANTINE, InboundReport, Kind, process_maildir
 from subscribers.addresses import mask_address
 
 __all__ = [
@@ -19,13 +19,17 @@ __all__ = [
 
 _LABELS: dict[Kind, str] = {
     "bounced": "bounced",
+    "soft_bounce": "soft bounces",
     "deferred": "deferred",
     "complaint": "complaints",
     "unsubscribed": "unsubscribed",
+    "unverified": "unverified (recorded only)",
     "ignored": "ignored",
     "forged": "forged tokens",
     "malformed": "malformed",
     "not_understood": "not understood",
+    "quarantined": "quarantined",
+    "skipped": "skipped",
 }
 
 
@@ -42,8 +46,10 @@ def _print(report: InboundReport) -> None:
     counts = report.counts()
     summary = ", ".join(f"{counts[kind]} {label}" for kind, label in _LABELS.items())
     prefix = "dry run, nothing changed: " if report.dry_run else ""
+    moves = f"{report.moved} moved to cur/, {report.quarantined} to {QUARANTINE}/"
+    partly = f"; {report.partly_read} read only in part (too big)" if report.partly_read else ""
     out.print(
-        f"{prefix}{report.messages} new messages: {summary}; {report.moved} moved to cur/",
+        f"{prefix}{report.messages} new messages: {summary}; {moves}{partly}",
         markup=False,
     )
 
@@ -57,12 +63,16 @@ def inbound(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Read a Maildir's new mail: mark hard bounces and complaints, honour mailed unsubscribes.
+    """Read a Maildir's new mail: act on bounces, complaints and mailed unsubscribes.
 
-    DSN bounces with a 5.x.x status mark the person bounced (4.x.x is only
-    recorded); ARF abuse reports mark them complained; "unsubscribe TOKEN" mail
-    (the List-Unsubscribe mailto) unsubscribes them. Handled messages move to
-    cur/ flagged Seen, so a second run changes nothing; anything else stays in new/.
+    Only on evidence tied to the person: the report came to their VERP return
+    path (bounces+TAG@domain) or returns their own signed token. A 5.1.x bounce
+    marks them bounced; other failures are soft (bounced at the third within 30
+    days); ARF abuse reports mark them complained; "unsubscribe TOKEN" mail (the
+    List-Unsubscribe mailto) unsubscribes them. A report without evidence is only
+    recorded in the person's history. Handled messages move to cur/ flagged Seen;
+    hostile ones (too deep, too many parts) to .Quarantine/; special files are
+    skipped unopened; anything else stays in new/.
 
     Example:
 

@@ -8,6 +8,14 @@ is left to :mod:`newsletter.inbound.process`.
 
 The parser is the forgiving ``compat32`` one on purpose: mail from remote MTAs
 is often slightly broken, and a bounce with a sloppy header must still count.
+
+Anyone can write to a bounce address, so every message is treated as hostile:
+:func:`classify` never raises, and refuses (:class:`Refused`) before parsing a
+message with more MIME parts than :data:`MAX_PARTS` or delimiter lines than
+:data:`MAX_DELIMITERS` (bounds found by counting, without parsing), and after
+parsing one nested deeper than :data:`MAX_DEPTH`; a parser crash (recursion,
+memory) is a refusal too. Text taken from a message loses control characters and
+unencodable bytes, so it can be stored, printed and logged safely.
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ from email.parser import HeaderParser
 from email.utils import collapse_rfc2231_value, getaddresses
 
 __all__ = [
+    "MAX_DELIMITERS",
+    "MAX_DEPTH",
+    "MAX_PARTS",
+    "MAX_RECIPIENTS",
     "Bounce",
     "Complaint",
     "MailedUnsubscribe",
@@ -28,10 +40,28 @@ __all__ = [
     "NotUnderstood",
     "Parsed",
     "RecipientStatus",
+    "Refused",
     "Returned",
     "classify",
     "find_token",
 ]
+
+#: MIME entities (Content-Type fields) a message may have; ours come back with about 6
+MAX_PARTS = 200
+#: lines starting with "--" (multipart delimiters bound the number of parts)
+MAX_DELIMITERS = 1000
+#: nesting of multiparts and attached messages (a DSN returning a digest: 4)
+MAX_DEPTH = 16
+#: per-recipient blocks of one DSN that are looked at (ours name one recipient)
+MAX_RECIPIENTS = 50
+# the headers naming where a report was delivered: the VERP return path, if any
+_ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
+_MAX_ADDRESSES = 20
+_CONTENT_TYPE = re.compile(rb"(?:^|[\r\n])content-type[ \t]*:", re.IGNORECASE)
+_DELIMITER = re.compile(rb"(?:^|[\r\n])--")
+# C0 and C1 controls (ESC sequences could repaint an operator's terminal), and lone
+# surrogates (undecodable bytes): neither may reach a database, a log or a terminal
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 # a link token (subscribers.tokens): purpose letter, id hex, issued hex, base64url MAC
 _TOKEN = r"[a-z]\.[0-9a-f]+\.[0-9a-f]+\.[A-Za-z0-9_-]+"  # noqa: S105 - a pattern
@@ -50,6 +80,8 @@ class Returned:
 
     to: str | None
     token: str | None  # the token found in its List-Unsubscribe, unverified
+    return_path: tuple[str, ...] = ()  # its Return-Path, when the reporter kept it
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,14 +94,21 @@ class RecipientStatus:
     diagnostic: str
 
     @property
-    def permanent(self) -> bool:
-        """A hard bounce: the MTA gave up for good (Action: failed, Status 5.x.x)."""
-        return self.action == "failed" and self.status.startswith("5")
+    def hard(self) -> bool:
+        """The address is bad for good: Action failed with 5.1.x (no such mailbox, no such
+        domain). One is enough to stop writing."""
+        return self.action == "failed" and self.status.startswith("5.1.")
 
     @property
-    def transient(self) -> bool:
-        """A soft, temporary failure (Action: delayed, or a 4.x.x status)."""
-        return self.action == "delayed" or self.status.startswith("4")
+    def soft(self) -> bool:
+        """The MTA gave up on this message, but not on the address for good (4.x.x, or a
+        5.x.x other than 5.1.x: a full mailbox, a policy refusal). Counted, not final."""
+        return self.action == "failed" and not self.hard
+
+    @property
+    def delayed(self) -> bool:
+        """A warning that the message is still queued (Action: delayed): not a failure."""
+        return self.action == "delayed"
 
 
 @dataclass(frozen=True)
@@ -78,6 +117,8 @@ class Bounce:
 
     recipients: tuple[RecipientStatus, ...]
     returned: Returned | None
+    delivered_to: tuple[str, ...] = ()  # where it was delivered (Delivered-To, To...)
+    omitted: int = 0  # per-recipient blocks beyond MAX_RECIPIENTS, not looked at
 
 
 @dataclass(frozen=True)
@@ -86,6 +127,7 @@ class Complaint:
 
     feedback_type: str  # lower case: abuse, fraud, not-spam, ...
     returned: Returned | None
+    delivered_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,17 +152,35 @@ class Malformed:
     reason: str
 
 
-Parsed = Bounce | Complaint | MailedUnsubscribe | NotUnderstood | Malformed
+@dataclass(frozen=True)
+class Refused:
+    """A message beyond the limits (parts, nesting) or one that crashed the parser:
+    hostile or hopeless, to be put aside unread."""
+
+    reason: str
+
+
+Parsed = Bounce | Complaint | MailedUnsubscribe | NotUnderstood | Malformed | Refused
+
+
+def _safe(text: str, limit: int = 1000) -> str:
+    return _UNSAFE.sub("", text[: limit * 2])[:limit]
 
 
 def _text(value: object) -> str:
-    """A header's value as text, RFC 2047 words decoded; never raises."""
+    """A header's value as text, RFC 2047 words decoded, made safe; never raises."""
     if value is None:
         return ""
     try:
-        return str(make_header(decode_header(str(value))))
-    except (ValueError, LookupError, UnicodeError):
-        return str(value)
+        return _safe(str(make_header(decode_header(str(value)))))
+    except (ValueError, LookupError, UnicodeError, AssertionError):
+        return _safe(str(value))
+
+
+def _addresses(message: Message, names: tuple[str, ...]) -> tuple[str, ...]:
+    values = [_text(v) for name in names for v in (message.get_all(name) or [])[:_MAX_ADDRESSES]]
+    found = (_safe(a, 320) for _, a in getaddresses(values))
+    return tuple(dict.fromkeys(a for a in found if a))[:_MAX_ADDRESSES]
 
 
 def _typed_address(value: object) -> str:
@@ -159,12 +219,13 @@ def _returned(report: Message) -> Returned | None:
             headers = _returned_headers(part)
             if headers is None:
                 return None
-            found = [
-                addr for _, addr in getaddresses([_text(v) for v in headers.get_all("To", [])])
-            ]
+            found = _addresses(headers, ("To",))
+            message_id = _text(headers.get("Message-ID")).strip()[:250]
             return Returned(
-                to=found[0] if found and found[0] else None,
+                to=found[0] if found else None,
                 token=find_token(_text(headers.get("List-Unsubscribe", ""))),
+                return_path=_addresses(headers, ("Return-Path",)),
+                message_id=message_id or None,
             )
     return None
 
@@ -198,7 +259,8 @@ def _bounce(report: Message) -> Parsed:
     blocks = _status_blocks(report)
     if blocks is None:
         return Malformed("a delivery-status report without its message/delivery-status part")
-    recipients = []
+    recipients: list[RecipientStatus] = []
+    omitted = 0
     # the first block is per-message (Reporting-MTA...); the rest are per-recipient
     for block in blocks:
         address = _typed_address(block.get("Original-Recipient")) or _typed_address(
@@ -206,18 +268,25 @@ def _bounce(report: Message) -> Parsed:
         )
         if not address:
             continue
+        if len(recipients) >= MAX_RECIPIENTS:
+            omitted += 1
+            continue
         status = _STATUS.search(_text(block.get("Status")))
         recipients.append(
             RecipientStatus(
                 address=address,
                 action=_text(block.get("Action")).strip().lower(),
                 status=status.group(0) if status else "",
-                diagnostic=" ".join(_text(block.get("Diagnostic-Code")).split())[:200],
+                # a remote MTA may quote our return path: keep no token in a history
+                diagnostic=_WHOLE_TOKEN.sub(
+                    "[token]", " ".join(_text(block.get("Diagnostic-Code")).split())
+                )[:200],
             )
         )
     if not recipients:
         return Malformed("a delivery-status report naming no recipient")
-    return Bounce(tuple(recipients), _returned(report))
+    delivered_to = _addresses(report, _ENVELOPE_HEADERS)
+    return Bounce(tuple(recipients), _returned(report), delivered_to, omitted)
 
 
 def _complaint(report: Message) -> Parsed:
@@ -232,7 +301,7 @@ def _complaint(report: Message) -> Parsed:
             kind = _text(fields.get("Feedback-Type")).strip().lower()
             if not kind:
                 return Malformed("a feedback report without Feedback-Type")
-            return Complaint(kind, _returned(report))
+            return Complaint(kind, _returned(report), _addresses(report, _ENVELOPE_HEADERS))
     return Malformed("a feedback report without its message/feedback-report part")
 
 
@@ -247,12 +316,12 @@ def _first_text_lines(message: Message) -> list[str]:
                 text = data[:_MAX_BODY_SCAN].decode(charset, "replace")
             except LookupError:
                 text = data[:_MAX_BODY_SCAN].decode("utf-8", "replace")
-            return [line.strip() for line in text.splitlines() if line.strip()][:3]
+            return [_safe(line.strip()) for line in text.splitlines() if line.strip()][:3]
     return []
 
 
 def _mailed_unsubscribe(message: Message) -> Parsed:
-    sender = next((a for _, a in getaddresses([_text(message.get("From"))]) if a), "")
+    sender = next(iter(_addresses(message, ("From",))), "")
     candidates = [_text(message.get("Subject")).strip(), *_first_text_lines(message)]
     for line in candidates:
         match = _COMMAND.fullmatch(line)
@@ -262,10 +331,44 @@ def _mailed_unsubscribe(message: Message) -> Parsed:
     return NotUnderstood("not a bounce, complaint or unsubscribe request")
 
 
+def _over_limits(raw: bytes) -> str | None:
+    # counted, not parsed: each MIME entity beyond the first needs a Content-Type
+    # field or a delimiter line, so these bound the parser's work before it starts
+    if len(_CONTENT_TYPE.findall(raw)) > MAX_PARTS:
+        return f"more than {MAX_PARTS} MIME parts"
+    if len(_DELIMITER.findall(raw)) > MAX_DELIMITERS:
+        return f"more than {MAX_DELIMITERS} MIME delimiter lines"
+    return None
+
+
+def _too_deep(message: Message) -> bool:
+    # iterative: a walk of our own must not recurse either
+    stack = [(message, 1)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if part.get_content_type() == "message/delivery-status":
+            continue  # its payload is header blocks, not MIME parts
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((p, depth + 1) for p in payload if isinstance(p, Message))
+    return False
+
+
 def classify(raw: bytes) -> Parsed:
-    """What one inbound message is; never raises (a broken message is :class:`Malformed`)."""
+    """What one inbound message is; never raises.
+
+    A broken message is :class:`Malformed`; one beyond the limits, or one that
+    crashes the parser, is :class:`Refused`.
+    """
     try:
+        over = _over_limits(raw)
+        if over is not None:
+            return Refused(over)
         message = email.message_from_bytes(raw)
+        if _too_deep(message):
+            return Refused(f"MIME parts nested more than {MAX_DEPTH} levels deep")
         if not message.keys():
             return Malformed("no header fields (not an email message)")
         if message.get_content_type() == "multipart/report":
@@ -279,5 +382,5 @@ def classify(raw: bytes) -> Parsed:
                 return _complaint(message)
             return NotUnderstood(f"a report of type {kind or 'unknown'!r}")
         return _mailed_unsubscribe(message)
-    except Exception as exc:  # a hostile message must never stop the run
-        return Malformed(f"unreadable ({type(exc).__name__})")
+    except Exception as exc:
+        return Refused(f"the parser gave up on it ({type(exc).__name__})")
