@@ -4,6 +4,11 @@ This is the one module that knows every owner's tables (the newsletter's own in
 :mod:`newsletter.core.schema`, the subscriber list's in :mod:`subscribers.schema`),
 so the core stays a leaf. Each step creates or alters tables inside the
 migration transaction. Never edit a step that has shipped: add a new one at the end.
+
+It also holds the database's key record: the fingerprint of the secret key the
+database is used with (:func:`newsletter.core.keys.fingerprint`, never the key).
+A command that opens the database with another key is refused, since its links
+would not verify and its suppression hashes would miss every erased address.
 """
 
 from __future__ import annotations
@@ -11,13 +16,33 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from newsletter.core import db, schema
-from newsletter.core.db import Migration
+from newsletter.core.db import Migration, UTCDateTime, is_postgres, utcnow
+from newsletter.core.errors import ConfigError
+from newsletter.core.keys import fingerprint, keys_to_try
 from subscribers import schema as subscriber_schema
 
-__all__ = ["MIGRATIONS", "migrate", "open_database"]
+__all__ = [
+    "MIGRATIONS",
+    "check_database_key",
+    "database_keys",
+    "holds_signed_data",
+    "migrate",
+    "open_database",
+    "recorded_fingerprint",
+]
+
+# One row (id 1): the fingerprint of the key this database is used with.
+database_keys = sa.Table(
+    "database_keys",
+    db.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
 
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
@@ -26,6 +51,52 @@ def _create(*tables: sa.Table) -> Callable[[Connection], None]:
             table.create(conn, checkfirst=True)
 
     return step
+
+
+def _copy_columns(table: sa.Table) -> str:
+    return ", ".join(column.name for column in table.columns)
+
+
+def _subscriber_ids_never_reused(conn: Connection) -> None:
+    """0005: rebuild SQLite's ``subscribers`` with AUTOINCREMENT, so ids are never reused.
+
+    PostgreSQL's sequences never hand out an id twice already. On SQLite the
+    table is rebuilt inside the migration transaction, where PRAGMA foreign_keys
+    cannot be turned off: renaming a parent rewrites its children's references,
+    and dropping it would cascade to them. So its one child, ``subscriber_events``,
+    is moved aside first and rebuilt too; the old tables are dropped child first.
+    The sequence then starts past every id the outbox and the history ever saw,
+    so an id erased before this migration is not handed out either.
+    """
+    if is_postgres(conn):
+        return
+    ddl = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
+    ).scalar_one()
+    if "AUTOINCREMENT" not in ddl.upper():
+        people, history = subscriber_schema.subscribers, subscriber_schema.subscriber_events
+        for table in (history, people):  # the child first, so it follows its parent's rename
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} RENAME TO {table.name}_0004")
+            for index in table.indexes:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        for table in (people, history):
+            table.create(conn)
+            columns = _copy_columns(table)
+            conn.exec_driver_sql(
+                # names from the schema, not from input
+                f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.name}_0004"  # noqa: S608
+            )
+        for table in (history, people):
+            conn.exec_driver_sql(f"DROP TABLE {table.name}_0004")
+    highest = conn.exec_driver_sql(
+        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0),"
+        " coalesce((SELECT max(subscriber_id) FROM deliveries), 0),"
+        " coalesce((SELECT max(subscriber_id) FROM subscriber_events), 0))"
+    ).scalar_one()
+    conn.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'subscribers'")
+    conn.exec_driver_sql(
+        "INSERT INTO sqlite_sequence (name, seq) VALUES ('subscribers', ?)", (highest,)
+    )
 
 
 MIGRATIONS: list[Migration] = [
@@ -40,6 +111,8 @@ MIGRATIONS: list[Migration] = [
     ),
     ("0003_outbox", _create(schema.deliveries)),
     ("0004_schedules", _create(schema.schedules, schema.schedule_runs)),
+    ("0005_subscriber_ids", _subscriber_ids_never_reused),
+    ("0006_database_key", _create(database_keys)),
     ("0007_web_limits", _create(schema.web_limits)),
 ]
 
@@ -49,6 +122,74 @@ def migrate(engine: Engine) -> list[str]:
     return db.migrate(engine, MIGRATIONS)
 
 
-def open_database(url: str) -> Engine:
-    """An engine for ``url`` with every migration applied (once per process and URL)."""
-    return db.open_migrated(url, MIGRATIONS)
+def recorded_fingerprint(engine: Engine) -> str | None:
+    """The key fingerprint the database recorded, or None before any key was used with it."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(database_keys.c.fingerprint).where(database_keys.c.id == 1)
+        ).scalar_one_or_none()
+        conn.rollback()
+    return found
+
+
+def holds_signed_data(engine: Engine) -> bool:
+    """True when the database holds a subscriber or a suppression (made under some key)."""
+    with engine.connect() as conn:
+        held = any(
+            conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
+            for table in (subscriber_schema.subscribers, subscriber_schema.suppressions)
+        )
+        conn.rollback()
+    return held
+
+
+def check_database_key(engine: Engine, secret: bytes, *, record: bool = True) -> None:
+    """Refuse a key the database was not used with; record the current key's fingerprint.
+
+    Accepted: the recorded fingerprint is the current key's or, during a rotation,
+    a retired key's (then the current key's is recorded in its place). Nothing
+    recorded yet: the current key's is recorded (unless ``record`` is false).
+    Raises :class:`ConfigError` naming the setting, never a key.
+    """
+    prints = [fingerprint(key) for key in keys_to_try(secret)]
+    with engine.begin() as conn:
+        where = database_keys.c.id == 1
+        found = conn.execute(sa.select(database_keys.c.fingerprint).where(where)).scalar()
+        if found == prints[0]:
+            return
+        if found is None:
+            if record:
+                dialect = postgresql if is_postgres(conn) else sqlite
+                conn.execute(
+                    dialect.insert(database_keys)
+                    .values(id=1, fingerprint=prints[0], recorded_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=["id"])
+                )
+                again = conn.execute(sa.select(database_keys.c.fingerprint).where(where))
+                found = again.scalar()
+            if found is None or found == prints[0]:
+                return
+        if found in prints[1:]:
+            if record:
+                conn.execute(
+                    database_keys.update()
+                    .where(where)
+                    .values(fingerprint=prints[0], recorded_at=utcnow())
+                )
+            return
+    raise ConfigError(
+        "NEWSLETTER_SECRET_KEY is not the key this database was used with; set it to that "
+        "key (or, to rotate, list that key in NEWSLETTER_SECRET_KEYS_PREVIOUS)"
+    )
+
+
+def open_database(url: str, *, secret: bytes | None = None, durable: bool = False) -> Engine:
+    """An engine for ``url`` with every migration applied (once per process and URL).
+
+    With ``secret``, the database's key record is checked (see :func:`check_database_key`);
+    ``durable`` asks SQLite for ``synchronous=FULL``.
+    """
+    engine = db.open_migrated(url, MIGRATIONS, durable=durable)
+    if secret is not None:
+        check_database_key(engine, secret)
+    return engine

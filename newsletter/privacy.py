@@ -5,26 +5,41 @@ the consent record, the event history and what was sent to them. ``erase``
 answers an erasure request (art. 17): the row and its history go, the outbox
 rows lose the address and name, and only a keyed hash of the address stays in
 the suppression list so that an import of an old list cannot re-add them unasked.
+
+Stored text can quote the address too: a relay's ``550 <ann@example.com>: no such
+user`` in the outbox's last error, an edition's pause reason, a note in another
+person's history, an inbound report. ``erase`` scrubs the address out of every
+text and JSON column of every table (the newsroom's articles aside), whatever
+owner added it. On SQLite, ``secure_delete`` (always on, see
+:mod:`newsletter.core.db`) overwrites the freed bytes; :func:`forget_freed`, run
+after the erasure's transaction, empties the WAL so no old page copy keeps them.
+On PostgreSQL the old row versions stay on disk until VACUUM reclaims them.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from newsletter.core.db import utcnow
-from newsletter.core.schema import deliveries
+from newsletter.core.db import checkpoint, metadata, utcnow
+from newsletter.core.schema import articles, deliveries
 from subscribers import store, suppressions
 from subscribers.addresses import normalise_address
 from subscribers.schema import subscriber_events, subscribers
 
-__all__ = ["access_report", "erase"]
+__all__ = ["ERASED", "access_report", "erase", "forget_freed", "scrub_text"]
 
+#: what an erased address or name is replaced with in stored text
+ERASED = "[erased]"
 # outbox rows that have not been handed to the relay yet must not go out any more
 _UNSENT = ("queued", "deferred")
+# the newsroom's own published text holds no reader's data
+_NOT_PERSONAL = {articles.name, "schema_migrations"}
 
 
 def access_report(conn: Connection, email: str) -> dict[str, Any]:
@@ -61,29 +76,100 @@ def access_report(conn: Connection, email: str) -> dict[str, Any]:
     }
 
 
+# an address (or name) inside a longer one is another person's: joann@ is not ann@
+_BEFORE = r"(?<![\w.!#$%&'*+/=?^`{|}~-])"
+_AFTER = r"(?![\w-]|\.\w)"
+
+
+def scrub_text(text: str, needles: Collection[str]) -> str:
+    """``text`` with each of ``needles`` (ignoring case, whole words only) replaced by ERASED."""
+    for needle in sorted(needles, key=len, reverse=True):
+        pattern = _BEFORE + re.escape(needle) + _AFTER
+        text = re.sub(pattern, ERASED, text, flags=re.IGNORECASE)
+    return text
+
+
+def _scrub_value(value: Any, needles: Collection[str]) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value, needles)
+    if isinstance(value, list):
+        return [_scrub_value(v, needles) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_value(v, needles) for k, v in value.items()}
+    return value
+
+
+def _like(needle: str) -> str:
+    escaped = needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _scrub_everywhere(conn: Connection, needles: Collection[str]) -> None:
+    """Replace the address in every stored text of every table (but the articles)."""
+    for table in metadata.sorted_tables:
+        if table.name in _NOT_PERSONAL or not sa.inspect(conn).has_table(table.name):
+            continue
+        keys = list(table.primary_key.columns)
+        for column in table.columns:
+            if column.primary_key or not isinstance(column.type, sa.String | sa.Text | sa.JSON):
+                continue
+            text = sa.func.lower(sa.cast(column, sa.Text))
+            hit = sa.or_(*(text.like(_like(n), escape="\\") for n in needles))
+            for row in conn.execute(sa.select(*keys, column).where(hit)).all():
+                where = [key == row._mapping[key.name] for key in keys]
+                value = row._mapping[column.name]
+                cleaned = _scrub_value(value, needles)
+                if cleaned != value:
+                    conn.execute(table.update().where(*where).values({column.name: cleaned}))
+
+
 def erase(conn: Connection, email: str, *, secret: bytes, now: datetime | None = None) -> bool:
     """Erase the person with this address and suppress the address; True if someone was held.
 
-    The suppression is recorded even when no one holds the address, so that
-    "forget me and never add me" works before an import too.
+    Their row and history go; their outbox rows keep no address or name; every
+    stored text that quotes the address is scrubbed. The suppression is recorded
+    even when no one holds the address, so that "forget me and never add me"
+    works before an import too. Run :func:`forget_freed` after the transaction.
     """
     now = now or utcnow()
     address = normalise_address(email)
+    spellings = (address.email, address.ascii_email, address.key, email.strip())
+    needles: set[str] = {spelling for spelling in spellings if spelling}
     found = conn.execute(
-        sa.select(subscribers.c.id).where(subscribers.c.email_key == address.key)
-    ).scalar_one_or_none()
+        sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name).where(
+            subscribers.c.email_key == address.key
+        )
+    ).first()
     if found is not None:
+        needles.add(found.email)
+        mine = deliveries.c.subscriber_id == found.id
         conn.execute(
             deliveries.update()
-            .where(deliveries.c.subscriber_id == found, deliveries.c.status.in_(_UNSENT))
+            .where(mine, deliveries.c.status.in_(_UNSENT))
             .values(status="failed", last_error="subscriber erased", updated_at=now)
         )
+        # their own rows' errors may quote their name too ("550 Ann Smith <ann@...>")
+        own: set[str] = {*needles, found.name} if found.name else needles
+        for row in conn.execute(
+            sa.select(deliveries.c.edition_id, deliveries.c.last_error).where(
+                mine, deliveries.c.last_error.is_not(None)
+            )
+        ).all():
+            conn.execute(
+                deliveries.update()
+                .where(mine, deliveries.c.edition_id == row.edition_id)
+                .values(last_error=scrub_text(row.last_error, own))
+            )
+        conn.execute(deliveries.update().where(mine).values(email="", name=None, updated_at=now))
         conn.execute(
-            deliveries.update()
-            .where(deliveries.c.subscriber_id == found)
-            .values(email="", name=None, updated_at=now)
+            subscriber_events.delete().where(subscriber_events.c.subscriber_id == found.id)
         )
-        conn.execute(subscriber_events.delete().where(subscriber_events.c.subscriber_id == found))
-        conn.execute(subscribers.delete().where(subscribers.c.id == found))
+        conn.execute(subscribers.delete().where(subscribers.c.id == found.id))
+    _scrub_everywhere(conn, needles)
     suppressions.suppress(conn, secret, address.key, "erased", now)
     return found is not None
+
+
+def forget_freed(engine: Engine) -> None:
+    """After an erasure's commit: leave no old copy of the erased bytes in SQLite's WAL."""
+    checkpoint(engine)

@@ -1,15 +1,20 @@
 """The personal links a message and the web pages carry: unsubscribe, preferences, confirm.
 
 ``{base_url}/unsubscribe/{token}`` serves both the reader's click and the RFC 8058
-one-click POST; the mailto form is the second ``List-Unsubscribe`` entry.
+one-click POST; the mailto form is the second ``List-Unsubscribe`` entry. Every
+link is made for one subscriber id *and* their address (see :mod:`subscribers.tokens`);
+:func:`verify_link` checks one against the subscriber held now.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Connection
 
 from newsletter.core.config import Settings
-from subscribers.tokens import Purpose, make_token
+from subscribers import store
+from subscribers.tokens import Purpose, make_token, verify_token
 
 __all__ = [
     "confirm_url",
@@ -17,42 +22,75 @@ __all__ = [
     "unsubscribe_links",
     "unsubscribe_mailto",
     "unsubscribe_url",
+    "verify_link",
 ]
 
 
 def _page_url(
-    settings: Settings, purpose: Purpose, page: str, subscriber_id: int, now: datetime | None
+    settings: Settings,
+    purpose: Purpose,
+    page: str,
+    subscriber_id: int,
+    address: str,
+    now: datetime | None,
 ) -> str:
-    token = make_token(settings.secret(), purpose, subscriber_id, now)
+    token = make_token(settings.secret(), purpose, subscriber_id, address, now)
     return f"{settings.base_url}/{page}/{token}"
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
-    """The https link that unsubscribes ``subscriber_id`` (never expires)."""
-    return _page_url(settings, Purpose.UNSUBSCRIBE, "unsubscribe", subscriber_id, now)
+def unsubscribe_url(
+    settings: Settings, subscriber_id: int, address: str, now: datetime | None = None
+) -> str:
+    """The https link that unsubscribes ``subscriber_id`` at ``address`` (never expires)."""
+    return _page_url(settings, Purpose.UNSUBSCRIBE, "unsubscribe", subscriber_id, address, now)
 
 
-def preferences_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
+def preferences_url(
+    settings: Settings, subscriber_id: int, address: str, now: datetime | None = None
+) -> str:
     """The link to the page where ``subscriber_id`` changes topics, name and time zone."""
-    return _page_url(settings, Purpose.PREFERENCES, "preferences", subscriber_id, now)
+    return _page_url(settings, Purpose.PREFERENCES, "preferences", subscriber_id, address, now)
 
 
-def confirm_url(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
+def confirm_url(
+    settings: Settings, subscriber_id: int, address: str, now: datetime | None = None
+) -> str:
     """The double opt-in link for a pending ``subscriber_id`` (expires after 7 days)."""
-    return _page_url(settings, Purpose.CONFIRM, "confirm", subscriber_id, now)
+    return _page_url(settings, Purpose.CONFIRM, "confirm", subscriber_id, address, now)
 
 
-def unsubscribe_mailto(settings: Settings, subscriber_id: int, now: datetime | None = None) -> str:
+def unsubscribe_mailto(
+    settings: Settings, subscriber_id: int, address: str, now: datetime | None = None
+) -> str:
     """The ``mailto:`` entry of List-Unsubscribe: mail to the sending domain naming the token."""
-    return unsubscribe_links(settings, subscriber_id, now)[1]
+    return unsubscribe_links(settings, subscriber_id, address, now)[1]
 
 
 def unsubscribe_links(
-    settings: Settings, subscriber_id: int, now: datetime | None = None
+    settings: Settings, subscriber_id: int, address: str, now: datetime | None = None
 ) -> tuple[str, str]:
     """Both List-Unsubscribe entries (https link, mailto) from one token: the per-message path."""
-    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, now)
+    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, address, now)
     return (
         f"{settings.base_url}/unsubscribe/{token}",
         f"mailto:unsubscribe@{settings.sender_domain}?subject=unsubscribe%20{token}",
+    )
+
+
+def verify_link(
+    conn: Connection,
+    secret: bytes,
+    purpose: Purpose | str,
+    token: str,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+) -> int:
+    """The id of the subscriber a genuine ``token`` was made for, checked against the store.
+
+    Raises :class:`~newsletter.core.errors.TokenOwnerGoneError` when nobody holds
+    the id any more, and :class:`~newsletter.core.errors.TokenError` as
+    :func:`~subscribers.tokens.verify_token` does.
+    """
+    return verify_token(
+        secret, purpose, token, lambda subscriber_id: store.find(conn, subscriber_id), now, max_age
     )

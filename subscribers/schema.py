@@ -36,6 +36,9 @@ subscribers = sa.Table(
     sa.Column("unsubscribed_at", UTCDateTime(), nullable=True),
     sa.Column("bounced_at", UTCDateTime(), nullable=True),
     sa.Column("complained_at", UTCDateTime(), nullable=True),
+    # AUTOINCREMENT on SQLite: an erased person's id is never given to anyone
+    # else, so a link or a late bounce made for them can never act on a newcomer
+    sqlite_autoincrement=True,
 )
 
 subscriber_events = sa.Table(

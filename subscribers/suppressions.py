@@ -7,7 +7,7 @@ add or import of the same address is recognised and refused.
 
 Key rotation: new suppressions are hashed under the current key. A check also
 hashes under each retired key the secret carries
-(:class:`~newsletter.core.config.SigningSecret`), so an address erased before the
+(:class:`~newsletter.core.keys.SigningSecret`), so an address erased before the
 rotation stays refused; a row found under a retired key is re-hashed to the
 current key there and then. A retired key removed from the settings forgets the
 suppressions only it still covers, so retired keys are kept listed.
@@ -24,7 +24,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from newsletter.core.config import keys_to_try
+from newsletter.core.keys import keys_to_try
 from subscribers.schema import suppressions
 
 __all__ = ["address_hash", "has_any", "is_suppressed", "lift", "suppress", "suppressed_among"]

@@ -17,21 +17,42 @@ from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
 from newsletter import privacy
-from newsletter.core.config import Settings, SigningSecret, load_settings
+from newsletter.core.config import Settings, load_settings
 from newsletter.core.errors import ConfigError, SuppressedError, TokenError, TokenExpiredError
+from newsletter.core.keys import SigningSecret
 from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf
 from subscribers import store
 from subscribers import suppressions as supp
 from subscribers.importer import import_file
 from subscribers.schema import suppressions
+from subscribers.model import Subscriber, SubscriberStatus
 from subscribers.tokens import Purpose, make_token, verify_token
 from tests.support.cli import CLIResult
 
-OLD = "old-key-Quixotic-7f3a"
-OLDER = "older-key-Zephyr-91bc"
-NEW = "new-key-Jubilant-44d0"
-UNKNOWN = "never-configured-key-c0ffee"
+OLD = "old-key-Quixotic-7f3a-5b9e1c2d4a6f8e0b"
+OLDER = "older-key-Zephyr-91bc-3d5f7a9c1e2b4d6f"
+NEW = "new-key-Jubilant-44d0-8c6a4e2f0d1b3c5a"
+UNKNOWN = "never-configured-key-c0ffee-9a8b7c6d5e4f"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+ADDRESS = "reader@example.com"
+
+
+def _holder(subscriber_id: int) -> Subscriber:
+    return Subscriber(
+        id=subscriber_id,
+        email=ADDRESS,
+        status=SubscriberStatus.CONFIRMED,
+        created_at=T0 - timedelta(days=1),
+        updated_at=T0,
+    )
+
+
+def make(secret: bytes, purpose: Purpose, subscriber_id: int) -> str:
+    return make_token(secret, purpose, subscriber_id, ADDRESS, T0)
+
+
+def verify(secret: bytes, purpose: Purpose, token: str, now: datetime = T0) -> int:
+    return verify_token(secret, purpose, token, _holder, now)
 
 Run = Callable[..., CLIResult]
 
@@ -51,28 +72,28 @@ def test_a_link_signed_with_a_retired_key_still_verifies(
     workdir: Path, purpose: Purpose, retired: str
 ) -> None:
     secret = _rotated(workdir).secret()
-    token = make_token(retired.encode(), purpose, 4321, T0)
-    assert verify_token(secret, purpose, token, T0 + timedelta(minutes=5)) == 4321
+    token = make(retired.encode(), purpose, 4321)
+    assert verify(secret, purpose, token, T0 + timedelta(minutes=5)) == 4321
     # a plain current key (no rotation configured) does not accept it
     with pytest.raises(TokenError, match="not genuine"):
-        verify_token(NEW.encode(), purpose, token, T0)
+        verify(NEW.encode(), purpose, token, T0)
 
 
 def test_new_links_are_signed_with_the_current_key_only(workdir: Path) -> None:
     secret = _rotated(workdir).secret()
-    token = make_token(secret, Purpose.UNSUBSCRIBE, 7, T0)
-    assert token == make_token(NEW.encode(), Purpose.UNSUBSCRIBE, 7, T0)
-    assert verify_token(NEW.encode(), Purpose.UNSUBSCRIBE, token, T0) == 7
+    token = make(secret, Purpose.UNSUBSCRIBE, 7)
+    assert token == make(NEW.encode(), Purpose.UNSUBSCRIBE, 7)
+    assert verify(NEW.encode(), Purpose.UNSUBSCRIBE, token, T0) == 7
     with pytest.raises(TokenError):
-        verify_token(OLD.encode(), Purpose.UNSUBSCRIBE, token, T0)
+        verify(OLD.encode(), Purpose.UNSUBSCRIBE, token, T0)
 
 
 def test_a_link_signed_with_an_unknown_key_is_refused(workdir: Path) -> None:
     secret = _rotated(workdir).secret()
     for purpose in Purpose:
-        token = make_token(UNKNOWN.encode(), purpose, 99, T0)
+        token = make(UNKNOWN.encode(), purpose, 99)
         with pytest.raises(TokenError, match="not genuine") as info:
-            verify_token(secret, purpose, token, T0)
+            verify(secret, purpose, token, T0)
         assert UNKNOWN not in str(info.value)
         assert NEW not in str(info.value)
 
@@ -80,16 +101,16 @@ def test_a_link_signed_with_an_unknown_key_is_refused(workdir: Path) -> None:
 def test_rules_are_unchanged_for_retired_keys(workdir: Path) -> None:
     secret = _rotated(workdir).secret()
     year_later = T0 + timedelta(days=400)
-    unsubscribe = make_token(OLD.encode(), Purpose.UNSUBSCRIBE, 5, T0)
-    assert verify_token(secret, Purpose.UNSUBSCRIBE, unsubscribe, year_later) == 5
-    confirm = make_token(OLD.encode(), Purpose.CONFIRM, 5, T0)
+    unsubscribe = make(OLD.encode(), Purpose.UNSUBSCRIBE, 5)
+    assert verify(secret, Purpose.UNSUBSCRIBE, unsubscribe, year_later) == 5
+    confirm = make(OLD.encode(), Purpose.CONFIRM, 5)
     with pytest.raises(TokenExpiredError):
-        verify_token(secret, Purpose.CONFIRM, confirm, T0 + timedelta(days=8))
+        verify(secret, Purpose.CONFIRM, confirm, T0 + timedelta(days=8))
     with pytest.raises(TokenError, match="not a preferences link"):
-        verify_token(secret, Purpose.PREFERENCES, unsubscribe, T0)
+        verify(secret, Purpose.PREFERENCES, unsubscribe, T0)
     forged = unsubscribe.replace("u.5.", "u.6.", 1)
     with pytest.raises(TokenError, match="not genuine"):
-        verify_token(secret, Purpose.UNSUBSCRIBE, forged, T0)
+        verify(secret, Purpose.UNSUBSCRIBE, forged, T0)
 
 
 def test_an_erased_address_stays_refused_after_rotation(engine: Engine, workdir: Path) -> None:
@@ -170,7 +191,6 @@ def test_the_cli_refuses_an_address_erased_before_rotation(run_cli: Run, workdir
 def test_secrets_never_appear_in_repr_or_errors(workdir: Path) -> None:
     settings = _rotated(workdir)
     secret = settings.secret()
-    assert settings.previous_secrets() == (OLD.encode(), OLDER.encode())
     assert secret == NEW.encode()
     assert secret.previous == (OLD.encode(), OLDER.encode())
     shown = [repr(settings), str(settings), repr(secret), str(secret), f"{secret}", repr([secret])]
@@ -190,7 +210,7 @@ def test_previous_keys_from_toml_list_and_environment(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (workdir / "newsletter.toml").write_text(f'secret_keys_previous = ["{OLD}", "{OLDER}"]\n')
-    assert load_settings(workdir, secret_key=NEW).previous_secrets() == (
+    assert load_settings(workdir, secret_key=NEW).secret().previous == (
         OLD.encode(),
         OLDER.encode(),
     )

@@ -1,4 +1,12 @@
-"""What every command shares: the settings, the database, consoles and error lines."""
+"""What every command shares: the settings, the database, consoles and error lines.
+
+One database, one key: the database records the fingerprint of the key it is
+used with, and :func:`get_engine` refuses a command whose key differs (a cron job
+run from another folder would otherwise sign links ``serve`` rejects and miss the
+suppressions of erased people). With no key configured, a key is generated into
+``.newsletter-secret`` only by a command that writes, on a database that has no
+key yet and holds nobody; a command that only reads never creates a secret.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,25 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
-from newsletter.core.config import Settings, load_settings
+from newsletter.core.config import SECRET_FILE, Settings, create_secret_file, load_settings
+from newsletter.core.errors import ConfigError
 from newsletter.core.text import plural
-from newsletter.database import open_database
+from newsletter.database import (
+    check_database_key,
+    holds_signed_data,
+    open_database,
+    recorded_fingerprint,
+)
 
-__all__ = ["ArticleTopics", "err", "get_engine", "get_settings", "out", "plural"]
+__all__ = [
+    "READ_ONLY_COMMANDS",
+    "ArticleTopics",
+    "err",
+    "get_engine",
+    "get_settings",
+    "out",
+    "plural",
+]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -29,14 +51,80 @@ ArticleTopics = Annotated[
     ),
 ]
 
+#: commands that only read: they never create a secret nor record a key
+READ_ONLY_COMMANDS = frozenset(
+    {
+        "articles list",
+        "edition list",
+        "edition show",
+        "preview",
+        "report",
+        "schedule list",
+        "schedule show",
+        "status",
+        "subscribers export",
+        "subscribers list",
+        "subscribers show",
+    }
+)
+
+
+def _command() -> str:
+    """The running command's path without the program name ("subscribers list"), or ""."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return ""
+    return context.command_path.partition(" ")[2]
+
+
+def _reads_only() -> bool:
+    return _command() in READ_ONLY_COMMANDS
+
 
 @functools.cache
 def get_settings() -> Settings:
-    """The settings for this process, built once from the environment and ``newsletter.toml``."""
-    return load_settings(Path.cwd())
+    """The settings for this process, built once from the environment and ``newsletter.toml``.
+
+    A key comes from ``NEWSLETTER_SECRET_KEY`` or ``.newsletter-secret``; none is
+    generated here (see :func:`get_engine`).
+    """
+    return load_settings(Path.cwd(), create_secret=False)
+
+
+def _adopt_new_secret(settings: Settings, engine: Engine) -> None:
+    """Give a fresh working folder its key, or say which key the database needs."""
+    if recorded_fingerprint(engine) is not None:
+        raise ConfigError(
+            f"NEWSLETTER_SECRET_KEY is not set and there is no {SECRET_FILE} here, but this "
+            "database was used with a key: set NEWSLETTER_SECRET_KEY to it, or run from the "
+            f"folder that holds its {SECRET_FILE}"
+        )
+    if holds_signed_data(engine):
+        raise ConfigError(
+            f"NEWSLETTER_SECRET_KEY is not set and there is no {SECRET_FILE} here, but this "
+            "database holds subscribers: set NEWSLETTER_SECRET_KEY to the key they were "
+            "signed with"
+        )
+    key = create_secret_file(Path.cwd())
+    # every holder of the one cached settings object sees the new key
+    settings.secret_key = load_settings(Path.cwd(), create_secret=False).secret_key
+    if settings.secret_key is None or settings.secret_key.get_secret_value() != key:
+        raise ConfigError(f"{SECRET_FILE} could not be read back")
 
 
 @functools.cache
 def get_engine() -> Engine:
-    """The migrated database engine named by the settings."""
-    return open_database(get_settings().database_url)
+    """The migrated database engine named by the settings, checked against the key.
+
+    Raises :class:`ConfigError` when the key is not the one the database was used with.
+    """
+    settings = get_settings()
+    engine = open_database(settings.database_url, durable=settings.durable == "full")
+    reads_only = _reads_only()
+    if settings.secret_key is None and not reads_only:
+        _adopt_new_secret(settings, engine)
+    if settings.secret_key is not None:
+        check_database_key(engine, settings.secret(), record=not reads_only)
+    return engine

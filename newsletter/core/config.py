@@ -7,16 +7,20 @@ Secrets are ``SecretStr`` and never appear in ``repr``, logs or errors.
 
 Key rotation: ``NEWSLETTER_SECRET_KEYS_PREVIOUS`` lists retired keys. New link
 tokens and suppression hashes use ``NEWSLETTER_SECRET_KEY`` only; checking a
-token or a suppression also tries each retired key (see :class:`SigningSecret`).
+token or a suppression also tries each retired key (see :mod:`newsletter.core.keys`).
+A blank or weak key is refused; so is a blank ``.newsletter-secret``.
+
+``NEWSLETTER_DURABLE``: SQLite commits with ``synchronous=NORMAL`` by default,
+which survives a crash of the process or the machine's software but may lose the
+last commits on a power loss; ``full`` (``synchronous=FULL``) survives that too,
+at the cost of a sync on every commit.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import secrets
-from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,49 +40,19 @@ from pydantic_settings import (
 )
 
 from newsletter.core.errors import ConfigError, InsecureTransportError
+from newsletter.core.keys import SigningSecret, check_key_strength, make_key_hint, signing_secret
 
 __all__ = [
+    "SECRET_FILE",
     "SMTPEndpoint",
     "Settings",
-    "SigningSecret",
+    "create_secret_file",
     "is_loopback_host",
-    "keys_to_try",
     "load_settings",
 ]
 
 SECRET_FILE = ".newsletter-secret"  # noqa: S105 - a file name, not a secret
 _TOML_FILE: ContextVar[Path] = ContextVar("toml_file", default=Path("newsletter.toml"))
-
-
-class SigningSecret(bytes):
-    """The current secret key, as ``bytes``, carrying the retired keys still honoured.
-
-    Every caller that signs treats it as the plain current key, so signing costs
-    what it did before rotation. Code that *checks* a token or a suppression hash
-    tries :attr:`previous` too, through :func:`keys_to_try`. ``repr`` and ``str``
-    hide every key.
-    """
-
-    previous: tuple[bytes, ...]
-
-    def __new__(cls, current: bytes, previous: Iterable[bytes] = ()) -> SigningSecret:
-        """The current key plus the retired ones (blanks and repeats of current dropped)."""
-        made = super().__new__(cls, current)
-        made.previous = tuple(k for k in dict.fromkeys(previous) if k and k != current)
-        return made
-
-    def __repr__(self) -> str:
-        return f"SigningSecret('**********', previous={len(self.previous)} hidden)"
-
-    __str__ = __repr__
-
-
-def keys_to_try(secret: bytes) -> tuple[bytes, ...]:
-    """The keys a check should accept, the current one first (retired ones only for a
-    :class:`SigningSecret`)."""
-    if isinstance(secret, SigningSecret):
-        return (bytes(secret), *secret.previous)
-    return (secret,)
 
 
 class Settings(BaseSettings):
@@ -90,7 +64,7 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    database_url: str = "sqlite:///newsletter.core.db"
+    database_url: str = "sqlite:///newsletter.db"
     smtp_url: SecretStr = SecretStr("smtp://127.0.0.1:1025")
     smtp_allow_insecure: bool = False
     smtp_timeout: float = Field(default=30.0, gt=0)
@@ -119,6 +93,8 @@ class Settings(BaseSettings):
     send_rate: float | None = Field(default=None, gt=0)
     send_max_attempts: int = Field(default=5, ge=1, le=50)
     send_failure_threshold: int = Field(default=50, ge=1)
+    # SQLite: "normal" survives a process crash, "full" also a power loss (slower commits)
+    durable: Literal["normal", "full"] = "normal"
     # reverse proxies whose X-Forwarded-For/-Proto `serve` believes: IPs or CIDRs; none by default
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -205,30 +181,18 @@ class Settings(BaseSettings):
     def secret(self) -> SigningSecret:
         """The key that signs tokens, carrying the retired keys that checks still accept.
 
-        :func:`load_settings` guarantees a current key is present.
+        Raises :class:`ConfigError` when no key is configured or the key is weak.
         """
         if self.secret_key is None:
-            raise ConfigError("NEWSLETTER_SECRET_KEY is not set")
+            raise ConfigError(
+                f"NEWSLETTER_SECRET_KEY is not set and there is no {SECRET_FILE} here; "
+                f"set it to the key this database was used with, or {make_key_hint()}"
+            )
         previous = self.secret_keys_previous
-        return _signing_secret(
+        return signing_secret(
             self.secret_key.get_secret_value(),
             previous.get_secret_value() if previous is not None else None,
         )
-
-    def previous_secrets(self) -> tuple[bytes, ...]:
-        """The retired keys from ``NEWSLETTER_SECRET_KEYS_PREVIOUS``, in the order given."""
-        if self.secret_keys_previous is None:
-            return ()
-        listed = self.secret_keys_previous.get_secret_value().split(",")
-        return tuple(k.strip().encode() for k in listed if k.strip())
-
-
-@functools.lru_cache(maxsize=8)
-def _signing_secret(current: str, previous: str | None) -> SigningSecret:
-    # Built once per key set, not per call: secret() is on the per-recipient path
-    # (two signed links a message).
-    listed = previous.split(",") if previous else []
-    return SigningSecret(current.encode(), tuple(k.strip().encode() for k in listed if k.strip()))
 
 
 def is_loopback_host(host: str) -> bool:
@@ -262,12 +226,25 @@ class SMTPEndpoint:
         ``smtp://`` to a loopback host may run in the clear; to any other host
         STARTTLS is required unless ``allow_insecure`` is set explicitly.
         """
+        # An unescaped / # or ? in the password ends the authority early: the
+        # rest of the password would land in the host or port, and in errors.
+        rest = url.partition("://")[2]
+        cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        if "@" in rest[cut:]:
+            raise ConfigError(
+                "NEWSLETTER_SMTP_URL: the user name or password holds a '/', '#' or '?'; "
+                "the password must be URL-encoded (e.g. %2F for /)"
+            )
         try:
             parts = urlsplit(url)
             host = parts.hostname
             port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"NEWSLETTER_SMTP_URL is not a valid URL ({exc})") from None
+        except ValueError:
+            # the message of the ValueError may quote part of the password
+            raise ConfigError(
+                "NEWSLETTER_SMTP_URL is not a valid URL (check the port; "
+                "the password must be URL-encoded)"
+            ) from None
         if parts.scheme not in {"smtp", "smtps"} or not host:
             raise ConfigError(
                 "NEWSLETTER_SMTP_URL must look like smtp://host:587 or smtps://host:465"
@@ -287,25 +264,49 @@ class SMTPEndpoint:
         return cls(host, port or (25 if tls == "none" else 587), tls, username, password)
 
 
-def _ensure_secret(settings: Settings, folder: Path) -> Settings:
+def create_secret_file(folder: Path) -> str:
+    """Generate a strong key into ``folder/.newsletter-secret`` (mode 0600) and return it.
+
+    Refuses to overwrite an existing file.
+    """
+    key = secrets.token_urlsafe(32)
+    fd = os.open(folder / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({type(exc).__name__})") from None
+    check_key_strength(key, str(path))
+    return key
+
+
+def _with_secret(settings: Settings, folder: Path, create: bool) -> Settings:
     if settings.secret_key is not None:
+        settings.secret()  # refuse a blank or weak key now, not at the first link
         return settings
     path = folder / SECRET_FILE
     if path.exists():
-        key = path.read_text(encoding="ascii").strip()
+        key = _read_secret_file(path)
+    elif create:
+        key = create_secret_file(folder)
     else:
-        key = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(key + "\n")
+        return settings
     return settings.model_copy(update={"secret_key": SecretStr(key)})
 
 
-def load_settings(folder: Path | None = None, **overrides: object) -> Settings:
+def load_settings(
+    folder: Path | None = None, *, create_secret: bool = True, **overrides: object
+) -> Settings:
     """Build the settings from the environment and ``newsletter.toml`` in ``folder``.
 
-    When no secret key is configured, one is generated once and kept (mode 0600)
-    in ``.newsletter-secret`` in that folder, so signed links stay valid.
+    When no secret key is configured, the key in ``.newsletter-secret`` in that
+    folder is used; if there is none and ``create_secret`` is true, a strong one
+    is generated there (mode 0600). A blank or weak key (under 32 bytes) is refused.
     Raises :class:`ConfigError` with one line per problem, never echoing a secret.
     """
     folder = folder or Path.cwd()
@@ -318,4 +319,4 @@ def load_settings(folder: Path | None = None, **overrides: object) -> Settings:
         raise ConfigError(f"configuration {name!r}: {first['msg']}") from None
     finally:
         _TOML_FILE.reset(token)
-    return _ensure_secret(settings, folder)
+    return _with_secret(settings, folder, create_secret)

@@ -4,10 +4,16 @@ SQLite (the embedded default) and PostgreSQL run the same SQLAlchemy Core code.
 Migrations are named steps recorded in the ``schema_migrations`` table and
 applied in order on first use; applying them twice, or from two processes at
 once, is safe.
+
+An SQLite file is created mode 0600 (its WAL and shared-memory files inherit
+that mode): it holds addresses and names. ``secure_delete`` is on, so a deleted
+row's bytes are overwritten rather than left in free pages (erasure relies on it).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -22,6 +28,7 @@ from newsletter.core.errors import ConfigError
 __all__ = [
     "Migration",
     "UTCDateTime",
+    "checkpoint",
     "is_postgres",
     "make_engine",
     "metadata",
@@ -72,16 +79,34 @@ def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (status, preview) run while a send writes; the busy
     # timeout makes concurrent writers (two schedulers) wait instead of failing.
+    # synchronous=NORMAL survives a crash but may lose the last commits on a power
+    # loss; NEWSLETTER_DURABLE=full asks for FULL (a sync per commit).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def _create_private(path: str | None) -> None:
+    """Create the SQLite file mode 0600 before SQLite does (it would use the umask)."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise ConfigError(
+            f"NEWSLETTER_DATABASE_URL: cannot create {path} ({exc.strerror})"
+        ) from None
+    os.close(fd)
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -90,8 +115,12 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///file.db`` or ``postgresql://...``), not yet migrated."""
+def make_engine(url: str, *, durable: bool = False) -> Engine:
+    """An engine for ``url`` (``sqlite:///file.db`` or ``postgresql://...``), not yet migrated.
+
+    A new SQLite file is created mode 0600; ``durable`` commits SQLite with
+    ``synchronous=FULL`` (survives a power loss) instead of ``NORMAL``.
+    """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
@@ -99,9 +128,30 @@ def make_engine(url: str) -> Engine:
     except (ArgumentError, SQLAlchemyError, ImportError) as exc:
         raise ConfigError(f"NEWSLETTER_DATABASE_URL is not usable ({type(exc).__name__})") from None
     if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        _create_private(engine.url.database)
+        pragmas = functools.partial(_sqlite_pragmas, "FULL" if durable else "NORMAL")
+        sa.event.listen(engine, "connect", pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def checkpoint(engine: Engine) -> None:
+    """Fold SQLite's WAL into the database file and empty it (no-op on PostgreSQL).
+
+    After an erasure, so that the erased bytes do not linger in old WAL frames.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        # on the raw connection: a checkpoint cannot run inside BEGIN IMMEDIATE
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.fetchall()
+        finally:
+            cursor.close()
 
 
 Migration = tuple[str, Callable[[Connection], None]]
@@ -131,9 +181,9 @@ def migrate(engine: Engine, migrations: Sequence[Migration]) -> list[str]:
     return applied
 
 
-def open_migrated(url: str, migrations: Sequence[Migration]) -> Engine:
+def open_migrated(url: str, migrations: Sequence[Migration], *, durable: bool = False) -> Engine:
     """An engine for ``url`` with ``migrations`` applied (once per process and URL)."""
-    engine = make_engine(url)
+    engine = make_engine(url, durable=durable)
     with _lock:
         if url not in _migrated:
             try:

@@ -12,7 +12,8 @@ and also from the builtin that fits, so callers may catch either::
     │   ├── HeaderInjectionError            CR or LF in a header value
     │   └── ScheduleError                   a time, a cron expression, a zone
     ├── TokenError (ValueError)             a signed link token is tampered, expired or mis-purposed
-    │   └── TokenExpiredError
+    │   ├── TokenExpiredError
+    │   └── TokenOwnerGoneError             nobody holds the token's subscriber id any more
     ├── NotFoundError (LookupError)         no such article, edition, subscriber, schedule
     ├── StateError (RuntimeError)           the operation does not fit the current state
     │   └── SuppressedError                 erased or unsubscribed; re-adding needs a flag
@@ -45,6 +46,7 @@ __all__ = [
     "SuppressedError",
     "TokenError",
     "TokenExpiredError",
+    "TokenOwnerGoneError",
 ]
 
 
@@ -76,6 +78,10 @@ class InputError(NewsletterError, ValueError):
         self.line = line
         self.field = field
         super().__init__(self._format())
+
+    def with_field(self, field: str) -> str:
+        """The message as it reads when the field is called ``field`` (e.g. the CLI's flag)."""
+        return InputError(self.reason, source=self.source, line=self.line, field=field)._format()
 
     def _format(self) -> str:
         where = []
@@ -111,6 +117,17 @@ class TokenError(NewsletterError, ValueError):
 
 class TokenExpiredError(TokenError):
     """A signed token was genuine but is older than its purpose allows."""
+
+
+class TokenOwnerGoneError(TokenError):
+    """A token names a subscriber id nobody holds (erased): it acts on no one.
+
+    ``subscriber_id`` is the id it names, for pages that answer "nothing held".
+    """
+
+    def __init__(self, subscriber_id: int) -> None:
+        self.subscriber_id = subscriber_id
+        super().__init__("the link is for someone no longer on the list")
 
 
 class NotFoundError(NewsletterError, LookupError):
