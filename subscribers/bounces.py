@@ -96,6 +96,7 @@ def _base(configured: str | None, sender_domain: str) -> tuple[str, str]:
     if (
         not at
         or not local
+        or "@" in local
         or not domain
         or not address.isascii()
         or any(c.isspace() or c in '<>"(),;:\\[]' for c in address)

@@ -1,4 +1,3 @@
-"""Bounces, complaints and mailed unsubscribes read from a Maildir, acted on with evidence only.
-"""
+"""Bounces, complaints and mailed unsubscribes read from a Maildir, acted on with evidence only."""
 
 __all__: list[str] = []

@@ -2,30 +2,24 @@
 
 The returned messages are real personalised digests from the compose path
 (MessageBuilder), so the tokens in their List-Unsubscribe are the ones a send
-puts there.
+puts there; a DSN comes back to the reader's VERP return path (the one a send
+uses as MAIL FROM) unless a test says otherwise. The forgeries are in
+test_forgery.py, the hostile files in test_poison.py.
 """
 
 from __future__ import annotations
 
 import json
 import mailbox
-from collections.abc import Callable, Iterator
-from email import message_from_bytes
-from email.message import EmailMessage, Message
-from email.mime.message import MIMEMessage
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from newsletter.content.message import new_message_id
 from newsletter.core.config import Settings
 from newsletter.core.errors import InputError
-from newsletter.database import open_database
-from newsletter.delivery.compose import MessageBuilder
 from newsletter.inbound.parse import (
     Bounce,
     Complaint,
@@ -37,134 +31,32 @@ from newsletter.inbound.parse import (
 from newsletter.inbound.process import process_maildir
 from subscribers import store
 from subscribers.model import SubscriberStatus
+from tests.inbound.mailkit import (
+    add_readers,
+    arf,
+    digest,
+    dsn,
+    event_kinds,
+    folder,
+    mailto_unsubscribe,
+    return_path,
+    status_of,
+)
 from tests.support.cli import CLIResult
-from tests.support.sample_editions import daily_edition
 
 RunCLI = Callable[..., CLIResult]
-
-
-@pytest.fixture
-def work_engine(settings: Settings) -> Iterator[Engine]:
-    """The working folder's SQLite database: the one ``run_cli`` uses too."""
-    engine = open_database(settings.database_url)
-    yield engine
-    engine.dispose()
-
-
-def add_readers(engine: Engine, settings: Settings) -> list[int]:
-    """Six confirmed readers, reader0@example.org ... reader5@example.org; their ids."""
-    with engine.begin() as conn:
-        return [
-            store.add(conn, f"reader{n}@example.org", secret=settings.secret(), confirmed=True).id
-            for n in range(6)
-        ]
-
-
-@pytest.fixture
-def box(workdir: Path) -> mailbox.Maildir:
-    """An empty Maildir in the working folder, as the MTA would fill it."""
-    return mailbox.Maildir(workdir / "returns", create=True)
-
-
-def digest(settings: Settings, subscriber_id: int, email: str) -> bytes:
-    """The real personalised digest this reader was sent."""
-    builder = MessageBuilder(settings, daily_edition())
-    message_id = new_message_id(settings.sender_domain)
-    return builder.build("all", subscriber_id, email, "A Reader", message_id)
-
-
-def dsn(
-    original: bytes | None,
-    recipient: str,
-    *,
-    action: str = "failed",
-    status: str = "5.1.1",
-    headers_only: bool = False,
-) -> bytes:
-    """An RFC 3464 delivery status notification about ``recipient``, returning ``original``."""
-    report = MIMEMultipart("report", report_type="delivery-status")
-    report["From"] = "Mail Delivery System <MAILER-DAEMON@mx.example.org>"
-    report["To"] = "bounces@news.example.com"
-    report["Subject"] = "Undelivered Mail Returned to Sender"
-    report.attach(MIMEText("This is the mail system at host mx.example.org.\n"))
-    per_message = Message()
-    per_message["Reporting-MTA"] = "dns; mx.example.org"
-    per_recipient = Message()
-    per_recipient["Final-Recipient"] = f"rfc822; {recipient}"
-    per_recipient["Action"] = action
-    per_recipient["Status"] = status
-    per_recipient["Diagnostic-Code"] = f"smtp; {status[0]}50 {status} mailbox problem"
-    delivery = Message()
-    delivery["Content-Type"] = "message/delivery-status"
-    delivery.set_payload([per_message, per_recipient])
-    report.attach(delivery)
-    if original is not None:
-        if headers_only:
-            head = original.split(b"\r\n\r\n", 1)[0].decode("ascii")
-            report.attach(MIMEText(head, "rfc822-headers"))
-        else:
-            report.attach(MIMEMessage(message_from_bytes(original)))
-    return report.as_bytes()
-
-
-def arf(original: bytes, *, feedback_type: str = "abuse", redact_to: bool = True) -> bytes:
-    """An RFC 5965 abuse report from a mailbox provider's feedback loop."""
-    report = MIMEMultipart("report", report_type="feedback-report")
-    report["From"] = "feedback@fbl.example.net"
-    report["To"] = "abuse@news.example.com"
-    report["Subject"] = "Complaint about message"
-    report.attach(MIMEText("This is an email abuse report.\n"))
-    feedback = Message()
-    feedback["Content-Type"] = "message/feedback-report"
-    feedback.set_payload(f"Feedback-Type: {feedback_type}\nUser-Agent: FBL/1.0\nVersion: 1\n")
-    report.attach(feedback)
-    returned = message_from_bytes(original)
-    if redact_to:
-        # providers often redact the complainer's address: the token must identify them
-        del returned["To"]
-        returned["To"] = "redacted@example.net"
-    report.attach(MIMEMessage(returned))
-    return report.as_bytes()
-
-
-def mailto_unsubscribe(original: bytes, *, tamper: bool = False) -> bytes:
-    """What a mail client sends when the reader picks the List-Unsubscribe mailto."""
-    header = message_from_bytes(original)["List-Unsubscribe"]
-    mailto = next(p.strip(" <>\r\n\t") for p in header.split(",") if "mailto:" in p)
-    parts = urlsplit(mailto)
-    subject = parse_qs(parts.query)["subject"][0]
-    if tamper:
-        # point someone else's genuine-looking token at subscriber 1
-        code, _id, issued, signature = subject.split()[1].split(".")
-        subject = f"unsubscribe {code}.1.{issued}.{signature}"
-    message = EmailMessage()
-    message["From"] = "reader@example.org"
-    message["To"] = parts.path
-    message["Subject"] = subject
-    message.set_content("Sent from my phone\n")
-    return message.as_bytes()
-
-
-def status_of(engine: Engine, subscriber_id: int) -> SubscriberStatus:
-    with engine.connect() as conn:
-        return store.get(conn, subscriber_id).status
-
-
-def event_kinds(engine: Engine, subscriber_id: int) -> list[str]:
-    with engine.connect() as conn:
-        return [e.kind for e in store.events(conn, subscriber_id)]
-
-
-def folder(box: mailbox.Maildir, subdir: str) -> list[str]:
-    return sorted(p.name for p in (Path(box._path) / subdir).iterdir())
 
 
 def fill(box: mailbox.Maildir, settings: Settings, ids: list[int]) -> dict[str, str]:
     """One of each kind of inbound mail; the Maildir key of each, by name."""
     mail = {n: digest(settings, ids[n], f"reader{n}@example.org") for n in range(6)}
+    verp = {n: return_path(settings, ids[n], f"reader{n}@example.org") for n in range(2)}
     keys = {
-        "hard": box.add(dsn(mail[0], "Reader0@Example.ORG")),  # folded like the store
-        "delayed": box.add(dsn(mail[1], "reader1@example.org", action="delayed", status="4.4.7")),
+        # folded like the store
+        "hard": box.add(dsn(mail[0], "Reader0@Example.ORG", to=verp[0])),
+        "delayed": box.add(
+            dsn(mail[1], "reader1@example.org", action="delayed", status="4.4.7", to=verp[1])
+        ),
         "complaint": box.add(arf(mail[2])),
         "unsubscribe": box.add(mailto_unsubscribe(mail[3])),
         "forged": box.add(mailto_unsubscribe(mail[4], tamper=True)),
@@ -191,19 +83,26 @@ def test_cli_acts_on_each_kind_once(
     report = json.loads(first.stdout)
     assert report["counts"] == {
         "bounced": 1,
+        "soft_bounce": 0,
         "deferred": 1,
         "complaint": 1,
         "unsubscribed": 1,
+        "unverified": 0,
         "ignored": 0,
         "forged": 1,
         "malformed": 1,
         "not_understood": 1,
+        "quarantined": 0,
+        "skipped": 0,
     }
     by_file = {a["file"]: a for a in report["actions"]}
     assert by_file[keys["garbage"]]["kind"] == "malformed"
     assert by_file[keys["hard"]]["address"] == "r•••@example.org"  # masked
-    assert "confirmed by the returned message" in by_file[keys["hard"]]["detail"]
+    assert by_file[keys["hard"]]["detail"] == (
+        "hard bounce 5.1.1 (VERP return path and their token in the returned message)"
+    )
     assert "reader0@example.org" not in first.stdout
+    assert "bounces+" not in first.stdout  # no return path (a token) in the output
 
     assert [status_of(engine, i) for i in readers] == [
         SubscriberStatus.BOUNCED,
@@ -232,7 +131,7 @@ def test_cli_acts_on_each_kind_once(
     second = run_cli("inbound", "returns")
     assert second.code == 0, second.stderr
     assert "2 new messages" in second.stdout
-    assert "0 bounced, 0 deferred, 0 complaints, 0 unsubscribed" in second.stdout
+    assert "0 bounced, 0 soft bounces, 0 deferred, 0 complaints, 0 unsubscribed" in second.stdout
     assert f"malformed: {keys['garbage']}:" in second.stdout
     assert event_kinds(engine, readers[1]) == events_before
     assert status_of(engine, readers[0]) is SubscriberStatus.BOUNCED
@@ -252,8 +151,8 @@ def test_dry_run_reports_and_changes_nothing(
     result = run_cli("inbound", "returns", "--dry-run")
     assert result.code == 0, result.stderr
     assert "dry run, nothing changed: 7 new messages" in result.stdout
-    assert "1 bounced, 1 deferred, 1 complaints, 1 unsubscribed" in result.stdout
-    assert f"bounced: {keys['hard']} r•••@example.org: hard bounce 5.1.1" in result.stdout
+    assert "1 bounced, 0 soft bounces, 1 deferred, 1 complaints, 1 unsubscribed" in result.stdout
+    assert f"bounced: {keys['hard']} r•••@example.org: hard bounce 5.1.1 (" in result.stdout
     assert folder(box, "new") == before
     assert folder(box, "cur") == []
     assert {status_of(engine, i) for i in readers} == {SubscriberStatus.CONFIRMED}
@@ -286,14 +185,16 @@ def test_bounce_returning_a_tampered_token_is_forged(
 ) -> None:
     readers = add_readers(engine, settings)
     original = digest(settings, readers[0], "reader0@example.org")
-    tampered = original.replace(b"unsubscribe/u.", b"unsubscribe/u.f", 1)
+    # reader0's signature on reader1's id
+    mine, theirs = (f"unsubscribe/u.{i:x}.".encode() for i in readers[:2])
+    tampered = original.replace(mine, theirs, 1)
     box.add(dsn(tampered, "reader0@example.org"))
     report = process_maildir(engine, settings.secret(), Path(box._path))
     assert [a.kind for a in report.actions] == ["forged"]
     assert status_of(engine, readers[0]) is SubscriberStatus.CONFIRMED
 
 
-def test_bounce_returning_another_readers_message_is_ignored(
+def test_bounce_returning_another_readers_message_is_only_recorded(
     engine: Engine, settings: Settings, box: mailbox.Maildir
 ) -> None:
     readers = add_readers(engine, settings)
@@ -301,20 +202,24 @@ def test_bounce_returning_another_readers_message_is_ignored(
     original = digest(settings, readers[0], "reader0@example.org")
     box.add(dsn(original, "reader1@example.org"))
     report = process_maildir(engine, settings.secret(), Path(box._path))
-    assert [a.kind for a in report.actions] == ["ignored"]
+    assert [a.kind for a in report.actions] == ["unverified"]
+    assert report.actions[0].subscriber_id == readers[1]
     assert {status_of(engine, i) for i in readers[:2]} == {SubscriberStatus.CONFIRMED}
+    assert "bounce_unverified" in event_kinds(engine, readers[1])
 
 
-def test_complaint_without_token_uses_the_to_address_and_other_feedback_is_ignored(
+def test_complaint_by_the_return_path_and_other_feedback_is_ignored(
     engine: Engine, settings: Settings, box: mailbox.Maildir
 ) -> None:
     readers = add_readers(engine, settings)
+    # a returned message with no token, but the loop reports to the VERP return path
     plain = EmailMessage()
     plain["From"] = settings.sender
-    plain["To"] = "Reader Two <READER2@example.org>"
+    plain["To"] = "redacted@example.net"
     plain["Subject"] = "An old message without List-Unsubscribe"
     plain.set_content("hello\n")
-    box.add(arf(plain.as_bytes(), redact_to=False))
+    verp = return_path(settings, readers[2], "reader2@example.org")
+    box.add(arf(plain.as_bytes(), redact_to=False, to=verp))
     box.add(arf(digest(settings, readers[3], "reader3@example.org"), feedback_type="not-spam"))
     report = process_maildir(engine, settings.secret(), Path(box._path))
     assert sorted(a.kind for a in report.actions) == ["complaint", "ignored"]
@@ -340,7 +245,7 @@ def test_classify_reads_the_report_parts(settings: Settings) -> None:
     original = digest(settings, 7, "reader7@example.org")
     bounce = classify(dsn(original, "reader7@example.org", headers_only=True))
     assert isinstance(bounce, Bounce)
-    assert bounce.recipients[0].permanent
+    assert bounce.recipients[0].hard
     assert bounce.returned is not None
     assert bounce.returned.to == "reader7@example.org"
     assert bounce.returned.token is not None
@@ -348,7 +253,8 @@ def test_classify_reads_the_report_parts(settings: Settings) -> None:
 
     delayed = classify(dsn(None, "x@example.org", action="delayed", status="4.4.7"))
     assert isinstance(delayed, Bounce)
-    assert delayed.recipients[0].transient
+    assert delayed.recipients[0].delayed
+    assert not delayed.recipients[0].soft
     assert delayed.returned is None
 
     complaint = classify(arf(original))
@@ -386,7 +292,7 @@ def test_global_dsn_with_a_utf8_recipient() -> None:
     ).encode()
     bounce = classify(raw)
     assert isinstance(bounce, Bounce)
-    assert [(r.address, r.permanent) for r in bounce.recipients] == [("jörg@example.org", True)]
+    assert [(r.address, r.hard) for r in bounce.recipients] == [("jörg@example.org", True)]
 
 
 @pytest.mark.parametrize(
