@@ -33,7 +33,7 @@ from newsletter.content.editions import (  # noqa: E402
 from newsletter.content.loaders import load_many  # noqa: E402
 from newsletter.content.message import MessageTemplate, Personal, new_message_id  # noqa: E402
 from newsletter.content.models import Edition  # noqa: E402
-from newsletter.content.render import Renderer, variant_key  # noqa: E402
+from newsletter.content.render import Renderer, Variant  # noqa: E402
 from newsletter.core.config import load_settings  # noqa: E402
 from subscribers import links  # noqa: E402
 
@@ -88,7 +88,7 @@ def main() -> None:
 
     settings = load_settings(
         Path(tempfile.mkdtemp()),
-        secret_key="bench-secret-key",
+        secret_key="bench-secret-key-not-for-production-0123456789",
         base_url="https://news.example.com/newsletter",
     )
     edition = example_edition()
@@ -151,7 +151,7 @@ def main() -> None:
         )
         for sid, email, name, _ in recipients
     ]
-    keys = [variant_key(edition, topics) for *_, topics in recipients]
+    keys = [Variant.of(edition, topics).key for *_, topics in recipients]
 
     def personalise_only() -> int:
         size = 0
@@ -163,14 +163,14 @@ def main() -> None:
         size = 0
         domain = settings.sender_domain
         for sid, email, name, topics in recipients:
-            template = templates[variant_key(edition, topics)]
+            template = templates[Variant.of(edition, topics).key]
             who = Personal(
                 email=email,
                 name=name,
-                unsubscribe_url=links.unsubscribe_url(settings, sid),
-                preferences_url=links.preferences_url(settings, sid),
+                unsubscribe_url=links.unsubscribe_url(settings, sid, email),
+                preferences_url=links.preferences_url(settings, sid, email),
                 message_id=new_message_id(domain),
-                unsubscribe_mailto=links.unsubscribe_mailto(settings, sid),
+                unsubscribe_mailto=links.unsubscribe_mailto(settings, sid, email),
             )
             size += len(template.personalise(who))
         return size

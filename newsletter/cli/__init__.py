@@ -22,7 +22,7 @@ from newsletter.cli import (
     web,
 )
 from newsletter.cli.common import err
-from newsletter.core.errors import NewsletterError
+from newsletter.core.errors import InputError, NewsletterError
 
 __all__ = ["app", "main"]
 
@@ -49,12 +49,22 @@ sink.register(app)
 inbound.register(app)
 
 
+# Library errors name their parameters; on the command line they are these flags.
+_FLAGS = {"edition": "--edition", "run_at": "--at", "cron": "--cron", "tz": "--tz"}
+
+
+def _message(exc: NewsletterError) -> str:
+    if isinstance(exc, InputError) and exc.field in _FLAGS:
+        return exc.with_field(_FLAGS[exc.field])
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status, turning user errors into one clean line."""
     try:
         app(args=argv, prog_name="newsletter")
     except NewsletterError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {_message(exc)}", markup=False)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)

@@ -26,7 +26,7 @@ from newsletter.content.editions import get_edition
 from newsletter.core.errors import SendPausedError
 from newsletter.delivery import outbox
 from newsletter.delivery.engine import SendOptions, SendReport, send_edition
-from newsletter.delivery.smtp import Outcome
+from newsletter.delivery.outcomes import DeliveryStatus
 
 __all__ = [
     "register",
@@ -62,7 +62,7 @@ class _Bar:
         self.task = self.progress.add_task("sending", total=total)
         self.progress.start()
 
-    def advance(self, outcome: Outcome) -> None:
+    def advance(self, outcome: DeliveryStatus) -> None:
         self.progress.advance(self.task)
 
     def stop(self) -> None:

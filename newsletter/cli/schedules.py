@@ -20,10 +20,9 @@ import typer
 from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out
-from newsletter.content.editions import get_edition, set_status
-from newsletter.content.models import EditionKind, EditionStatus
+from newsletter.content.models import EditionKind
 from newsletter.core.db import utcnow
-from newsletter.core.errors import InputError, ScheduleError, StateError
+from newsletter.core.errors import InputError, ScheduleError
 from newsletter.core.text import has_line_break
 from newsletter.core.times import parse_aware
 from newsletter.scheduling.claims import (
@@ -188,14 +187,6 @@ def add(
         title=title,
     )
     with get_engine().begin() as conn:
-        if edition is not None:
-            found = get_edition(conn, edition)
-            if found.status not in {EditionStatus.DRAFT, EditionStatus.SCHEDULED}:
-                raise StateError(
-                    f"edition {found.id} is {found.status.value}; it cannot be scheduled"
-                )
-            set_status(conn, found.id, EditionStatus.SCHEDULED, now=now, scheduled_at=timing.run_at)
-            edition = found.id
         schedule = add_schedule(conn, timing=timing, now=now, edition_id=edition, build=build)
     if timing.run_at is not None and at is not None:
         _note_clock_change(at, zone_name, timing.run_at)
@@ -297,11 +288,6 @@ def _change(schedule_id: int, action: Literal["pause", "resume", "cancel"]) -> N
     now = _clock()()
     with get_engine().begin() as conn:
         schedule = set_schedule_status(conn, schedule_id, action, now)
-        if action == "cancel" and schedule.edition_id is not None:
-            # its fixed edition, not yet sent, goes back to being a draft
-            edition = get_edition(conn, schedule.edition_id)
-            if edition.status is EditionStatus.SCHEDULED:
-                set_status(conn, edition.id, EditionStatus.DRAFT, now=now)
     out.print(f"schedule {schedule.id}: {schedule.status.value}", markup=False)
 
 

@@ -17,7 +17,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.content.articles import get_articles, list_articles
-from newsletter.content.models import Article, Edition, EditionKind, EditionStatus, Section
+from newsletter.content.models import (
+    Article,
+    Edition,
+    EditionKind,
+    EditionStatus,
+    GeneratedLine,
+    Section,
+)
 from newsletter.core.errors import (
     InputError,
     NotFoundError,
@@ -41,6 +48,7 @@ __all__ = [
     "get_edition",
     "latest_edition",
     "list_editions",
+    "machine_intro",
     "order_sections",
     "set_status",
 ]
@@ -137,6 +145,31 @@ def derive_preheader(articles: list[Article]) -> str:
         if sum(len(p) + 1 for p in parts) >= PREHEADER_MAX:
             break
     return _trim(" ".join(parts), PREHEADER_MAX)
+
+
+def machine_intro(
+    count: int,
+    kind: EditionKind,
+    *,
+    site_name: str,
+    since: datetime,
+    now: datetime,
+    zone: ZoneInfo,
+) -> str:
+    """The builder's own intro line, naming the article window as a reader would.
+
+    ``"3 stories from <site> since 06:30 today."``, or, when the window began on
+    another day, ``"... since Tuesday 24 November."``.
+    """
+    if kind is EditionKind.BREAKING:
+        return f"Breaking news from {site_name}."
+    start, today = since.astimezone(zone), now.astimezone(zone)
+    if start.date() == today.date():
+        when = f"{start:%H:%M} today"
+    else:
+        when = f"{start:%A} {start.day} {start:%B}"
+        when += f" {start.year}" if start.year != today.year else ""
+    return f"{plural(count, 'story', 'stories')} from {site_name} since {when}."
 
 
 def _default_title(kind: EditionKind, local: datetime) -> str:
@@ -281,12 +314,12 @@ def build_edition(
     sections = order_sections(rest)
     reading_order = [top, *(a for s in sections for a in s.articles)]
     local = now.astimezone(zone)
-    count = len(reading_order)
-    if kind is EditionKind.BREAKING:
-        intro = f"Breaking news from {site_name}."
-    else:
-        stories = plural(count, "story", "stories")
-        intro = f"{stories} from {site_name} since {since.astimezone(zone):%A %H:%M}."
+    generated: list[GeneratedLine] = ["intro"]
+    generated += [] if subject else ["subject"]
+    generated += [] if preheader else ["preheader"]
+    intro = machine_intro(
+        len(reading_order), kind, site_name=site_name, since=since, now=now, zone=zone
+    )
 
     edition = Edition(
         id="pending",
@@ -298,6 +331,8 @@ def build_edition(
         top_story=top,
         sections=sections,
         topics=sorted(wanted),
+        generated=generated,
+        window_start=since,
         created_at=now,
     )
     return _store(conn, edition, f"{local:%Y-%m-%d}-{kind.value}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -21,6 +22,7 @@ __all__ = [
     "Edition",
     "EditionKind",
     "EditionStatus",
+    "GeneratedLine",
     "Image",
     "Section",
 ]
@@ -93,6 +95,9 @@ class EditionKind(StrEnum):
     BREAKING = "breaking"
 
 
+GeneratedLine = Literal["subject", "preheader", "intro"]
+
+
 class EditionStatus(StrEnum):
     """Where an edition is in its life."""
 
@@ -123,6 +128,10 @@ class Edition(_Model):
     top_story: Article | None = None
     sections: list[Section] = Field(default_factory=list)
     topics: list[str] = Field(default_factory=list)  # the filter it was built with; empty = all
+    # which of subject, preheader and intro the builder wrote (each variant writes
+    # its own from its own stories); lines an editor wrote are kept as written
+    generated: list[GeneratedLine] = Field(default_factory=list)
+    window_start: AwareDatetime | None = None  # the article window began here
     created_at: AwareDatetime
     scheduled_at: AwareDatetime | None = None
     sent_at: AwareDatetime | None = None

@@ -2,8 +2,12 @@
 
 A *variant* is what differs in content between recipients: the subscriber's
 chosen topics intersected with the edition's (no topics chosen = everything).
+It has one type, :class:`Variant`, and one key format (``all``,
+``topics:a,b``, ``none``), stored on each outbox row. Its stages are
+:class:`Variant` -> :class:`RenderedVariant` (HTML and text, here) ->
+:class:`newsletter.content.message.MessageTemplate` (the MIME bytes).
 :class:`Renderer` runs Jinja2 and then premailer once per variant and caches the
-result by :func:`variant_key`. Per-recipient values (the reader's name, the
+result by :attr:`Variant.key`. Per-recipient values (the reader's name, the
 unsubscribe and preferences links) are left as placeholder slots such as
 ``NLPH7name7``, which :mod:`newsletter.content.message` fills by cheap substitution.
 """
@@ -18,17 +22,18 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
-from newsletter.content.editions import derive_preheader, derive_subject
+from newsletter.content.editions import derive_preheader, derive_subject, machine_intro
 from newsletter.content.models import Article, Edition, EditionKind, Section
 from newsletter.content.templates import email_environment
 from newsletter.core.config import Settings
 from newsletter.core.errors import RenderError, StateError
-from newsletter.core.text import plural
+from newsletter.core.text import one_line
 from newsletter.core.times import zone_info
 from newsletter.core.topics import normalise_topic
 
@@ -38,13 +43,12 @@ __all__ = [
     "SLOT_RE",
     "RenderedVariant",
     "Renderer",
+    "Variant",
     "greeting_name",
     "inline_css",
     "select_articles",
     "slot",
-    "variant_key",
     "variant_lines",
-    "variant_topics",
 ]
 
 BODY_SLOTS = ("name", "unsubscribe_url", "preferences_url")
@@ -80,27 +84,45 @@ def _edition_topics(edition: Edition) -> frozenset[str]:
     return topics
 
 
-def variant_key(edition: Edition, subscriber_topics: Collection[str] | None) -> str:
-    """The variant a subscriber with these topics gets: ``"all"`` or ``"topics:a,b"``.
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """The content one group of recipients gets: the topics kept (None = everything).
 
-    ``"none"`` means no article of the edition matches (the subscriber gets nothing).
+    An empty set means no article of the edition matches: such readers get nothing.
     """
-    if not subscriber_topics:
-        return "all"
-    wanted = {normalise_topic(t) for t in subscriber_topics} - {""}
-    if not wanted:
-        return "all"
-    common = sorted(wanted & _edition_topics(edition))
-    return "topics:" + ",".join(common) if common else "none"
 
+    topics: frozenset[str] | None
 
-def variant_topics(key: str) -> frozenset[str] | None:
-    """The inverse of :func:`variant_key`: ``None`` for everything, else the topics."""
-    if key == "all":
-        return None
-    if key == "none":
-        return frozenset()
-    return frozenset(key.removeprefix("topics:").split(","))
+    @classmethod
+    def of(cls, edition: Edition, subscriber_topics: Collection[str] | None) -> Variant:
+        """The variant a subscriber with these topics gets from ``edition``."""
+        wanted = {normalise_topic(t) for t in subscriber_topics or ()} - {""}
+        if not wanted:
+            return cls(None)
+        return cls(frozenset(wanted & _edition_topics(edition)))
+
+    @classmethod
+    def parse(cls, key: str) -> Variant:
+        """The variant stored as ``key``; :class:`ValueError` for anything else."""
+        if key == "all":
+            return cls(None)
+        if key == "none":
+            return cls(frozenset())
+        if key.startswith("topics:") and all(key.removeprefix("topics:").split(",")):
+            return cls(frozenset(key.removeprefix("topics:").split(",")))
+        raise ValueError(f"not a variant key: {key!r}")
+
+    @property
+    def key(self) -> str:
+        """``"all"``, ``"topics:a,b"`` (sorted) or ``"none"``: the one stored form."""
+        if self.topics is None:
+            return "all"
+        return "topics:" + ",".join(sorted(self.topics)) if self.topics else "none"
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no article matches: nothing is sent for this variant."""
+        return self.topics is not None and not self.topics
 
 
 def select_articles(
@@ -126,29 +148,33 @@ def select_articles(
     return top, sections
 
 
-def _stories(count: int) -> str:
-    return plural(count, "story", "stories") + " "
-
-
-def variant_lines(edition: Edition, top: Article, sections: list[Section]) -> tuple[str, str, str]:
+def variant_lines(
+    edition: Edition, top: Article, sections: list[Section], *, site_name: str, zone: ZoneInfo
+) -> tuple[str, str, str]:
     """Subject, preheader and intro for a variant holding ``top`` and ``sections``.
 
-    Lines the edition derived from its full set of stories (its top headline, the
-    story count, the standfirsts) are derived again from the variant's own stories,
-    so a reader is not promised a story their topics left out. Lines an editor
-    wrote are kept as written.
+    The lines the builder wrote (``edition.generated``) are written again from
+    the variant's own stories, so a reader is not promised a story their topics
+    left out; lines an editor wrote are kept as written.
     """
     everything = edition.articles()
     mine = [top, *(a for s in sections for a in s.articles)]
     subject, preheader, intro = edition.subject, edition.preheader, edition.intro
-    if [a.id for a in mine] == [a.id for a in everything] or edition.top_story is None:
+    if [a.id for a in mine] == [a.id for a in everything]:
         return subject, preheader, intro
-    if subject == derive_subject(edition.top_story, len(everything) - 1, edition.kind):
+    if "subject" in edition.generated:
         subject = derive_subject(top, len(mine) - 1, edition.kind)
-    if preheader == derive_preheader(everything):
+    if "preheader" in edition.generated:
         preheader = derive_preheader(mine)
-    if intro.startswith(_stories(len(everything))):
-        intro = _stories(len(mine)) + intro.removeprefix(_stories(len(everything)))
+    if "intro" in edition.generated and edition.window_start is not None:
+        intro = machine_intro(
+            len(mine),
+            edition.kind,
+            site_name=site_name,
+            since=edition.window_start,
+            now=edition.created_at,
+            zone=zone,
+        )
     return subject, preheader, intro
 
 
@@ -183,14 +209,10 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _oneline(value: str) -> str:
-    return " ".join(str(value).split())
-
-
 def _para(value: str, indent: str = "") -> str:
     # Wrap prose at 76 columns for the text part; never break a URL or long word.
     return textwrap.fill(
-        _oneline(value),
+        one_line(str(value)),
         width=76,
         break_long_words=False,
         break_on_hyphens=False,
@@ -202,15 +224,24 @@ def _para(value: str, indent: str = "") -> str:
 class RenderedVariant:
     """One variant of an edition: inlined HTML and text, with placeholder slots."""
 
-    key: str
+    variant: Variant
     edition_id: str
     kind: EditionKind
-    topics: frozenset[str] | None
     article_ids: tuple[str, ...]
     subject: str
     preheader: str
     html: str
     text: str
+
+    @property
+    def key(self) -> str:
+        """The variant's stored key."""
+        return self.variant.key
+
+    @property
+    def topics(self) -> frozenset[str] | None:
+        """The variant's topics (None = everything)."""
+        return self.variant.topics
 
     def fill_html(self, values: Mapping[str, str]) -> str:
         """The HTML with every slot replaced by its HTML-escaped value (for previews).
@@ -233,33 +264,38 @@ class Renderer:
         self.settings = settings
         self.env = email_environment(template_dir)
         self.env.finalize = _clean
-        self.env.filters["oneline"] = _oneline
+        self.env.filters["oneline"] = lambda value: one_line(str(value))
         self.env.filters["para"] = _para
         self._cache: dict[tuple[str, str], RenderedVariant] = {}
 
-    def render(self, edition: Edition, topics: Collection[str] | None = None) -> RenderedVariant:
-        """The variant of ``edition`` for subscribers with ``topics`` (None = everything).
+    def render(
+        self, edition: Edition, topics: Variant | Collection[str] | None = None
+    ) -> RenderedVariant:
+        """The ``Variant`` of ``edition`` (or the one for subscribers with ``topics``).
 
-        Cached by (edition id, :func:`variant_key`). Raises :class:`StateError` when
+        Cached by (edition id, variant key). Raises :class:`StateError` when
         no article matches and :class:`RenderError` when a template fails or the
         result breaks a rule (size, forbidden element).
         """
-        key = variant_key(edition, topics)
-        cached = self._cache.get((edition.id, key))
+        variant = topics if isinstance(topics, Variant) else Variant.of(edition, topics)
+        cached = self._cache.get((edition.id, variant.key))
         if cached is not None:
             return cached
-        variant = self._render(edition, key)
-        self._cache[(edition.id, key)] = variant
-        return variant
+        rendered = self._render(edition, variant)
+        self._cache[(edition.id, variant.key)] = rendered
+        return rendered
 
-    def _context(self, edition: Edition, key: str) -> dict[str, Any]:
-        topics = variant_topics(key)
+    def _context(self, edition: Edition, variant: Variant) -> dict[str, Any]:
+        topics = variant.topics
         top, sections = select_articles(edition, topics)
         if top is None:
             raise StateError(f"no article of edition {edition.id} matches the chosen topics")
         settings = self.settings
-        subject, preheader, intro = variant_lines(edition, top, sections)
-        local = edition.created_at.astimezone(zone_info(settings.timezone))
+        zone = zone_info(settings.timezone)
+        subject, preheader, intro = variant_lines(
+            edition, top, sections, site_name=settings.site_name, zone=zone
+        )
+        local = edition.created_at.astimezone(zone)
         breaking = edition.kind is EditionKind.BREAKING
         return {
             "lang": settings.language,
@@ -284,8 +320,8 @@ class Renderer:
             "slots": {name: Markup(slot(name)) for name in BODY_SLOTS},  # noqa: S704
         }
 
-    def _render(self, edition: Edition, key: str) -> RenderedVariant:
-        context = self._context(edition, key)
+    def _render(self, edition: Edition, variant: Variant) -> RenderedVariant:
+        context = self._context(edition, variant)
         stem = "breaking" if edition.kind is EditionKind.BREAKING else "digest"
         try:
             raw_html = self.env.get_template(f"{stem}.html").render(context)
@@ -310,10 +346,9 @@ class Renderer:
         sections: list[Section] = context["sections"]
         ids = (top.id, *(a.id for s in sections for a in s.articles))
         return RenderedVariant(
-            key=key,
+            variant=variant,
             edition_id=edition.id,
             kind=edition.kind,
-            topics=variant_topics(key),
             article_ids=ids,
             subject=context["subject"],
             preheader=context["preheader"],

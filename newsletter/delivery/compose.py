@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from newsletter.content.message import MessageTemplate, Personal
 from newsletter.content.models import Edition
-from newsletter.content.render import Renderer, variant_key, variant_topics
+from newsletter.content.render import Renderer, Variant
 from newsletter.core.config import Settings
 from newsletter.delivery import outbox
 from newsletter.delivery.dkim import DKIMSigner
@@ -41,7 +41,7 @@ class MessageBuilder:
         """The message template of variant ``key`` (rendered on first use)."""
         found = self._templates.get(key)
         if found is None:
-            variant = self._renderer.render(self.edition, variant_topics(key))
+            variant = self._renderer.render(self.edition, Variant.parse(key))
             found = MessageTemplate.from_variant(variant, self.settings, self.edition)
             self._templates[key] = found
         return found
@@ -51,12 +51,12 @@ class MessageBuilder:
     ) -> bytes:
         """The finished (and, with a key configured, DKIM-signed) bytes for one recipient."""
         settings = self.settings
-        unsubscribe, mailto = unsubscribe_links(settings, subscriber_id)
+        unsubscribe, mailto = unsubscribe_links(settings, subscriber_id, email)
         personal = Personal(
             email=email,
             name=name or "",
             unsubscribe_url=unsubscribe,
-            preferences_url=preferences_url(settings, subscriber_id),
+            preferences_url=preferences_url(settings, subscriber_id, email),
             message_id=message_id,
             unsubscribe_mailto=mailto,
         )
@@ -66,10 +66,10 @@ class MessageBuilder:
 
 def outbox_rows(conn: Connection, edition: Edition) -> Iterator[outbox.NewDelivery]:
     """The edition's recipients as new outbox rows, streamed (never all in memory)."""
-    keys: dict[frozenset[str], str] = {}
+    variants: dict[frozenset[str], Variant] = {}
     for r in store.iter_recipients(conn, topics=edition.topics):
-        key = keys.get(r.topics)
-        if key is None:
-            key = keys[r.topics] = variant_key(edition, r.topics)
-        if key != "none":  # no article for their topics: they get nothing
-            yield outbox.NewDelivery(r.subscriber_id, r.email, r.name, key)
+        variant = variants.get(r.topics)
+        if variant is None:
+            variant = variants[r.topics] = Variant.of(edition, r.topics)
+        if not variant.is_empty:  # no article for their topics: they get nothing
+            yield outbox.NewDelivery(r.subscriber_id, r.email, r.name, variant.key)

@@ -15,14 +15,15 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-import aiosmtplib
 import jinja2
 
 from newsletter.content.templates import email_environment
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
-from newsletter.core.errors import DeliveryError, HeaderInjectionError, SMTPUnavailableError
+from newsletter.core.errors import DeliveryError, HeaderInjectionError
 from newsletter.core.text import single_line
+from newsletter.delivery.outcomes import DeliveryStatus
+from newsletter.delivery.smtp import needs_smtputf8, send_one, smtp_pool
 
 __all__ = ["Confirmation", "build_confirmation", "send_confirmation"]
 
@@ -92,23 +93,14 @@ def build_confirmation(settings: Settings, confirmation: Confirmation) -> EmailM
 
 
 async def send_confirmation(settings: Settings, message: EmailMessage) -> None:
-    """Hand ``message`` to ``Settings.smtp()``; raise :class:`DeliveryError` if refused."""
-    endpoint = settings.smtp()
-    try:
-        await aiosmtplib.send(
-            message,
-            hostname=endpoint.host,
-            port=endpoint.port,
-            use_tls=endpoint.tls == "implicit",
-            start_tls=endpoint.tls == "starttls",
-            username=endpoint.username,
-            password=endpoint.password.get_secret_value() if endpoint.password else None,
-            timeout=settings.smtp_timeout,
-        )
-    except aiosmtplib.SMTPConnectError as exc:
-        raise SMTPUnavailableError(
-            f"cannot reach {endpoint.host}:{endpoint.port} ({exc})"
-        ) from None
-    except aiosmtplib.SMTPException as exc:
-        # the server's reply, never the credentials, which aiosmtplib does not echo
-        raise DeliveryError(f"confirmation email refused: {exc}") from None
+    """Hand ``message`` to the relay the settings name, over the same SMTP path as a send.
+
+    Raises :class:`SMTPUnavailableError` when the relay cannot be reached and
+    :class:`DeliveryError` when it refuses the message (its reply, never a credential).
+    """
+    recipient = message["To"].addresses[0].addr_spec
+    utf8 = needs_smtputf8(recipient)
+    data = message.as_bytes(policy=SMTP.clone(utf8=utf8))
+    attempt = await send_one(smtp_pool(settings, 1), settings.sender_address, recipient, data)
+    if attempt.outcome is not DeliveryStatus.SENT:
+        raise DeliveryError(f"confirmation email refused: {attempt.error}")

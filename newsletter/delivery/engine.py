@@ -25,13 +25,14 @@ from sqlalchemy.engine import Engine
 
 from newsletter.content.editions import get_edition
 from newsletter.content.message import new_message_id
-from newsletter.content.render import variant_key
+from newsletter.content.render import Variant
 from newsletter.core.config import Settings
 from newsletter.core.errors import DeliveryError
 from newsletter.delivery.compose import MessageBuilder, outbox_rows
+from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.delivery.report import SendOptions, SendProgress, SendReport
-from newsletter.delivery.run import SendRun, smtp_pool
-from newsletter.delivery.smtp import Outcome, SMTPPool
+from newsletter.delivery.run import SendRun
+from newsletter.delivery.smtp import SMTPPool, send_one, smtp_pool
 from subscribers import store
 
 __all__ = ["MessageBuilder", "SendOptions", "SendProgress", "SendReport", "send_edition"]
@@ -93,20 +94,16 @@ async def _test_send(
         known = store.find_by_email(conn, address)
         conn.rollback()
     builder = MessageBuilder(settings, edition)
-    key = variant_key(edition, known.topics) if known else "all"
+    variant = Variant.of(edition, known.topics if known else None)
     data = builder.build(
-        "all" if key == "none" else key,
+        "all" if variant.is_empty else variant.key,
         known.id if known else 0,
         address,
         known.name if known else None,
         new_message_id(settings.sender_domain),
     )
-    pool = pool or smtp_pool(settings, 1)
-    async with pool:
-        connection = await pool.acquire()
-        attempt = await connection.deliver(settings.sender_address, address, data)
-        await pool.release(connection, reusable=attempt.reusable)
-    if attempt.outcome is not Outcome.SENT:
+    attempt = await send_one(pool or smtp_pool(settings, 1), settings.sender_address, address, data)
+    if attempt.outcome is not DeliveryStatus.SENT:
         raise DeliveryError(f"the test message to {address} was not accepted: {attempt.error}")
     return SendReport(
         edition_id, mode="test", test_to=address, sent=1, built=1, built_bytes=len(data)

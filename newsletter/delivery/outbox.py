@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from itertools import islice
 from typing import Any
 
@@ -35,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from newsletter.core.db import UTCDateTime, is_postgres
 from newsletter.core.schema import deliveries
+from newsletter.delivery.outcomes import OPEN_STATES, DeliveryStatus
 from subscribers.schema import subscribers
 
 __all__ = [
@@ -59,21 +59,6 @@ __all__ = [
 
 _D = deliveries.c
 _BATCH = 500  # rows per executemany / IN list: well under SQLite's variable limit
-
-
-class DeliveryStatus(StrEnum):
-    """Where one (edition, recipient) row is."""
-
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    DEFERRED = "deferred"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
-# Rows that still need work: an edition is sent when none of these remain.
-OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter.core.schema import deliveries
-from newsletter.delivery.outbox import OPEN_STATES, DeliveryStatus, confirmed
+from newsletter.delivery.outbox import confirmed
+from newsletter.delivery.outcomes import OPEN_STATES, DeliveryStatus
 
 __all__ = ["Recovered", "drop_unsubscribed", "recover", "requeue_unknown"]
 

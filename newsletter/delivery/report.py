@@ -7,7 +7,7 @@ from typing import Literal, Protocol
 
 from newsletter.content.models import EditionStatus
 from newsletter.core.text import plural
-from newsletter.delivery.smtp import Outcome
+from newsletter.delivery.outcomes import DeliveryStatus
 
 __all__ = ["SendOptions", "SendProgress", "SendReport"]
 
@@ -35,7 +35,7 @@ class SendProgress(Protocol):
     def start(self, total: int) -> None:
         """``total`` messages are to be attempted in this run."""
 
-    def advance(self, outcome: Outcome) -> None:
+    def advance(self, outcome: DeliveryStatus) -> None:
         """One more attempt finished with ``outcome``."""
 
 

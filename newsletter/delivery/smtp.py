@@ -18,42 +18,34 @@ import socket
 import ssl
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import aiosmtplib
 from aiosmtplib.protocol import normalize_message_line_endings
 
-from newsletter.core.config import SMTPEndpoint, is_loopback_host
+from newsletter.core.config import Settings, SMTPEndpoint, is_loopback_host
 from newsletter.core.errors import DeliveryError, InsecureTransportError, SMTPUnavailableError
 from newsletter.core.text import one_line
+from newsletter.delivery.outcomes import DeliveryStatus
 
 __all__ = [
     "Attempt",
-    "Outcome",
     "SMTPConnection",
     "SMTPPool",
     "classify_reply",
     "needs_smtputf8",
+    "send_one",
+    "smtp_pool",
 ]
 
 # Hard bounces: the mailbox does not exist or may not receive (RFC 5321 4.2.3).
 _HARD_BOUNCE_CODES = frozenset({550, 551, 553})
 
 
-class Outcome(StrEnum):
-    """What one delivery attempt achieved; the outbox states that follow from it."""
-
-    SENT = "sent"  # the server answered 250 after the payload
-    DEFERRED = "deferred"  # 4xx or a connection lost before the payload: retry
-    FAILED = "failed"  # 5xx: do not retry
-    UNKNOWN = "unknown"  # lost after the payload was handed over: it may have arrived
-
-
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """The result of one delivery attempt for one recipient."""
 
-    outcome: Outcome
+    outcome: DeliveryStatus
     code: int | None = None
     detail: str = ""
     bounce: bool = False  # a permanent refusal of this recipient's address
@@ -63,7 +55,7 @@ class Attempt:
     @property
     def error(self) -> str | None:
         """A one-line description for the outbox, or ``None`` on success."""
-        if self.outcome is Outcome.SENT:
+        if self.outcome is DeliveryStatus.SENT:
             return None
         prefix = f"{self.code} " if self.code else ""
         return (prefix + self.detail).strip()[:500] or self.outcome.value
@@ -78,14 +70,14 @@ def classify_reply(code: int, message: str, *, phase: str) -> Attempt:
     """
     detail = f"{phase}: {one_line(message)}"
     if code == 421:
-        return Attempt(Outcome.DEFERRED, code, detail, reusable=False, slow_down=True)
+        return Attempt(DeliveryStatus.DEFERRED, code, detail, reusable=False, slow_down=True)
     if 400 <= code < 500:
-        return Attempt(Outcome.DEFERRED, code, detail, reusable=False)
+        return Attempt(DeliveryStatus.DEFERRED, code, detail, reusable=False)
     if 500 <= code < 600:
         bounce = phase == "rcpt" and code in _HARD_BOUNCE_CODES
-        return Attempt(Outcome.FAILED, code, detail, bounce=bounce)
+        return Attempt(DeliveryStatus.FAILED, code, detail, bounce=bounce)
     # A reply outside 4xx/5xx where a 2xx/3xx was expected: the session is confused.
-    return Attempt(Outcome.DEFERRED, code, f"{detail} (unexpected reply)", reusable=False)
+    return Attempt(DeliveryStatus.DEFERRED, code, f"{detail} (unexpected reply)", reusable=False)
 
 
 def needs_smtputf8(address: str) -> bool:
@@ -176,7 +168,7 @@ class SMTPConnection:
         try:
             if utf8 and not client.supports_extension("smtputf8"):
                 return Attempt(
-                    Outcome.FAILED, None, "relay does not support SMTPUTF8 for this address"
+                    DeliveryStatus.FAILED, None, "relay does not support SMTPUTF8 for this address"
                 )
             options = [b"SMTPUTF8"] if utf8 else []
             reply = await client.execute_command(
@@ -189,7 +181,9 @@ class SMTPConnection:
                 return await self._refused(reply.code, reply.message, "rcpt")
             if ready is not None and not await ready:
                 reusable = await self._reset()
-                return Attempt(Outcome.FAILED, None, "withdrawn before sending", reusable=reusable)
+                return Attempt(
+                    DeliveryStatus.FAILED, None, "withdrawn before sending", reusable=reusable
+                )
             reply = await client.execute_command(b"DATA")
             if reply.code != 354:
                 return await self._refused(reply.code, reply.message, "data")
@@ -201,13 +195,13 @@ class SMTPConnection:
             reply = await protocol.read_response(timeout=client.timeout)
         except ValueError as exc:
             # aiosmtplib refuses an address it cannot put on the wire safely.
-            return Attempt(Outcome.FAILED, None, f"address refused: {exc}")
+            return Attempt(DeliveryStatus.FAILED, None, f"address refused: {exc}")
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             client.close()
             what = one_line(str(exc)) or type(exc).__name__
             if isinstance(exc, aiosmtplib.SMTPResponseException):
                 return Attempt(
-                    Outcome.UNKNOWN if handed_over else Outcome.DEFERRED,
+                    DeliveryStatus.UNKNOWN if handed_over else DeliveryStatus.DEFERRED,
                     exc.code,
                     f"connection: {what}",
                     reusable=False,
@@ -215,15 +209,15 @@ class SMTPConnection:
                 )
             if handed_over:
                 return Attempt(
-                    Outcome.UNKNOWN,
+                    DeliveryStatus.UNKNOWN,
                     None,
                     f"lost after the message was sent: {what}",
                     reusable=False,
                 )
-            return Attempt(Outcome.DEFERRED, None, f"connection: {what}", reusable=False)
+            return Attempt(DeliveryStatus.DEFERRED, None, f"connection: {what}", reusable=False)
         if reply.code == 250:
             self.sent += 1
-            return Attempt(Outcome.SENT, 250, one_line(reply.message))
+            return Attempt(DeliveryStatus.SENT, 250, one_line(reply.message))
         # The message was refused after it was transmitted (content, size, policy).
         attempt = classify_reply(reply.code, reply.message, phase="data")
         if attempt.reusable and not await self._reset():
@@ -397,3 +391,27 @@ class SMTPPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def smtp_pool(settings: Settings, size: int) -> SMTPPool:
+    """The pool of ``size`` connections to the relay the settings name."""
+    return SMTPPool(
+        settings.smtp(),
+        size=size,
+        timeout=settings.smtp_timeout,
+        allow_insecure=settings.smtp_allow_insecure,
+    )
+
+
+async def send_one(pool: SMTPPool, sender: str, recipient: str, message: bytes) -> Attempt:
+    """Deliver one message over ``pool`` and close it: the path of test sends and
+    confirmation mail, the same session handling, TLS rules and classification as a send.
+
+    Raises :class:`SMTPUnavailableError` when the relay cannot be reached; every
+    SMTP answer otherwise comes back as the :class:`Attempt`.
+    """
+    async with pool:
+        connection = await pool.acquire()
+        attempt = await connection.deliver(sender, recipient, message)
+        await pool.release(connection, reusable=attempt.reusable)
+    return attempt

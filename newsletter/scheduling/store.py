@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
-from newsletter.content.models import EditionKind
-from newsletter.core.errors import NotFoundError, StateError
+from newsletter.content.editions import get_edition, set_status
+from newsletter.content.models import EditionKind, EditionStatus
+from newsletter.core.errors import NotFoundError, ScheduleError, StateError
 from newsletter.core.schema import schedules
 from newsletter.scheduling.timing import Timing, describe_local
 
@@ -105,8 +106,24 @@ def add_schedule(
     edition_id: str | None = None,
     build: BuildOptions | None = None,
 ) -> ScheduleRecord:
-    """Store a new active schedule and return it."""
+    """Store a new active schedule and return it.
+
+    A fixed ``edition_id`` (a draft, or already scheduled) goes with a one-off
+    ``timing`` and is marked scheduled for that time. Raises
+    :class:`ScheduleError` for an edition with a recurring timing and
+    :class:`StateError` for an edition that is sending, sent or cancelled.
+    """
     build = build or BuildOptions()
+    if edition_id is not None:
+        if timing.kind != "once":
+            raise ScheduleError(
+                "an edition is sent once: it needs a one-off time, not a cron expression",
+                field="edition",
+            )
+        found = get_edition(conn, edition_id)
+        if found.status not in {EditionStatus.DRAFT, EditionStatus.SCHEDULED}:
+            raise StateError(f"edition {found.id} is {found.status.value}; it cannot be scheduled")
+        set_status(conn, found.id, EditionStatus.SCHEDULED, now=now, scheduled_at=timing.run_at)
     result = conn.execute(
         schedules.insert().values(
             kind=timing.kind,
@@ -157,7 +174,8 @@ def set_schedule_status(
     """Pause, resume or cancel a schedule; :class:`StateError` when its status forbids it.
 
     Resuming moves the watermark to ``now``: occurrences that fell while the
-    schedule was paused are not run afterwards.
+    schedule was paused are not run afterwards. Cancelling a schedule of a fixed
+    edition that has not gone out puts that edition back to being a draft.
     """
     current = get_schedule(conn, schedule_id)
     allowed, target = _TRANSITIONS[action]
@@ -167,4 +185,8 @@ def set_schedule_status(
     if action == "resume" and current.kind == "cron":
         values["handled_until"] = max(filter(None, [current.handled_until, now]))
     conn.execute(sa.update(schedules).where(schedules.c.id == schedule_id).values(**values))
+    if action == "cancel" and current.edition_id is not None:
+        edition = get_edition(conn, current.edition_id)
+        if edition.status is EditionStatus.SCHEDULED:
+            set_status(conn, edition.id, EditionStatus.DRAFT, now=now)
     return get_schedule(conn, schedule_id)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.content.test_loaders import RSS
 from tests.support.cli import EXAMPLES, CLIResult
 from tests.support.feed_server import Served, serve_http
+from tests.support.feeds import RSS
 
 Run = Callable[..., CLIResult]
 SEED_ID = "met-police-live-facial-recognition-expansion"

@@ -13,9 +13,9 @@ from newsletter.content.render import (
     MAX_HTML_BYTES,
     RenderedVariant,
     Renderer,
+    Variant,
     select_articles,
     slot,
-    variant_key,
 )
 from newsletter.core.config import Settings
 from newsletter.core.errors import RenderError, StateError
@@ -274,11 +274,20 @@ def test_render_and_inlining_run_once_per_variant(
 
 def test_variant_key() -> None:
     edition = daily_edition()
-    assert variant_key(edition, None) == "all"
-    assert variant_key(edition, []) == "all"
-    assert variant_key(edition, ["Housing", "sport"]) == "topics:housing"
-    assert variant_key(edition, ["uk", "economy"]) == "topics:economy,uk"
-    assert variant_key(edition, ["sport"]) == "none"
+    assert Variant.of(edition, None).key == "all"
+    assert Variant.of(edition, []).key == "all"
+    assert Variant.of(edition, ["Housing", "sport"]).key == "topics:housing"
+    assert Variant.of(edition, ["uk", "economy"]).key == "topics:economy,uk"
+    assert Variant.of(edition, ["sport"]).key == "none"
+    assert Variant.of(edition, ["sport"]).is_empty
+
+
+def test_a_variant_key_round_trips_and_refuses_garbage() -> None:
+    for key in ("all", "none", "topics:economy,uk"):
+        assert Variant.parse(key).key == key
+    for bad in ("", "topics:", "topics:a,,b", "everything"):
+        with pytest.raises(ValueError, match="not a variant key"):
+            Variant.parse(bad)
 
 
 def test_a_variant_holds_only_its_topics(renderer: Renderer, edition: Edition) -> None:
@@ -313,7 +322,7 @@ from newsletter.core.config import load_settings
 from newsletter.content.message import MessageTemplate, Personal
 from newsletter.content.render import Renderer
 from tests.support.sample_editions import daily_edition, hostile_edition
-settings = load_settings(Path(tempfile.mkdtemp()), secret_key="k" * 20)
+settings = load_settings(Path(tempfile.mkdtemp()), secret_key="render-test-Qm4vX9pL2sT7wK1zR8nB5cY3hJ6dF0gA")
 digest = hashlib.sha256()
 who = Personal("a@example.org", "Zoë", "https://x.example/u", "https://x.example/p", "<1@x>",
                date=datetime(2026, 1, 1, tzinfo=UTC))
@@ -370,7 +379,11 @@ def test_a_variant_derives_its_own_subject_preheader_and_intro(renderer: Rendere
     from newsletter.content.editions import derive_preheader
 
     everything = daily_edition().articles()
-    edition = daily_edition(id="derived", preheader=derive_preheader(everything))
+    edition = daily_edition(
+        id="derived",
+        preheader=derive_preheader(everything),
+        generated=["subject", "preheader", "intro"],
+    )
     variant = renderer.render(edition, {"economy"})
     mine = [a for a in everything if a.id in {"story-5", "story-6"}]
     assert variant.subject == f"{mine[0].headline} and 1 more story"

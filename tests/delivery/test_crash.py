@@ -26,7 +26,7 @@ from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
 from newsletter.database import open_database
 from newsletter.delivery import outbox
-from newsletter.delivery.outbox import DeliveryStatus as S
+from newsletter.delivery.outcomes import DeliveryStatus as S
 from tests.support.cli import ROOT
 from tests.support.sendkit import populate, states
 

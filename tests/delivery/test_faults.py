@@ -16,7 +16,7 @@ from newsletter.core.errors import DeliveryError, SendPausedError, SMTPUnavailab
 from newsletter.database import open_database
 from newsletter.delivery import outbox
 from newsletter.delivery.engine import SendOptions, send_edition
-from newsletter.delivery.outbox import DeliveryStatus as S
+from newsletter.delivery.outcomes import DeliveryStatus as S
 from subscribers import store
 from subscribers.model import SubscriberStatus
 from tests.plugins.smtp import Misbehaviour, Received, SMTPServer

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 
 from newsletter.delivery import outbox, recovery
 from newsletter.delivery.lease import FileLease, PostgresLease, take_lease
-from newsletter.delivery.outbox import DeliveryStatus as S
 from newsletter.delivery.outbox import Mark, NewDelivery
+from newsletter.delivery.outcomes import DeliveryStatus as S
 from subscribers import store
 
 SECRET = b"outbox-test-secret"

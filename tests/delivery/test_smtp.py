@@ -9,8 +9,9 @@ import pytest
 
 from newsletter.core.config import SMTPEndpoint, load_settings
 from newsletter.core.errors import InsecureTransportError, SMTPUnavailableError
+from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.delivery.pacing import RateLimiter, backoff_delay
-from newsletter.delivery.smtp import Attempt, Outcome, SMTPPool, classify_reply
+from newsletter.delivery.smtp import Attempt, SMTPPool, classify_reply
 from tests.plugins.smtp import Misbehaviour, SMTPServer
 
 SENDER = "news@example.com"
@@ -40,7 +41,7 @@ async def test_bytes_arrive_unchanged_including_leading_dots(smtp_server: SMTPSe
     data = message("a@example.org", "line one\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n")
     async with pool_for(smtp_server) as pool:
         attempt = await send_one(pool, "a@example.org", data)
-    assert attempt.outcome is Outcome.SENT
+    assert attempt.outcome is DeliveryStatus.SENT
     assert attempt.code == 250
     [got] = smtp_server.received
     assert got.data == data
@@ -56,7 +57,7 @@ async def test_connections_are_reused_and_bounded(smtp_server: SMTPServer) -> No
             return [await send_one(pool, f"r{n}-{i}@example.org") for i in range(10)]
 
         results = await asyncio.gather(*(worker(n) for n in range(6)))
-    assert all(a.outcome is Outcome.SENT for batch in results for a in batch)
+    assert all(a.outcome is DeliveryStatus.SENT for batch in results for a in batch)
     assert len(smtp_server.received) == 60
     # 60 messages over at most 3 sessions: connections were reused.
     assert 1 <= len({r.peer for r in smtp_server.received}) <= 3
@@ -67,12 +68,12 @@ async def test_550_is_a_hard_bounce_and_the_connection_carries_on(smtp_server: S
     async with pool_for(smtp_server, size=1) as pool:
         bad = await send_one(pool, "gone@example.org")
         good = await send_one(pool, "ok@example.org")
-    assert bad.outcome is Outcome.FAILED
+    assert bad.outcome is DeliveryStatus.FAILED
     assert bad.code == 550
     assert bad.bounce
     assert bad.reusable
     assert "no such user" in (bad.error or "")
-    assert good.outcome is Outcome.SENT
+    assert good.outcome is DeliveryStatus.SENT
     assert [r.rcpt_tos for r in smtp_server.received] == [["ok@example.org"]]
     assert len(smtp_server.handler.peers) == 1
 
@@ -82,12 +83,12 @@ async def test_450_defers_on_a_connection_that_is_not_reused(smtp_server: SMTPSe
     async with pool_for(smtp_server, size=1) as pool:
         first = await send_one(pool, "busy@example.org")
         second = await send_one(pool, "busy@example.org")
-    assert first.outcome is Outcome.DEFERRED
+    assert first.outcome is DeliveryStatus.DEFERRED
     assert first.code == 450
     assert not first.reusable
     assert not first.bounce
     assert not first.slow_down
-    assert second.outcome is Outcome.SENT
+    assert second.outcome is DeliveryStatus.SENT
     assert len(smtp_server.handler.peers) == 2  # the retry ran on a fresh session
 
 
@@ -97,12 +98,12 @@ async def test_421_defers_and_asks_to_slow_down(smtp_server: SMTPServer) -> None
         ok = await send_one(pool, "one@example.org")
         refused = await send_one(pool, "two@example.org")
         again = await send_one(pool, "two@example.org")
-    assert ok.outcome is Outcome.SENT
-    assert refused.outcome is Outcome.DEFERRED
+    assert ok.outcome is DeliveryStatus.SENT
+    assert refused.outcome is DeliveryStatus.DEFERRED
     assert refused.code == 421
     assert refused.slow_down
     assert not refused.reusable
-    assert again.outcome is Outcome.SENT
+    assert again.outcome is DeliveryStatus.SENT
 
 
 @pytest.mark.smtp_misbehave(disconnect_at_rcpt={"drop@example.org"})
@@ -110,9 +111,9 @@ async def test_a_drop_before_the_payload_is_a_safe_retry(smtp_server: SMTPServer
     async with pool_for(smtp_server, size=1) as pool:
         dropped = await send_one(pool, "drop@example.org")
         retried = await send_one(pool, "drop@example.org")
-    assert dropped.outcome is Outcome.DEFERRED
+    assert dropped.outcome is DeliveryStatus.DEFERRED
     assert not dropped.reusable
-    assert retried.outcome is Outcome.SENT
+    assert retried.outcome is DeliveryStatus.SENT
     assert smtp_server.handler.copies()["drop@example.org"] == 1
 
 
@@ -120,7 +121,7 @@ async def test_a_drop_before_the_payload_is_a_safe_retry(smtp_server: SMTPServer
 async def test_a_drop_after_the_payload_is_unknown(smtp_server: SMTPServer) -> None:
     async with pool_for(smtp_server, size=1) as pool:
         attempt = await send_one(pool, "maybe@example.org")
-    assert attempt.outcome is Outcome.UNKNOWN
+    assert attempt.outcome is DeliveryStatus.UNKNOWN
     # It did arrive: that is exactly why it must not be retried blindly.
     assert smtp_server.handler.copies()["maybe@example.org"] == 1
 
@@ -132,16 +133,16 @@ async def test_a_server_slower_than_the_timeout_before_data_defers(
     async with pool_for(smtp_server, size=1, timeout=0.3) as pool:
         slow = await send_one(pool, "slow@example.org")
         fast = await send_one(pool, "slow@example.org")
-    assert slow.outcome is Outcome.DEFERRED
+    assert slow.outcome is DeliveryStatus.DEFERRED
     assert "timed out" in slow.detail.lower()
-    assert fast.outcome is Outcome.SENT
+    assert fast.outcome is DeliveryStatus.SENT
 
 
 @pytest.mark.smtp_misbehave(delay_data=2.0, slow_times=1)
 async def test_a_timeout_waiting_for_the_final_reply_is_unknown(smtp_server: SMTPServer) -> None:
     async with pool_for(smtp_server, size=1, timeout=0.3) as pool:
         attempt = await send_one(pool, "slow@example.org")
-    assert attempt.outcome is Outcome.UNKNOWN
+    assert attempt.outcome is DeliveryStatus.UNKNOWN
     assert not attempt.reusable
 
 
@@ -154,7 +155,7 @@ async def test_a_server_that_is_down_fails_fast(closed_port: int) -> None:
 async def test_smtputf8_is_used_for_an_international_address(smtp_server: SMTPServer) -> None:
     async with pool_for(smtp_server) as pool:
         attempt = await send_one(pool, "josé@exämple.org", message("x@example.org"))
-    assert attempt.outcome is Outcome.SENT
+    assert attempt.outcome is DeliveryStatus.SENT
     [got] = smtp_server.received
     assert got.rcpt_tos == ["josé@exämple.org"]
     assert "SMTPUTF8" in [o.upper() for o in got.mail_options]
@@ -167,10 +168,10 @@ async def test_an_international_address_fails_when_the_relay_lacks_smtputf8(
     async with pool_for(server) as pool:
         attempt = await send_one(pool, "josé@exämple.org", message("x@example.org"))
         ascii_ok = await send_one(pool, "plain@example.org")
-    assert attempt.outcome is Outcome.FAILED
+    assert attempt.outcome is DeliveryStatus.FAILED
     assert "SMTPUTF8" in attempt.detail
     assert not attempt.bounce
-    assert ascii_ok.outcome is Outcome.SENT
+    assert ascii_ok.outcome is DeliveryStatus.SENT
 
 
 @pytest.mark.parametrize("tls", ["starttls", "implicit"])
@@ -179,7 +180,7 @@ async def test_tls_modes(smtp_server_factory: Callable[..., SMTPServer], tls: st
     endpoint = SMTPEndpoint(server.host, server.port, tls)  # type: ignore[arg-type]
     async with SMTPPool(endpoint, size=1, tls_context=server.client_tls_context()) as pool:
         attempt = await send_one(pool, "secure@example.org")
-    assert attempt.outcome is Outcome.SENT
+    assert attempt.outcome is DeliveryStatus.SENT
     assert [r.tls for r in server.received] == [True]
 
 
@@ -216,16 +217,16 @@ def test_settings_never_show_the_password(workdir: object) -> None:
 @pytest.mark.parametrize(
     ("code", "phase", "outcome", "bounce", "slow"),
     [
-        (421, "rcpt", Outcome.DEFERRED, False, True),
-        (451, "data", Outcome.DEFERRED, False, False),
-        (550, "rcpt", Outcome.FAILED, True, False),
-        (552, "rcpt", Outcome.FAILED, False, False),
-        (550, "mail", Outcome.FAILED, False, False),  # our sender refused: not their bounce
-        (554, "data", Outcome.FAILED, False, False),
+        (421, "rcpt", DeliveryStatus.DEFERRED, False, True),
+        (451, "data", DeliveryStatus.DEFERRED, False, False),
+        (550, "rcpt", DeliveryStatus.FAILED, True, False),
+        (552, "rcpt", DeliveryStatus.FAILED, False, False),
+        (550, "mail", DeliveryStatus.FAILED, False, False),  # our sender refused: not their bounce
+        (554, "data", DeliveryStatus.FAILED, False, False),
     ],
 )
 def test_reply_classification(
-    code: int, phase: str, outcome: Outcome, bounce: bool, slow: bool
+    code: int, phase: str, outcome: DeliveryStatus, bounce: bool, slow: bool
 ) -> None:
     attempt = classify_reply(code, "text", phase=phase)
     assert (attempt.outcome, attempt.bounce, attempt.slow_down) == (outcome, bounce, slow)
@@ -298,5 +299,5 @@ async def test_login_over_starttls(
     good = SMTPEndpoint(server.host, server.port, "starttls", "news", SecretStr("right-pass"))
     async with SMTPPool(good, size=1, tls_context=context) as pool:
         attempt = await send_one(pool, "authed@example.org")
-    assert attempt.outcome is Outcome.SENT
+    assert attempt.outcome is DeliveryStatus.SENT
     assert [r.tls for r in server.received] == [True]

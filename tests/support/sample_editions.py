@@ -103,7 +103,10 @@ def daily_edition(articles: list[Article] | None = None, **fields: object) -> Ed
         "top_story": top,
         "sections": [Section(name=k, articles=v) for k, v in sections.items()],
         "created_at": NOW,
+        "window_start": NOW - timedelta(days=1),
     }
+    # the lines this helper derived itself are "generated"; the ones a test gives are an editor's
+    data["generated"] = [line for line in ("subject", "intro") if line not in fields]
     data.update(fields)
     return Edition.model_validate(data)
 

@@ -14,7 +14,7 @@ from newsletter.content.editions import build_edition
 from newsletter.content.loaders import load_articles
 from newsletter.core.config import Settings
 from newsletter.delivery import outbox
-from newsletter.delivery.outbox import DeliveryStatus
+from newsletter.delivery.outcomes import DeliveryStatus
 from subscribers import store
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
