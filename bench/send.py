@@ -104,7 +104,7 @@ def start_sink(sink: str, port: int) -> subprocess.Popen[bytes]:
 def settings_for(folder: Path, port: int) -> dict[str, Any]:
     return {
         "database_url": f"sqlite:///{folder / 'bench.db'}",
-        "secret_key": "bench-secret-key-0123456789",
+        "secret_key": "bench-secret-key-not-for-production-0123456789",
         "base_url": "https://news.example.com/newsletter",
         "smtp_url": f"smtp://127.0.0.1:{port}",
         "sender": f"Britain's News Portal <{SENDER}>",

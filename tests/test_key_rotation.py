@@ -24,8 +24,8 @@ from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf
 from subscribers import store
 from subscribers import suppressions as supp
 from subscribers.importer import import_file
-from subscribers.schema import suppressions
 from subscribers.model import Subscriber, SubscriberStatus
+from subscribers.schema import suppressions
 from subscribers.tokens import Purpose, make_token, verify_token
 from tests.support.cli import CLIResult
 

@@ -86,7 +86,8 @@ def add_command(
     verb = "added" if before is None else "updated"
     out.print(f"{verb} {subscriber.email} ({subscriber.status.value})", markup=False)
     if subscriber.status is SubscriberStatus.PENDING:
-        out.print(f"confirm link: {confirm_url(settings, subscriber.id)}", markup=False)
+        link = confirm_url(settings, subscriber.id, subscriber.email)
+        out.print(f"confirm link: {link}", markup=False)
 
 
 @app.command("import")
@@ -265,8 +266,10 @@ def delete_command(
         newsletter subscribers delete ann@example.com
     """
     settings = get_settings()
-    with get_engine().begin() as conn:
+    engine = get_engine()
+    with engine.begin() as conn:
         held = privacy.erase(conn, email, secret=settings.secret())
+    privacy.forget_freed(engine)
     if held:
         out.print(f"erased {email.strip()}; the address is suppressed", markup=False)
     else:

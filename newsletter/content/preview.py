@@ -93,10 +93,10 @@ def subscriber_recipient(settings: Settings, conn: Connection, email: str) -> Pr
         Personal(
             email=found.email,
             name=found.name or "",
-            unsubscribe_url=links.unsubscribe_url(settings, found.id),
-            preferences_url=links.preferences_url(settings, found.id),
+            unsubscribe_url=links.unsubscribe_url(settings, found.id, found.email),
+            preferences_url=links.preferences_url(settings, found.id, found.email),
             message_id=new_message_id(settings.sender_domain),
-            unsubscribe_mailto=links.unsubscribe_mailto(settings, found.id),
+            unsubscribe_mailto=links.unsubscribe_mailto(settings, found.id, found.email),
         ),
         found.topics or None,
     )

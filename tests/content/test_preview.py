@@ -34,7 +34,8 @@ from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.database import open_database
 from newsletter.web.preview import EMAIL_FRAME_CSP, create_preview_app
-from subscribers.tokens import Purpose, verify_token
+from subscribers.links import verify_link
+from subscribers.tokens import Purpose
 from tests.support.cli import EXAMPLES, CLIResult, interrupt
 from tests.support.sample_editions import daily_edition
 
@@ -147,7 +148,8 @@ def test_preview_for_a_subscriber_uses_their_name_topics_and_links(
     assert message["To"].addresses[0].addr_spec == "ada@example.org"
     link = message["List-Unsubscribe"].split(">")[0].lstrip("<")
     assert link.startswith("https://news.example.com/newsletter/unsubscribe/")
-    subscriber_id = verify_token(SECRET, Purpose.UNSUBSCRIBE, link.rsplit("/", 1)[1])
+    with open_database(f"sqlite:///{workdir / 'test.db'}").connect() as conn:
+        subscriber_id = verify_link(conn, SECRET, Purpose.UNSUBSCRIBE, link.rsplit("/", 1)[1])
     assert subscriber_id > 0
     text = _part(message, "plain")
     assert "Hello Ada Lovelace," in text
