@@ -6,6 +6,13 @@ that is not UTF-8 is then located by a second look at the file, and reported
 with its line and offset. ``csv.reader`` tells each record's
 last line; the record's first line is one past the previous record's last, which
 stays right when a quoted field holds newlines.
+
+Exports are formula-safe (OWASP, CSV injection): a cell that a spreadsheet would
+run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab, CR or LF) is
+written with a ``'`` before it, header cells included; a cell that already
+starts with quotes before such a character gets one more. Reading takes exactly
+one such ``'`` off again (:func:`unescape_cell`), so an exported file imports
+back to the same values.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple, TextIO
 
@@ -22,7 +30,7 @@ from sqlalchemy.engine import Connection
 from newsletter.core.errors import SubscriberInputError
 from subscribers.schema import subscribers
 
-__all__ = ["COLUMNS", "Record", "export_csv", "read_records"]
+__all__ = ["COLUMNS", "Record", "escape_cell", "export_csv", "read_records", "unescape_cell"]
 
 #: the columns import understands and export writes first; any other is a custom attribute
 COLUMNS = (
@@ -35,6 +43,21 @@ COLUMNS = (
     "consent_at",
     "consent_ip",
 )
+
+
+# quotes, then a character that makes a spreadsheet read the cell as a formula
+_FORMULA = re.compile(r"'*[=+\-@\t\r\n]")
+_ESCAPED = re.compile(r"''*[=+\-@\t\r\n]")
+
+
+def escape_cell(value: str) -> str:
+    """``value`` as a spreadsheet shows it as text: ``'`` before a formula-like start."""
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def unescape_cell(value: str) -> str:
+    """The value :func:`escape_cell` was given (a cell of any other file is unchanged)."""
+    return value[1:] if _ESCAPED.match(value) else value
 
 
 class Record(NamedTuple):
@@ -90,7 +113,7 @@ def read_records(stream: BinaryIO, source: str) -> Iterator[Record]:
                 continue
             first, last = last + 1, reader.line_num
             if fields and any(fields):
-                yield Record(first, fields)
+                yield Record(first, [unescape_cell(field) for field in fields])
     except UnicodeDecodeError:
         raise _not_utf8(stream, source) from None
     finally:
@@ -134,27 +157,27 @@ def export_csv(conn: Connection, out: TextIO, batch_size: int = 2000) -> int:
 
     Topics are joined with ``;``; custom attributes follow the standard columns,
     sorted by name. Erased people have no row, so they are never exported.
+    Every cell, header included, is formula-safe (:func:`escape_cell`).
     Returns how many people were written.
     """
     extra = _attribute_names(conn, batch_size)
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*COLUMNS, *extra])
+    writer.writerow([escape_cell(name) for name in (*COLUMNS, *extra)])
     count = 0
     for row in _rows(conn, batch_size):
         data = row._mapping
         attributes = data["attributes"] or {}
-        writer.writerow(
-            [
-                data["email"],
-                data["name"] or "",
-                ";".join(sorted(data["topics"] or ())),
-                data["timezone"] or "",
-                data["status"],
-                data["consent_source"] or "",
-                data["consent_at"].isoformat() if data["consent_at"] else "",
-                data["consent_ip"] or "",
-                *(attributes.get(name, "") for name in extra),
-            ]
+        cells = (
+            data["email"],
+            data["name"] or "",
+            ";".join(sorted(data["topics"] or ())),
+            data["timezone"] or "",
+            data["status"],
+            data["consent_source"] or "",
+            data["consent_at"].isoformat() if data["consent_at"] else "",
+            data["consent_ip"] or "",
+            *(attributes.get(name, "") for name in extra),
         )
+        writer.writerow([escape_cell(str(cell)) for cell in cells])
         count += 1
     return count

@@ -28,14 +28,23 @@ MAX_NAME = 200
 MAX_ATTRIBUTE = 2000
 # names end up in To: headers and greetings: no line breaks or other controls
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# invisible direction controls (embeddings, overrides, isolates, marks) turn
+# "Ann\u202egnp.exe" into a different-looking name in a mail client: dropped
+_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# an RFC 2047 encoded word: a mail client would decode it into a name nobody typed
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 _TOPIC_SEPARATORS = re.compile(r"[;|]")
 
 
 def clean_name(value: str | None) -> str | None:
-    """A display name, stripped; None when blank. No control characters, at most 200 characters."""
+    """A display name, stripped; None when blank. No control characters, at most 200 characters.
+
+    Bidirectional controls (U+202E and the like) are removed; a name that holds
+    an RFC 2047 encoded word (``=?utf-8?b?...?=``) is refused.
+    """
     if value is None:
         return None
-    value = value.strip()
+    value = _BIDI.sub("", value).strip()
     if not value:
         return None
     if len(value) > MAX_NAME:
@@ -44,6 +53,8 @@ def clean_name(value: str | None) -> str | None:
         )
     if not value.isprintable() and _CONTROL.search(value):
         raise SubscriberInputError("contains a line break or control character", field="name")
+    if _ENCODED_WORD.search(value):
+        raise SubscriberInputError("looks like an encoded mail header (=?...?=)", field="name")
     return value
 
 

@@ -24,10 +24,19 @@ def register(root: typer.Typer) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
-    preview: bool = typer.Option(
-        False,
-        "--preview/--no-preview",
-        help="Serve /preview/EDITION even on a public address (always on for loopback).",
+    preview_port: int | None = typer.Option(
+        None,
+        "--preview-port",
+        min=0,
+        max=65535,
+        help="Also serve /preview/EDITION (drafts too) for editors on 127.0.0.1:N only; "
+        "it refuses any request a proxy forwarded.",
+    ),
+    header_timeout: float = typer.Option(
+        10.0,
+        "--header-timeout",
+        min=0.1,
+        help="Seconds a client has to send a request's headers before it is cut off.",
     ),
     insecure: bool = typer.Option(
         False,
@@ -39,15 +48,18 @@ def serve(
 
     Links in every email point at NEWSLETTER_BASE_URL, which must reach this server.
     It listens on 127.0.0.1 by default; put it behind an https reverse proxy to
-    publish it.
+    publish it, and name that proxy in NEWSLETTER_TRUSTED_PROXIES so that its
+    X-Forwarded-For is believed (nobody's is by default). Tokens in paths are
+    redacted from the log.
 
     Example:
 
-        newsletter serve --host 127.0.0.1 --port 8000
+        newsletter serve --host 127.0.0.1 --port 8000 --preview-port 8001
     """
-    import uvicorn
-
     from newsletter.web.app import create_app
+    from newsletter.web.preview import create_editor_preview_app
+    from newsletter.web.server import serve as run_servers
+    from newsletter.web.server import server_config
 
     settings = get_settings()
     loopback = is_loopback_host(host)
@@ -61,6 +73,20 @@ def serve(
             f"warning: listening on {host}: only an https reverse proxy should reach this port",
             markup=False,
         )
-    app = create_app(settings, get_engine(), allow_preview=loopback or preview)
+    engine = get_engine()
+    main = server_config(create_app(settings, engine), host, port, header_timeout=header_timeout)
+    preview = None
+    if preview_port is not None:
+        preview = server_config(
+            create_editor_preview_app(settings, engine),
+            "127.0.0.1",
+            preview_port,
+            header_timeout=header_timeout,
+        )
+        err.print(
+            f"editors' preview on http://127.0.0.1:{preview_port}/preview/EDITION "
+            "(this machine only)",
+            markup=False,
+        )
     err.print(f"serving on http://{host}:{port} (links point at {settings.base_url})", markup=False)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    run_servers(main, preview)

@@ -1,4 +1,3 @@
-"""The readers' pages (signup, confirm, unsubscribe, preferences, archive) as a Starlette app.
-"""
+"""The readers' pages (signup, confirm, unsubscribe, preferences, archive) as a Starlette app."""
 
 __all__: list[str] = []

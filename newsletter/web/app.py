@@ -2,9 +2,11 @@
 
 :func:`create_app` builds a Starlette app over one :class:`~newsletter.core.config.Settings`
 and one migrated engine. Every response carries the security headers of
-:class:`~newsletter.web.security.SecurityHeaders`; every failure is a small HTML
+:class:`~newsletter.web.headers.SecurityHeaders`; every failure is a small HTML
 page (a bad link is a 400, an unknown edition a 404, a bug a 500), never a
-traceback.
+traceback. The client's address comes from the peer, or from a proxy named in
+``NEWSLETTER_TRUSTED_PROXIES`` (:class:`~newsletter.web.proxies.TrustedProxies`).
+There is no preview of drafts here: see :mod:`newsletter.web.preview`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ from newsletter.content.templates import templates_dir
 from newsletter.core.config import Settings
 from newsletter.core.errors import NotFoundError, TokenError, TokenExpiredError
 from newsletter.web.archive import routes as archive_routes
+from newsletter.web.csrf import Csrf
+from newsletter.web.headers import SecurityHeaders, security_headers
+from newsletter.web.limits import RequestLimiter
+from newsletter.web.logs import redact
 from newsletter.web.pages import WebContext, message_page
 from newsletter.web.preferences import routes as preferences_routes
-from newsletter.web.security import Csrf, SecurityHeaders, security_headers
+from newsletter.web.proxies import TrustedProxies
 from newsletter.web.signup import routes as signup_routes
 
 __all__ = [
@@ -127,7 +133,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, redact(request.url.path))
     response = message_page(
         request,
         "Something went wrong on our side",
@@ -139,12 +145,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(settings: Settings, engine: Engine, *, allow_preview: bool = False) -> Starlette:
-    """The web app over ``settings`` and a migrated ``engine``.
+def create_app(settings: Settings, engine: Engine) -> Starlette:
+    """The readers' web app over ``settings`` and a migrated ``engine``.
 
-    ``/preview/{edition}`` answers only when ``allow_preview`` is set: the CLI
-    sets it when serving on a loopback address (or when asked explicitly),
-    because a preview shows editions that were not sent yet.
+    Signups are limited to 10 per client address in 10 minutes, and
+    confirmation emails to 3 per address an hour, counted in the database.
     """
     routes = [
         *signup_routes(),
@@ -156,6 +161,7 @@ def create_app(settings: Settings, engine: Engine, *, allow_preview: bool = Fals
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(TrustedProxies, proxies=settings.trusted_proxies),
             Middleware(BasePath, prefix=urlsplit(settings.base_url).path),
             Middleware(SecurityHeaders, hsts=urlsplit(settings.base_url).scheme == "https"),
         ],
@@ -166,11 +172,13 @@ def create_app(settings: Settings, engine: Engine, *, allow_preview: bool = Fals
             Exception: _server_error,
         },
     )
+    secret = settings.secret()
     app.state.web = WebContext(
         settings=settings,
         engine=engine,
-        csrf=Csrf(settings.secret()),
-        allow_preview=allow_preview,
+        csrf=Csrf(secret),
         renderer=Renderer(settings),
+        signup_limiter=RequestLimiter(engine, secret, "signup", limit=10, window=600.0),
+        email_limiter=RequestLimiter(engine, secret, "email", limit=3, window=3600.0),
     )
     return app

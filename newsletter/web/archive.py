@@ -1,9 +1,10 @@
-"""The public archive of sent editions, and the editor's preview of any edition.
+"""The public archive of sent editions.
 
 The archive shows only editions whose status is ``sent``; each is the email's
 own HTML rendered for a generic reader: no name, and the personal unsubscribe
-and preferences links replaced by the signup page. The preview answers only
-when the app was created with ``allow_preview`` (loopback, or asked for).
+and preferences links replaced by the signup page. Drafts are never shown
+here: the editors' preview is a separate, loopback-only listener
+(:func:`newsletter.web.preview.create_editor_preview_app`).
 """
 
 from __future__ import annotations
@@ -15,18 +16,15 @@ from starlette.routing import Route
 
 from newsletter.content.editions import get_edition, list_editions
 from newsletter.content.models import Edition, EditionStatus
-from newsletter.content.preview import sample_recipient
 from newsletter.content.render import Renderer
 from newsletter.core.errors import NotFoundError
+from newsletter.web.headers import EMAIL_CSP
 from newsletter.web.pages import context_of, page
-from newsletter.web.preview import preview_links, preview_response
-from newsletter.web.security import EMAIL_CSP
 
 __all__ = [
     "archive",
     "archived_edition",
     "edition_html",
-    "preview",
     "routes",
 ]
 
@@ -72,35 +70,9 @@ async def archived_edition(request: Request) -> Response:
     return HTMLResponse(html, headers={"Content-Security-Policy": EMAIL_CSP})
 
 
-async def preview(request: Request) -> Response:
-    """GET /preview/{edition_id}[/html|/text|/message.eml]: any edition, for the sample reader.
-
-    The same side-by-side page (600 px, 375 px, text part) as ``newsletter
-    preview --serve``, from :mod:`newsletter.web.preview`. Served only when the
-    app allows it (loopback): drafts are not public. A fresh renderer each
-    time, so an edited template shows on the next reload.
-    """
-    ctx = context_of(request)
-    if not ctx.allow_preview:
-        raise NotFoundError("preview is not served here")
-    edition_id = str(request.path_params["edition_id"])
-    view = str(request.path_params.get("view", ""))
-
-    def render() -> Response:
-        with ctx.engine.connect() as conn:
-            edition = get_edition(conn, edition_id)
-        recipient = sample_recipient(ctx.settings)
-        links = preview_links(edition.id)
-        return preview_response(ctx.settings, edition, recipient, view, links=links)
-
-    return await run_in_threadpool(render)
-
-
 def routes() -> list[Route]:
-    """The archive's and the preview's routes."""
+    """The archive's routes."""
     return [
         Route("/archive", archive, methods=["GET"]),
         Route("/archive/{edition_id}", archived_edition, methods=["GET"]),
-        Route("/preview/{edition_id}", preview, methods=["GET"]),
-        Route("/preview/{edition_id}/{view}", preview, methods=["GET"]),
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -22,11 +22,14 @@ from newsletter.content.render import Renderer
 from newsletter.core.config import Settings
 from newsletter.core.errors import InputError
 from newsletter.web import subscriptions as subs
-from newsletter.web.security import Csrf, FormError, RateLimiter, read_form
+from newsletter.web.csrf import Csrf
+from newsletter.web.forms import FormError, read_form
+from newsletter.web.limits import RequestLimiter
 from newsletter.web.templates import web_environment
 from subscribers.addresses import mask_address
 from subscribers.fields import clean_name
-from subscribers.tokens import Purpose, verify_token
+from subscribers.links import verify_link
+from subscribers.tokens import Purpose, TokenOwnerGoneError
 
 __all__ = [
     "WebContext",
@@ -54,11 +57,10 @@ class WebContext:
     settings: Settings
     engine: Engine
     csrf: Csrf
-    allow_preview: bool
     renderer: Renderer
     # signups per client address, and confirmation emails per address (no mail bombing)
-    signup_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 600.0))
-    email_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(3, 3600.0))
+    signup_limiter: RequestLimiter
+    email_limiter: RequestLimiter
     # the topic list scans the articles; a busy signup page reuses it for a minute
     topics_cache: tuple[float, dict[str, str]] | None = None
 
@@ -70,7 +72,7 @@ def context_of(request: Request) -> WebContext:
 
 
 def client_ip(request: Request) -> str:
-    """The client's address as uvicorn saw it (after its trusted proxy headers)."""
+    """The client's address: the peer, or what a trusted proxy said (``TrustedProxies``)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -170,7 +172,16 @@ async def token_subject(request: Request, purpose: Purpose) -> int:
     """The subscriber id in the path's token (raises TokenError, shown as a 400 page)."""
     ctx = context_of(request)
     token = str(request.path_params["token"])
-    return verify_token(ctx.settings.secret(), purpose, token)
+
+    def check() -> int:
+        with ctx.engine.connect() as conn:
+            try:
+                return verify_link(conn, ctx.settings.secret(), purpose, token)
+            except TokenOwnerGoneError as gone:
+                # erased: the pages find nobody under this id and act on nobody
+                return gone.subscriber_id
+
+    return await run_in_threadpool(check)
 
 
 TOPICS_TTL = 60.0

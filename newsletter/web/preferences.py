@@ -116,7 +116,7 @@ def _preferences_form(
         "preferences.html",
         status_code,
         person=person,
-        address=person.email,
+        address=mask_address(person.email),  # the link never expires: show no full address
         subscribed=person.status is SubscriberStatus.CONFIRMED,
         topics=shown,
         chosen=sorted(person.topics),

@@ -1,8 +1,9 @@
 """The reader's way in: the signup form and the double opt-in confirmation link.
 
-A signup answers with the same page whatever the address's state, so the form
-never tells a stranger who is on the list; the email that follows differs
-(a confirm link, or a note to someone already subscribed).
+A signup answers with the same page, after the same work, whatever the
+address's state: it is recorded only after the answer is sent, so neither the
+page nor its timing tells a stranger who is on the list; the email that follows
+differs (a confirm link, or a note to someone already subscribed).
 """
 
 from __future__ import annotations
@@ -88,23 +89,78 @@ async def signup_form(request: Request) -> Response:
     return _signup_form(request, await topics_of(context_of(request)), values=values)
 
 
-async def _send_quietly(ctx: WebContext, confirmation: Confirmation) -> None:
-    # runs after the response: its success or failure must not change what the page said
+def _note(ctx: WebContext, outcome: subs.SignupOutcome, topics: dict[str, str]) -> Confirmation:
+    person = outcome.subscriber
+    if outcome.kind is subs.SignupKind.CONFIRMED:
+        # already subscribed: a note with their preferences link, no confirm link
+        preferences = links.preferences_url(ctx.settings, person.id, person.email)
+        return Confirmation(person.email, person.name, None, preferences)
+    return Confirmation(
+        person.email,
+        person.name,
+        links.confirm_url(ctx.settings, person.id, person.email),
+        topics=tuple(topics[t] for t in sorted(outcome.topics) if t in topics),
+    )
+
+
+async def _record_and_notify(
+    ctx: WebContext,
+    email: str,
+    name: str,
+    chosen: frozenset[str],
+    consent: Consent,
+    topics: dict[str, str],
+) -> None:
+    """Record the signup and send its email, after the response (see :func:`signup`)."""
+
+    def record() -> subs.SignupOutcome | None:
+        for attempt in (1, 2):
+            try:
+                with ctx.engine.begin() as conn:
+                    return subs.sign_up(
+                        conn,
+                        secret=ctx.settings.secret(),
+                        email=email,
+                        name=name,
+                        topics=chosen,
+                        consent=consent,
+                        statement=consent_statement(ctx.settings.site_name),
+                    )
+            except IntegrityError:
+                # two signups of one new address raced (PostgreSQL): the second now finds it
+                if attempt == 2:
+                    raise
+        return None
+
     try:
-        message = build_confirmation(ctx.settings, confirmation)
+        outcome = await run_in_threadpool(record)
+        if outcome is None or not await run_in_threadpool(
+            ctx.email_limiter.allow, outcome.subscriber.email.casefold()
+        ):
+            return
+        message = build_confirmation(ctx.settings, _note(ctx, outcome, topics))
         await send_confirmation(ctx.settings, message)
     except NewsletterError as exc:
-        log.warning("confirmation email not sent: %s", exc)
+        log.warning("signup not completed: %s", exc)
+    except Exception as exc:  # the reader already has their page: log it, one line
+        log.error("signup not completed: %s", type(exc).__name__)
 
 
 async def signup(request: Request) -> Response:
-    """POST /signup: a pending subscriber with a consent record, and a confirmation email."""
+    """POST /signup: a pending subscriber with a consent record, and a confirmation email.
+
+    The answer depends on the form alone, never on what the list holds: it is
+    sent before the signup is recorded, and recording it (which does different
+    work for a new, a pending and a confirmed address) and emailing happen
+    after the response, in :func:`_record_and_notify`. So neither the page nor
+    its timing tells a stranger who is on the list.
+    """
     ctx = context_of(request)
     form = await checked_form(request)
     if isinstance(form, HTMLResponse):
         return form
     ip = client_ip(request)
-    if not ctx.signup_limiter.allow(ip):
+    if not await run_in_threadpool(ctx.signup_limiter.allow, ip):
         return message_page(
             request, "Too many signups", "Please wait a few minutes and try again.", 429
         )
@@ -131,48 +187,11 @@ async def signup(request: Request) -> Response:
     if errors:
         return _signup_form(request, topics, 400, errors, values)
 
-    now = utcnow()
-    consent = Consent(source="web", at=now, ip=ip)
-
-    def record() -> subs.SignupOutcome:
-        for attempt in (1, 2):
-            try:
-                with ctx.engine.begin() as conn:
-                    return subs.sign_up(
-                        conn,
-                        secret=ctx.settings.secret(),
-                        email=address.email,
-                        name=name,
-                        topics=frozenset(chosen),
-                        consent=consent,
-                        statement=consent_statement(ctx.settings.site_name),
-                    )
-            except IntegrityError:
-                # two signups of one new address raced (PostgreSQL): the second now finds it
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    outcome = await run_in_threadpool(record)
-    person = outcome.subscriber
-    background = None
-    if ctx.email_limiter.allow(person.email.casefold()):
-        if outcome.kind is subs.SignupKind.CONFIRMED:
-            note = Confirmation(
-                person.email,
-                person.name,
-                None,
-                links.preferences_url(ctx.settings, person.id),
-            )
-        else:
-            note = Confirmation(
-                person.email,
-                person.name,
-                links.confirm_url(ctx.settings, person.id),
-                topics=tuple(topics[t] for t in sorted(outcome.topics) if t in topics),
-            )
-        background = BackgroundTask(_send_quietly, ctx, note)
-    # the same words whatever was found: the page never tells who is on the list
+    consent = Consent(source="web", at=utcnow(), ip=ip)
+    background = BackgroundTask(
+        _record_and_notify, ctx, address.email, name, frozenset(chosen), consent, topics
+    )
+    # the same words whatever the list holds: the page never tells who is on it
     return message_page(
         request,
         "Check your inbox",
@@ -214,7 +233,7 @@ def _subscribed(request: Request, person: Subscriber) -> Response:
         request,
         "You are subscribed",
         f"Thank you: {person.email} will receive the {settings.site_name} newsletter.",
-        link=(links.preferences_url(settings, person.id), "Choose your topics"),
+        link=(links.preferences_url(settings, person.id, person.email), "Choose your topics"),
     )
 
 

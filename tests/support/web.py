@@ -1,13 +1,19 @@
-"""Helpers for the web tests: an app over a fresh database, CSRF tokens, a real uvicorn."""
+"""Helpers for the web tests: an app over a fresh database, CSRF tokens, a real uvicorn,
+and a real ``newsletter serve`` process."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -19,18 +25,22 @@ from newsletter.content.articles import upsert_articles
 from newsletter.core.config import Settings
 from newsletter.database import open_database
 from newsletter.web.app import create_app
+from newsletter.web.server import header_timeout_protocol
 from subscribers import store
 from subscribers.model import Subscriber
 from tests.support.sample_editions import article
 
 __all__ = [
+    "ServeProcess",
     "WebEnv",
     "add_confirmed",
     "asgi_client",
     "csrf_token",
+    "free_port",
     "make_env",
     "path_of",
     "running_server",
+    "serve_process",
     "wait_for",
 ]
 
@@ -50,7 +60,6 @@ def make_env(
     settings: Settings,
     smtp_url: str,
     *,
-    allow_preview: bool = False,
     database_url: str | None = None,
 ) -> WebEnv:
     """An app over ``settings`` whose confirmation emails go to ``smtp_url``, with articles."""
@@ -69,7 +78,7 @@ def make_env(
             ],
             datetime.now(UTC),
         )
-    return WebEnv(settings, engine, create_app(settings, engine, allow_preview=allow_preview))
+    return WebEnv(settings, engine, create_app(settings, engine))
 
 
 def add_confirmed(env: WebEnv, email: str, **fields: object) -> Subscriber:
@@ -121,8 +130,16 @@ def asgi_client(app: Starlette) -> httpx.AsyncClient:
 
 @contextmanager
 def running_server(app: Starlette) -> Iterator[str]:
-    """A real uvicorn server on 127.0.0.1, a free port; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    """A real uvicorn server on 127.0.0.1, a free port, set up as ``serve`` does; its base URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        proxy_headers=False,
+        http=header_timeout_protocol(10.0),
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -133,3 +150,66 @@ def running_server(app: Starlette) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServeProcess:
+    """A running ``newsletter serve``: its base URL, and its log so far."""
+
+    url: str
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        """Everything the process wrote to stdout and stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serve_process(
+    workdir: Path, env: dict[str, str], *args: str, wait_path: str = "/healthz"
+) -> Iterator[ServeProcess]:
+    """``python -m newsletter serve --port FREE ARGS`` in ``workdir``, stopped afterwards.
+
+    ``env`` adds to the environment (with no other NEWSLETTER_* variables).
+    """
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    full_env.update(env)
+    log_path = workdir / f"serve-{port}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "serve", "--port", str(port), *args],
+            cwd=workdir,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    running = ServeProcess(f"http://127.0.0.1:{port}", log_path, proc)
+    try:
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited {proc.returncode}: {running.log()}")
+            try:
+                return httpx.get(running.url + wait_path, timeout=5).status_code < 500
+            except httpx.TransportError:
+                return False
+
+        wait_for(answers, "newsletter serve to answer", limit=60)
+        yield running
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

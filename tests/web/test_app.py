@@ -24,11 +24,12 @@ from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
 from newsletter.core.db import make_engine
 from newsletter.web.app import create_app
-from newsletter.web.security import PAGE_CSP
+from newsletter.web.headers import PAGE_CSP
+from newsletter.web.preview import create_editor_preview_app
 from newsletter.web.signup import consent_statement
 from subscribers import links, store
 from subscribers.importer import import_file
-from subscribers.model import SubscriberStatus
+from subscribers.model import Subscriber, SubscriberStatus
 from subscribers.tokens import Purpose, make_token
 from tests.plugins.smtp import SMTPServer
 from tests.support.cli import CLIResult
@@ -55,7 +56,7 @@ async def _signup(client: httpx.AsyncClient, **fields: str | list[str]) -> httpx
     return await client.post("/signup", data=data)
 
 
-def _find(env: WebEnv, email: str) -> store.Subscriber | None:
+def _find(env: WebEnv, email: str) -> Subscriber | None:
     with env.engine.connect() as conn:
         return store.find_by_email(conn, email)
 
@@ -98,6 +99,8 @@ def test_signup_confirm_round_trip_through_a_real_server_and_smtp(
         )
         assert response.status_code == 200
         assert "Check your inbox" in response.text
+        # the signup is recorded after the answer (so its timing tells nothing)
+        wait_for(lambda: _find(env, "reader@example.com") is not None, "the signup")
         pending = _find(env, "reader@example.com")
         assert pending is not None
         assert pending.status is SubscriberStatus.PENDING
@@ -249,7 +252,9 @@ async def test_hostile_name_is_escaped_on_the_preferences_page(
 ) -> None:
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     person = add_confirmed(env, "h@example.com", name=hostile)
-    page = await client.get(path_of(env.settings, links.preferences_url(env.settings, person.id)))
+    page = await client.get(
+        path_of(env.settings, links.preferences_url(env.settings, person.id, person.email))
+    )
     assert page.status_code == 200
     assert "<script>alert" not in page.text
     assert "<img src=x" not in page.text
@@ -258,7 +263,7 @@ async def test_hostile_name_is_escaped_on_the_preferences_page(
 
 async def test_preferences_change_topics_and_name(env: WebEnv, client: httpx.AsyncClient) -> None:
     person = add_confirmed(env, "p@example.com", name="Old Name", topics=["crime"])
-    path = path_of(env.settings, links.preferences_url(env.settings, person.id))
+    path = path_of(env.settings, links.preferences_url(env.settings, person.id, person.email))
     page = await client.get(path)
     assert re.search(r'value="crime" checked', page.text)
     saved = await client.post(
@@ -287,7 +292,7 @@ async def test_preferences_change_topics_and_name(env: WebEnv, client: httpx.Asy
 
 async def test_preferences_page_can_unsubscribe(env: WebEnv, client: httpx.AsyncClient) -> None:
     person = add_confirmed(env, "q@example.com")
-    path = path_of(env.settings, links.preferences_url(env.settings, person.id))
+    path = path_of(env.settings, links.preferences_url(env.settings, person.id, person.email))
     page = await client.get(path)
     left = await client.post(
         path, data={"csrf_token": csrf_token(page.text), "action": "unsubscribe"}
@@ -302,10 +307,10 @@ async def test_tampered_and_wrong_purpose_tokens_get_a_friendly_400(
     env: WebEnv, client: httpx.AsyncClient, route: str
 ) -> None:
     person = add_confirmed(env, "t@example.com")
-    genuine = make_token(env.settings.secret(), route, person.id)
+    genuine = make_token(env.settings.secret(), route, person.id, person.email)
     tampered = genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB")
     other = "preferences" if route != "preferences" else "unsubscribe"
-    wrong_purpose = make_token(env.settings.secret(), other, person.id)
+    wrong_purpose = make_token(env.settings.secret(), other, person.id, person.email)
     for token in (tampered, wrong_purpose, "garbage", "a.b.c.d"):
         for method in ("GET", "POST"):
             response = await client.request(method, f"/{route}/{token}")
@@ -319,7 +324,8 @@ async def test_an_expired_confirm_link_says_so(env: WebEnv, client: httpx.AsyncC
     with env.engine.begin() as conn:
         person = store.add(conn, "late@example.com", secret=env.settings.secret())
     old = datetime.now(UTC) - timedelta(days=8)
-    path = f"/confirm/{make_token(env.settings.secret(), Purpose.CONFIRM, person.id, old)}"
+    token = make_token(env.settings.secret(), Purpose.CONFIRM, person.id, person.email, old)
+    path = f"/confirm/{token}"
     form = await client.get("/")
     for response in (
         await client.get(path),
@@ -336,7 +342,7 @@ async def test_following_a_confirm_link_changes_nothing(
     with env.engine.begin() as conn:
         person = store.add(conn, "scanned@example.com", secret=env.settings.secret())
         before = store.events(conn, person.id)
-    path = path_of(env.settings, links.confirm_url(env.settings, person.id))
+    path = path_of(env.settings, links.confirm_url(env.settings, person.id, person.email))
     for _ in range(3):  # a scanner may fetch it more than once, with HEAD too
         assert (await client.get(path)).status_code == 200
         assert (await client.head(path)).status_code == 200
@@ -349,7 +355,7 @@ async def test_following_a_confirm_link_changes_nothing(
 async def test_the_confirm_button_is_csrf_checked(env: WebEnv, client: httpx.AsyncClient) -> None:
     with env.engine.begin() as conn:
         person = store.add(conn, "csrf.confirm@example.com", secret=env.settings.secret())
-    path = path_of(env.settings, links.confirm_url(env.settings, person.id))
+    path = path_of(env.settings, links.confirm_url(env.settings, person.id, person.email))
     page = await client.get(path)
     token = csrf_token(page.text)
     refused = [
@@ -376,7 +382,7 @@ async def test_confirm_link_of_someone_who_left_does_not_resubscribe(
     person = add_confirmed(env, "gone@example.com")
     with env.engine.begin() as conn:
         store.unsubscribe(conn, person.id)
-    path = path_of(env.settings, links.confirm_url(env.settings, person.id))
+    path = path_of(env.settings, links.confirm_url(env.settings, person.id, person.email))
     shown = await client.get(path)
     assert shown.status_code == 400
     assert "Confirm my subscription" not in shown.text
@@ -455,17 +461,17 @@ async def test_archive_shows_only_sent_editions(env: WebEnv, client: httpx.Async
     assert (await client.get("/archive/no-such-edition")).status_code == 404
 
 
-async def test_preview_only_when_allowed(settings: Settings, smtp_server: SMTPServer) -> None:
+async def test_the_public_app_never_previews_and_the_editors_listener_does(
+    env: WebEnv, client: httpx.AsyncClient
+) -> None:
     now = SAMPLE_NOW
-    public = make_env(settings, smtp_server.url)
-    with public.engine.begin() as conn:
+    with env.engine.begin() as conn:
         draft = build_edition(conn, now=now, site_name="News")
-    async with asgi_client(public.app) as http:
-        assert (await http.get(f"/preview/{draft.id}")).status_code == 404
-    local = make_env(settings, smtp_server.url, allow_preview=True)
-    prefix = urlsplit(settings.base_url).path  # behind a proxy that keeps the base path
-    async with asgi_client(local.app) as http:
-        page = await http.get(f"{prefix}/preview/{draft.id}")
+    assert (await client.get(f"/preview/{draft.id}")).status_code == 404
+    assert (await client.get(f"/newsletter/preview/{draft.id}/html")).status_code == 404
+    editors = create_editor_preview_app(env.settings, env.engine)
+    async with asgi_client(editors) as http:  # type: ignore[arg-type]
+        page = await http.get(f"/preview/{draft.id}")
         root = lxml.html.document_fromstring(page.text)
         frames = root.xpath("//iframe")
         # the same side-by-side page as `newsletter preview --serve`, links resolved here
@@ -473,20 +479,22 @@ async def test_preview_only_when_allowed(settings: Settings, smtp_server: SMTPSe
         text = await http.get(f"/preview/{draft.id}/text")
         eml = await http.get(urljoin(str(page.url), root.xpath("//a/@href")[0]))
         unknown = await http.get(f"/preview/{draft.id}/nothing")
+        missing = await http.get("/preview/no-such-edition")
     assert page.status_code == 200
     assert sorted(f.get("width") for f in frames) == ["375", "680"]
     assert all(f.get("sandbox") is not None for f in frames)
     assert "Story 1: council votes" in root.xpath("//pre")[0].text_content()
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    assert shown.url.path == f"{prefix}/preview/{draft.id}/html"
+    assert shown.url.path == f"/preview/{draft.id}/html"
     assert shown.status_code == 200
     assert "Story 1: council votes" in shown.text
     assert "NLPH7" not in shown.text
     assert "script-src" not in shown.headers["content-security-policy"]
     assert "frame-ancestors 'self'" in shown.headers["content-security-policy"]
     assert shown.headers["x-frame-options"] == "SAMEORIGIN"  # the page may frame it
-    assert eml.url.path == f"{prefix}/preview/{draft.id}/message.eml"
+    assert eml.url.path == f"/preview/{draft.id}/message.eml"
     assert unknown.status_code == 404
+    assert missing.status_code == 404
     assert text.headers["content-type"].startswith("text/plain")
     assert "Story 1: council votes" in text.text
     assert eml.headers["content-type"] == "message/rfc822"
@@ -518,7 +526,7 @@ async def test_served_under_the_base_url_path_with_or_without_a_stripping_proxy(
         assert 'action="/newsletter/signup"' in page.text
         assert 'href="/newsletter/static/site.css"' in page.text
     person = add_confirmed(env, "prefix@example.com")
-    url = links.unsubscribe_url(env.settings, person.id)
+    url = links.unsubscribe_url(env.settings, person.id, person.email)
     response = await client.post(urlsplit(url).path, content=b"List-Unsubscribe=One-Click")
     assert response.status_code == 200
     assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
@@ -671,14 +679,14 @@ async def test_the_reader_flow_on_postgresql(
         person = _find(env, "pg.reader@example.com")
         assert person is not None
         assert person.status is SubscriberStatus.CONFIRMED
-        prefs = urlsplit(links.preferences_url(env.settings, person.id)).path
+        prefs = urlsplit(links.preferences_url(env.settings, person.id, person.email)).path
         page = await http.get(prefs)
         saved = await http.post(
             prefs, data={"csrf_token": csrf_token(page.text), "topic": ["crime", "housing"]}
         )
         assert saved.status_code == 200
         assert get(env, person.id).topics == frozenset({"crime", "housing"})
-        gone = urlsplit(links.unsubscribe_url(env.settings, person.id)).path
+        gone = urlsplit(links.unsubscribe_url(env.settings, person.id, person.email)).path
         assert (await http.post(gone, content=b"List-Unsubscribe=One-Click")).status_code == 200
         assert get(env, person.id).status is SubscriberStatus.UNSUBSCRIBED
         with env.engine.begin() as conn:
