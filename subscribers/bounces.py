@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError
 from subscribers import store
+from subscribers.model import Subscriber
 from subscribers.schema import subscriber_events
 from subscribers.tokens import Purpose, make_token, verify_token
 
@@ -74,16 +75,21 @@ def bounce_token(
 
 
 def bounce_token_owner(
-    conn: Connection, secret: bytes, token: str, now: datetime | None = None
+    secret: bytes,
+    token: str,
+    owner: Callable[[int], Subscriber | None],
+    now: datetime | None = None,
 ) -> int:
     """The subscriber id a genuine return-path tag names.
 
-    Raises :class:`~newsletter.core.errors.TokenOwnerGoneError` when that person was
+    ``owner(id)`` loads the subscriber holding the id now (``store.find`` in the
+    caller's transaction). Raises
+    :class:`~newsletter.core.errors.TokenOwnerGoneError` when that person was
     erased, :class:`~newsletter.core.errors.TokenExpiredError` for a tag older than
     the ``bounce`` purpose allows, and :class:`~newsletter.core.errors.TokenError`
     for a tampered or foreign one.
     """
-    return verify_token(secret, Purpose.BOUNCE, token, lambda i: store.find(conn, i), now)
+    return verify_token(secret, Purpose.BOUNCE, token, owner, now)
 
 
 # --- addresses ----------------------------------------------------------------

@@ -282,12 +282,13 @@ class _Resolver:
             subscriber_id=person.id if person else None,
         )
 
+    def find(self, subscriber_id: int) -> Subscriber | None:
+        """The subscriber holding this id now, or None (erased)."""
+        return store.find(self.conn, subscriber_id)
+
     def owner(self, token: str) -> int:
         """The subscriber id a genuine unsubscribe token names; TokenError otherwise."""
-        conn = self.conn
-        return verify_token(
-            self.secret, Purpose.UNSUBSCRIBE, token, lambda i: store.find(conn, i), self.now
-        )
+        return verify_token(self.secret, Purpose.UNSUBSCRIBE, token, self.find, self.now)
 
     def evidence(self, delivered_to: tuple[str, ...], returned: Returned | None) -> _Evidence:
         """Who the report's signed return path and returned token name; raises _Forged."""
@@ -298,7 +299,7 @@ class _Resolver:
             if tag is None:
                 continue
             try:
-                who = bounce_token_owner(self.conn, self.secret, tag, self.now)
+                who = bounce_token_owner(self.secret, tag, self.find, self.now)
             except (TokenExpiredError, TokenOwnerGoneError):
                 continue  # too old to prove anything now, or about someone erased
             except TokenError as exc:

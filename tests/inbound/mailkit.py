@@ -79,7 +79,7 @@ def dsn(
     report.attach(MIMEText("This is the mail system at host mx.example.org.\n"))
     per_message = Message()
     per_message["Reporting-MTA"] = "dns; mx.example.org"
-    blocks = [per_message]
+    blocks: list[Message | str] = [per_message]
     for address in [recipient] if isinstance(recipient, str) else recipient:
         per_recipient = Message()
         per_recipient["Final-Recipient"] = f"rfc822; {address}"
