@@ -1,53 +1,113 @@
-"""The import's hot path: statements handed straight to the driver, values pre-encoded.
+"""The import's set-based path: a staging table, one merge, events written by the database.
 
-SQLAlchemy Core would run every column type's bind processor and build a
-parameter dict per row, and expand an ``IN`` list of thousands of keys through
-its compiler, per batch: together more than the database's own work. Here the
-:class:`Encoder` runs the real column types' processors (so SQLite and
-PostgreSQL get exactly what SQLAlchemy would send) once per distinct value
-(``now`` is one value per import; topic lists repeat), and the statements are
-fixed text with the driver's own placeholders. No user input is ever part of
-the SQL text.
+A chunk of parsed rows is loaded into a per-connection temporary table
+(``import_stage``: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite), then
+a few statements do the rest inside the database, whatever the chunk's size:
+
+- the suppression check is a join of the rows' keyed hashes (computed in
+  Python, under every accepted key) with ``suppressions``;
+- the people already held come back from a join with ``subscribers``;
+- one ``INSERT ... SELECT ... ON CONFLICT (email_key) DO NOTHING`` adds the
+  rest, and their ``created`` events are written from the inserted rows
+  (PostgreSQL: a ``RETURNING`` CTE in the same statement; SQLite, which holds
+  the write lock for the whole transaction: the ids above the highest one held
+  before the insert).
+
+Values are pre-encoded by the real column types (:class:`Encoder`), once per
+distinct value where values repeat; no user input is ever part of the SQL text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
-__all__ = ["INSERT_COLUMNS", "Encoder", "existing_keys", "insert_events", "insert_subscribers"]
+__all__ = ["STAGE_COLUMNS", "Encoder", "Stage"]
 
-INSERT_COLUMNS = (
-    "email", "email_key", "name", "status", "topics", "timezone", "attributes",
-    "consent_source", "consent_at", "consent_ip", "created_at", "updated_at",
-    "confirmed_at", "unsubscribed_at", "bounced_at", "complained_at",
+#: the staged values of one row, in this order (``line`` is the CSV line, for reports)
+STAGE_COLUMNS = (
+    "line", "email", "email_key", "address_hash", "name", "status", "topics", "timezone",
+    "attributes", "consent_source", "consent_at", "consent_ip",
 )  # fmt: skip
 
-_INSERT = "INSERT INTO subscribers ({}) VALUES ({})".format(  # noqa: S608 (no input)
-    ", ".join(INSERT_COLUMNS), ", ".join(["{mark}"] * len(INSERT_COLUMNS))
-)
-_COPY = "COPY subscribers ({}) FROM STDIN".format(", ".join(INSERT_COLUMNS))
-_EXISTING = "SELECT email_key FROM subscribers WHERE email_key IN ({marks})"
-_EVENTS = (
-    "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
-    "SELECT id, {mark}, {mark}, {mark} FROM subscribers WHERE email_key IN ({marks})"
-)
-# SQLite holds the database's write lock for the whole transaction (BEGIN IMMEDIATE),
-# so the rows above the highest id seen before an insert are exactly that insert's
-_EVENTS_AFTER = (
-    "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
-    "SELECT id, ?, ?, ? FROM subscribers WHERE id > ? AND status = ?"
-)
+_TYPES = {
+    "sqlite": dict.fromkeys(STAGE_COLUMNS, "TEXT") | {"line": "INTEGER"},
+    "postgresql": dict.fromkeys(STAGE_COLUMNS, "text")
+    | {"line": "integer", "topics": "json", "attributes": "json", "consent_at": "timestamptz"},
+}
+_STAGE = "CREATE TEMP TABLE IF NOT EXISTS import_stage ({}){}"
+_HASHES = "CREATE TEMP TABLE IF NOT EXISTS import_hashes (email_key {t}, address_hash {t}){tail}"
 
-
-def _mark(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+_STAMPS = {
+    SubscriberStatus.CONFIRMED: "confirmed_at",
+    SubscriberStatus.UNSUBSCRIBED: "unsubscribed_at",
+    SubscriberStatus.BOUNCED: "bounced_at",
+    SubscriberStatus.COMPLAINED: "complained_at",
+}
+# a new person's row, from the staged values and the import's time ({now}); the
+# stamp of the status they arrive in is that time too
+_NEW = {
+    "email": "email",
+    "email_key": "email_key",
+    "name": "name",
+    "status": "status",
+    "topics": "topics",
+    "timezone": "timezone",
+    "attributes": "attributes",
+    "consent_source": "coalesce(consent_source, 'import')",
+    "consent_at": "coalesce(consent_at, {now})",
+    "consent_ip": "consent_ip",
+    "created_at": "{now}",
+    "updated_at": "{now}",
+} | {
+    stamp: f"CASE status WHEN '{status.value}' THEN {{now}} END"
+    for status, stamp in _STAMPS.items()
+}
+# every name below comes from this module, none from input
+_INSERT = (  # noqa: S608
+    "INSERT INTO subscribers ({}) SELECT {} FROM import_stage WHERE true "
+    "ORDER BY email_key ON CONFLICT (email_key) DO NOTHING"
+).format(", ".join(_NEW), ", ".join(_NEW.values()))
+_DETAIL = "CASE status {} END".format(
+    " ".join(f"WHEN '{s.value}' THEN {{detail_{s.value}}}" for s in SubscriberStatus)
+)
+_EVENTS_COLUMNS = "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
+# PostgreSQL: the events of exactly the rows this statement inserted
+_MERGE_PG = "".join(
+    [
+        "WITH added AS (",
+        _INSERT,
+        " RETURNING id, status) ",
+        _EVENTS_COLUMNS,
+        "SELECT id, {now}, 'created', ",
+        _DETAIL,
+        " FROM added",
+    ]
+)
+# SQLite: BEGIN IMMEDIATE holds the write lock, and AUTOINCREMENT ids only grow,
+# so the ids above the highest one held before the insert are exactly its rows
+_EVENTS_SQLITE = "".join(
+    [
+        _EVENTS_COLUMNS,
+        "SELECT id, {now}, 'created', ",
+        _DETAIL,
+        " FROM subscribers WHERE id > {before}",
+    ]
+)
+_SUPPRESSED = (
+    "SELECT st.email_key FROM import_stage st "
+    "JOIN suppressions sp ON sp.address_hash = st.address_hash "
+    "UNION SELECT h.email_key FROM import_hashes h "
+    "JOIN suppressions sp ON sp.address_hash = h.address_hash"
+)
+_STAGED = sa.table("import_stage", sa.column("email_key"))
 
 
 class Encoder:
@@ -90,60 +150,89 @@ class Encoder:
         return self._event_json(detail)
 
 
-def insert_subscribers(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int | None:
-    """Insert pre-encoded rows (values in :data:`INSERT_COLUMNS` order) with one executemany.
+class Stage:
+    """The staging tables of one connection, and the set-based statements over them."""
 
-    On SQLite, returns the highest id held before the insert (see :func:`insert_events`).
-    """
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        _copy(conn, rows)
-        return None
-    before = None
-    if conn.dialect.name == "sqlite":
-        before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers").scalar()
-    conn.exec_driver_sql(_INSERT.replace("{mark}", _mark(conn)), list(rows))
-    return before
+    def __init__(self, conn: Connection, encoder: Encoder) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+        self._copy = self._postgres and conn.dialect.driver == "psycopg"
+        self._encoder = encoder
+        self._params: dict[str, Any] = {"now": encoder.now} | {
+            f"detail_{s.value}": encoder.detail({"status": s.value, "source": "import"})
+            for s in SubscriberStatus
+        }
 
+    def _sql(self, template: str, **extra: str) -> str:
+        """The driver's own named placeholders in place of ``{name}``."""
+        if self._postgres:
+            marks = {name: f"%({name})s" for name in self._params}
+            marks |= {n: f"CAST(%({n})s AS json)" for n in marks if n.startswith("detail_")}
+        else:
+            marks = {name: f":{name}" for name in self._params}
+        return template.format(**marks, **extra)
 
-def _copy(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    # COPY is PostgreSQL's bulk path: one stream instead of a statement per row,
-    # inside the same transaction as the rest of the import
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
-        for row in rows:
-            copy.write_row(row)
+    def open(self) -> None:
+        """Create the staging tables if this connection has none yet, and empty them."""
+        dialect = "postgresql" if self._postgres else "sqlite"
+        types = _TYPES[dialect]
+        tail = " ON COMMIT DELETE ROWS" if self._postgres else ""
+        columns = ", ".join(f"{name} {types[name]}" for name in STAGE_COLUMNS)
+        self._conn.exec_driver_sql(_STAGE.format(columns, tail))
+        self._conn.exec_driver_sql(_HASHES.format(t=types["email_key"], tail=tail))
+        if not self._postgres:  # PostgreSQL empties them at every commit and rollback
+            self.clear()
 
+    def clear(self) -> None:
+        """Empty the staging tables (PostgreSQL also empties them at each commit)."""
+        self._conn.exec_driver_sql("DELETE FROM import_stage")
+        self._conn.exec_driver_sql("DELETE FROM import_hashes")
 
-def existing_keys(conn: Connection, keys: Sequence[str]) -> list[str]:
-    """Which of these address keys are already held."""
-    if not keys:
-        return []
-    statement = _EXISTING.replace("{marks}", ", ".join([_mark(conn)] * len(keys)))
-    return [row[0] for row in conn.exec_driver_sql(statement, tuple(keys))]
+    def load(self, rows: Sequence[tuple[Any, ...]], hashes: Sequence[tuple[str, str]]) -> None:
+        """Stage ``rows`` (values in :data:`STAGE_COLUMNS` order) and retired-key ``hashes``."""
+        self._write("import_stage", STAGE_COLUMNS, rows)
+        if hashes:
+            self._write("import_hashes", ("email_key", "address_hash"), hashes)
 
+    def _write(self, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+        names = ", ".join(columns)
+        if self._copy:
+            # COPY is PostgreSQL's bulk path: one stream instead of a statement per row
+            driver = self._conn.connection.driver_connection
+            assert driver is not None
+            with (
+                driver.cursor() as cursor,
+                cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        mark = "%s" if self._postgres else "?"
+        statement = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608 (no input)
+        self._conn.exec_driver_sql(statement, list(rows))
 
-def insert_events(
-    conn: Connection,
-    keys: Sequence[str],
-    kind: str,
-    detail: dict[str, Any],
-    encoder: Encoder,
-    *,
-    inserted_after: int | None = None,
-    status: str | None = None,
-) -> None:
-    """One event of ``kind`` for each person with these keys, at the encoder's ``now``.
+    def suppressed(self) -> set[str]:
+        """The staged keys whose hash, under any accepted key, is on the suppression list."""
+        return {row[0] for row in self._conn.exec_driver_sql(_SUPPRESSED)}
 
-    On SQLite, ``inserted_after`` (from :func:`insert_subscribers`) and ``status``
-    select the same people by id range, sparing an index lookup per key.
-    """
-    if not keys:
-        return
-    if inserted_after is not None and status is not None:
-        values = (encoder.now, kind, encoder.detail(detail), inserted_after, status)
-        conn.exec_driver_sql(_EVENTS_AFTER, values)
-        return
-    mark = _mark(conn)
-    statement = _EVENTS.replace("{marks}", ", ".join([mark] * len(keys))).replace("{mark}", mark)
-    conn.exec_driver_sql(statement, (encoder.now, kind, encoder.detail(detail), *keys))
+    def drop(self, keys: Iterable[str]) -> None:
+        """Unstage these keys (people the import must not add)."""
+        mark = "%s" if self._postgres else "?"
+        statement = f"DELETE FROM import_stage WHERE email_key = {mark}"  # noqa: S608
+        self._conn.exec_driver_sql(statement, [(key,) for key in keys])
+
+    def held(self) -> list[Any]:
+        """The full, typed rows of the staged people already held (locked on PostgreSQL)."""
+        query = sa.select(subscribers).join(_STAGED, _STAGED.c.email_key == subscribers.c.email_key)
+        if self._postgres:
+            query = query.with_for_update(of=subscribers)
+        return [row._mapping for row in self._conn.execute(query)]
+
+    def merge(self) -> int:
+        """Add every staged person not yet held, with a ``created`` event each; return how many."""
+        if self._postgres:
+            return self._conn.exec_driver_sql(self._sql(_MERGE_PG), self._params).rowcount
+        before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers").scalar()
+        self._conn.exec_driver_sql(self._sql(_INSERT), self._params)
+        events = self._sql(_EVENTS_SQLITE, before=str(int(before or 0)))
+        return self._conn.exec_driver_sql(events, self._params).rowcount

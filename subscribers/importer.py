@@ -25,7 +25,8 @@ Rules, per normalised address:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import codecs
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from newsletter.core.db import utcnow
 from newsletter.core.errors import SubscriberInputError
 from subscribers import bulk, suppressions
-from subscribers.csvio import COLUMNS, read_records
+from subscribers.csvio import COLUMNS, Record, read_records
 from subscribers.importrows import Layout, Row, merge, parse_row
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
@@ -45,7 +46,7 @@ from subscribers.schema import subscriber_events, subscribers
 __all__ = ["ImportReport", "Problem", "import_csv", "import_file"]
 
 _S = subscribers.c
-_VALUES = {status: status.value for status in SubscriberStatus}  # plain str, for the driver
+_ATTEMPTS = 3  # a chunk raced by another writer is done again; the last try locks
 _ACTIVE = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 _STAMPS = {
     SubscriberStatus.CONFIRMED: "confirmed_at",
@@ -107,6 +108,7 @@ class _Options:
     now: datetime
     source: str
     on_problem: Callable[[Problem], None] | None
+    encoder: bulk.Encoder
 
 
 def _problem(report: ImportReport, options: _Options, problem: Problem) -> None:
@@ -129,17 +131,21 @@ def import_csv(
     confirmed: bool = False,
     resubscribe: bool = False,
     now: datetime | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
     on_problem: Callable[[Problem], None] | None = None,
+    on_commit: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
-    """Import a CSV byte stream with a header row (``email`` required) in one transaction.
+    """Import a CSV byte stream with a header row (``email`` required), committing in chunks.
 
-    Each rejected or skipped line is passed to ``on_problem`` as it is found.
+    Each chunk of ``batch_size`` addresses is one transaction; ``on_commit`` is
+    called after each with the counts so far. Each rejected or skipped line is
+    passed to ``on_problem`` (a skipped one once its chunk is committed).
     Raises :class:`SubscriberInputError` (naming ``source`` and the line) for an
-    empty file, a header without an ``email`` column, or bytes that are not UTF-8.
+    empty file, a header without an ``email`` column, or bytes that are not
+    UTF-8; these are found before anything is written, in a stream that can seek.
     """
-    options = _Options(secret, confirmed, resubscribe, now or utcnow(), source, on_problem)
     report = ImportReport()
+    _check_utf8(stream, source)
     records = read_records(stream, source)
     header_record = next(records, None)
     if header_record is None:
@@ -148,27 +154,23 @@ def import_csv(
             source=source,
         )
     layout = Layout.from_header(_header(header_record.fields, source, header_record.line))
-    with engine.begin() as conn:
-        check_suppressions = suppressions.has_any(conn)
-        batch: dict[str, Row] = {}
-        for record in records:
-            if record.error is not None:
-                _problem(report, options, Problem(record.line, "rejected", record.error))
-                continue
-            try:
-                row = parse_row(layout, record.fields, record.line)
-            except SubscriberInputError as exc:
-                _problem(report, options, Problem(record.line, "rejected", str(exc)))
-                continue
-            earlier = batch.get(row.key)
-            if earlier is not None:
-                report.duplicates += 1
-                row = merge(earlier, row)
-            batch[row.key] = row
-            if len(batch) >= batch_size:
-                _apply(conn, batch, options, report, check_suppressions)
-                batch = {}
-        _apply(conn, batch, options, report, check_suppressions)
+    now = now or utcnow()
+    encoder = bulk.Encoder(engine.dialect, now)
+    options = _Options(secret, confirmed, resubscribe, now, source, on_problem, encoder)
+    with engine.connect() as conn:
+        with conn.begin():
+            hashing = suppressions.has_any(conn)
+        hashes = suppressions.hashers(secret) if hashing else []
+        for chunk in _chunks(records, layout, options, report, batch_size):
+            staged = _staged(chunk, options, encoder, hashes)
+            outcome = _commit_chunk(conn, chunk, staged, options, hashing)
+            report.imported += outcome.imported
+            report.updated += outcome.updated
+            report.unchanged += outcome.unchanged
+            for problem in outcome.skipped:
+                _problem(report, options, problem)
+            if on_commit is not None:
+                on_commit(report)
     return report
 
 
@@ -201,55 +203,172 @@ def _header(fields: list[str], source: str, line: int) -> list[str]:
     return names
 
 
-def _apply(
-    conn: Connection,
-    batch: dict[str, Row],
-    options: _Options,
-    report: ImportReport,
-    check_suppressions: bool,
-) -> None:
-    if not batch:
+def _check_utf8(stream: BinaryIO, source: str) -> None:
+    """Refuse a stream that is not UTF-8 before the first chunk is committed.
+
+    Decoding is fast next to parsing, so a seekable stream is read once ahead;
+    on a bad byte, :func:`read_records` reads it again and names the line.
+    """
+    if not stream.seekable():
         return
-    known = bulk.existing_keys(conn, list(batch))
-    existing = {}
-    if known:  # the full, typed rows only for the people already held
-        query = sa.select(subscribers).where(_S.email_key.in_(sa.bindparam("k", expanding=True)))
-        existing = {row.email_key: row._mapping for row in conn.execute(query, {"k": known})}
-    # held people too: an erased person whose address a web signup made pending again
-    # stays suppressed until they confirm, and an import must not slip them back in
-    erased = (
-        suppressions.suppressed_among(conn, options.secret, list(batch))
-        if check_suppressions
-        else set()
-    )
-    inserts: list[tuple[Any, ...]] = []
-    created: dict[SubscriberStatus, list[str]] = {}  # keys of the people added, by status
-    encoder = bulk.Encoder(conn.dialect, options.now)
-    updates: list[dict[str, Any]] = []
-    events: list[tuple[str, str, dict[str, Any]]] = []  # key, kind, detail
-    for key, row in batch.items():
-        if key in erased:
-            if not options.resubscribe:
-                reason = f"{row.email} was erased at their request (--resubscribe adds them again)"
-                _problem(report, options, Problem(row.line, "skipped", reason))
-                continue
-            suppressions.lift(conn, options.secret, key)
-        if key in existing:
-            _update(existing[key], row, options, report, updates, events)
+    start = stream.tell()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while block := stream.read(1 << 20):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        stream.seek(start)
+        for _ in read_records(stream, source):
+            pass
+        raise SubscriberInputError("is not UTF-8", source=source) from None
+    finally:
+        stream.seek(start)
+
+
+def _chunks(
+    records: Iterator[Record], layout: Layout, options: _Options, report: ImportReport, size: int
+) -> Iterator[dict[str, Row]]:
+    """The valid rows, merged per address, in chunks of ``size`` addresses."""
+    batch: dict[str, Row] = {}
+    for record in records:
+        if record.error is not None:
+            _problem(report, options, Problem(record.line, "rejected", record.error))
             continue
-        target = _target(row, options)
-        inserts.append(_new(row, target, encoder))
-        created.setdefault(target, []).append(key)
-        report.imported += 1
-    inserts.sort(key=_by_key)  # neighbouring keys touch neighbouring index pages
-    before = bulk.insert_subscribers(conn, inserts) if inserts else None
-    for status, keys in created.items():
-        # one INSERT ... SELECT per status, not one event row per parameter set
-        detail = {"status": status.value, "source": "import"}
-        bulk.insert_events(
-            conn, keys, "created", detail, encoder, inserted_after=before, status=status.value
+        try:
+            row = parse_row(layout, record.fields, record.line)
+        except SubscriberInputError as exc:
+            _problem(report, options, Problem(record.line, "rejected", str(exc)))
+            continue
+        earlier = batch.get(row.key)
+        if earlier is not None:
+            report.duplicates += 1
+            row = merge(earlier, row)
+        batch[row.key] = row
+        if len(batch) >= size:
+            yield batch
+            batch = {}
+    if batch:
+        yield batch
+
+
+@dataclass
+class _Staged:
+    """A chunk's values for the staging tables, made before its transaction begins."""
+
+    rows: list[tuple[Any, ...]]  # in bulk.STAGE_COLUMNS order
+    retired: list[tuple[str, str]]  # (key, its hash under a retired key)
+
+
+def _staged(
+    chunk: dict[str, Row],
+    options: _Options,
+    encoder: bulk.Encoder,
+    hashes: list[Callable[[str], str]],
+) -> _Staged:
+    current = hashes[0] if hashes else None
+    topics, attributes, time = encoder.topics, encoder.attributes, encoder.time
+    rows = [
+        (
+            row.line,
+            row.email,
+            key,
+            current(key) if current is not None else None,
+            row.name,
+            _target(row, options).value,
+            topics(row.topics),
+            row.timezone,
+            attributes(row.attributes),
+            row.consent_source,
+            time(row.consent_at) if row.consent_at is not None else None,
+            row.consent_ip,
         )
-    ids = {key: row["id"] for key, row in existing.items()}
+        for key, row in chunk.items()
+    ]
+    retired = [(key, hashed(key)) for hashed in hashes[1:] for key in chunk]
+    return _Staged(rows, retired)
+
+
+@dataclass
+class _Outcome:
+    """One chunk's counts, added to the report once the chunk is committed."""
+
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[Problem] = field(default_factory=list)
+
+
+class _RacedError(Exception):
+    """Another writer added one of the chunk's addresses between the check and the merge."""
+
+
+def _commit_chunk(
+    conn: Connection,
+    chunk: dict[str, Row],
+    staged: _Staged,
+    options: _Options,
+    hashing: bool,
+) -> _Outcome:
+    """Apply one chunk in its own transaction; done again if another writer raced it."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            with conn.begin():
+                if attempt == _ATTEMPTS - 1 and conn.dialect.name == "postgresql":
+                    # the last try keeps other inserts out for this chunk's few statements
+                    conn.exec_driver_sql("LOCK TABLE subscribers IN SHARE ROW EXCLUSIVE MODE")
+                return _apply(conn, chunk, staged, options, hashing)
+        except _RacedError:
+            continue
+    raise AssertionError("the last attempt holds the table lock")  # pragma: no cover
+
+
+def _erased(
+    conn: Connection,
+    stage: bulk.Stage,
+    chunk: dict[str, Row],
+    options: _Options,
+    hashing: bool,
+    retired: bool,
+) -> set[str]:
+    """The chunk's keys on the suppression list (held people too: see the module doc)."""
+    if hashing:
+        found = stage.suppressed()
+        if retired:  # a match under a retired key is re-hashed to the current key
+            for key in found:
+                suppressions.is_suppressed(conn, options.secret, key)
+        return found
+    if suppressions.has_any(conn):  # someone was erased since the import began
+        return suppressions.suppressed_among(conn, options.secret, list(chunk))
+    return set()
+
+
+def _apply(
+    conn: Connection, chunk: dict[str, Row], staged: _Staged, options: _Options, hashing: bool
+) -> _Outcome:
+    outcome = _Outcome()
+    stage = bulk.Stage(conn, options.encoder)
+    stage.open()
+    stage.load(staged.rows, staged.retired)
+    skipped = set()
+    for key in _erased(conn, stage, chunk, options, hashing, bool(staged.retired)):
+        if options.resubscribe:
+            suppressions.lift(conn, options.secret, key)
+            continue
+        row = chunk[key]
+        reason = f"{row.email} was erased at their request (--resubscribe adds them again)"
+        outcome.skipped.append(Problem(row.line, "skipped", reason))
+        skipped.add(key)
+    if skipped:
+        stage.drop(skipped)
+    held = [current for current in stage.held() if current["email_key"] not in skipped]
+    updates: list[dict[str, Any]] = []
+    events: list[tuple[int, str, dict[str, Any]]] = []  # subscriber id, kind, detail
+    for current in held:
+        _update(current, chunk[current["email_key"]], options, outcome, updates, events)
+    outcome.imported = stage.merge()
+    if outcome.imported != len(chunk) - len(skipped) - len(held):
+        raise _RacedError
     if updates:
         conn.execute(
             subscribers.update()
@@ -264,14 +383,13 @@ def _apply(
         conn.execute(
             subscriber_events.insert(),
             [
-                {"subscriber_id": ids[key], "at": options.now, "kind": kind, "detail": detail}
-                for key, kind, detail in events
+                {"subscriber_id": person, "at": options.now, "kind": kind, "detail": detail}
+                for person, kind, detail in events
             ],
         )
-
-
-def _by_key(values: tuple[Any, ...]) -> str:
-    return str(values[1])  # email_key
+    stage.clear()  # no personal data left in the connection's temporary tables
+    outcome.skipped.sort(key=lambda problem: problem.line)
+    return outcome
 
 
 def _target(row: Row, options: _Options) -> SubscriberStatus:
@@ -281,36 +399,13 @@ def _target(row: Row, options: _Options) -> SubscriberStatus:
     return status
 
 
-def _new(row: Row, status: SubscriberStatus, encoder: bulk.Encoder) -> tuple[Any, ...]:
-    """The driver-ready values of a new person, in the order of ``bulk.INSERT_COLUMNS``."""
-    now = encoder.now
-    return (
-        row.email,
-        row.key,
-        row.name,
-        _VALUES[status],
-        encoder.topics(row.topics),
-        row.timezone,
-        encoder.attributes(row.attributes),
-        row.consent_source or "import",
-        encoder.time(row.consent_at) if row.consent_at else now,
-        row.consent_ip,
-        now,  # created_at
-        now,  # updated_at
-        now if status is SubscriberStatus.CONFIRMED else None,
-        now if status is SubscriberStatus.UNSUBSCRIBED else None,
-        now if status is SubscriberStatus.BOUNCED else None,
-        now if status is SubscriberStatus.COMPLAINED else None,
-    )
-
-
 def _update(
     current: Any,
     row: Row,
     options: _Options,
-    report: ImportReport,
+    outcome: _Outcome,
     updates: list[dict[str, Any]],
-    events: list[tuple[str, str, dict[str, Any]]],
+    events: list[tuple[int, str, dict[str, Any]]],
 ) -> None:
     status = SubscriberStatus(current["status"])
     values = {name: current[name] for name in _MUTABLE}
@@ -323,7 +418,7 @@ def _update(
     elif wanted is None or wanted in _ACTIVE:
         if not options.resubscribe:
             reason = f"{current['email']} is {status.value} (--resubscribe subscribes them again)"
-            _problem(report, options, Problem(row.line, "skipped", reason))
+            outcome.skipped.append(Problem(row.line, "skipped", reason))
             return
         target = _target(row, options)
         values.update(consent_source="import", consent_at=options.now, consent_ip=None)
@@ -335,7 +430,7 @@ def _update(
         values["status"] = target.value
         if target in _STAMPS:
             values[_STAMPS[target]] = options.now
-        events.append((row.key, target.value, {"previous": status.value, "source": "import"}))
+        events.append((current["id"], target.value, {"previous": status.value, "source": "import"}))
     if row.name is not None and row.name != current["name"]:
         values["name"] = row.name
         changed.append("name")
@@ -350,11 +445,11 @@ def _update(
         values["attributes"] = merged
         changed.append("attributes")
     if changed:
-        events.append((row.key, "updated", {"fields": changed, "source": "import"}))
+        events.append((current["id"], "updated", {"fields": changed, "source": "import"}))
     if target is status and not changed:
-        report.unchanged += 1
+        outcome.unchanged += 1
         return
-    report.updated += 1
+    outcome.updated += 1
     updates.append(
         {"b_id": current["id"], "b_updated_at": options.now}
         | {f"b_{name}": value for name, value in values.items()}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -27,7 +27,15 @@ from sqlalchemy.engine import Connection
 from newsletter.core.keys import keys_to_try
 from subscribers.schema import suppressions
 
-__all__ = ["address_hash", "has_any", "is_suppressed", "lift", "suppress", "suppressed_among"]
+__all__ = [
+    "address_hash",
+    "has_any",
+    "hashers",
+    "is_suppressed",
+    "lift",
+    "suppress",
+    "suppressed_among",
+]
 
 _HASH = suppressions.c.address_hash
 
@@ -40,6 +48,23 @@ def _key(secret: bytes) -> bytes:
 def address_hash(secret: bytes, key: str) -> str:
     """The keyed hash kept for an address key (:attr:`Address.key`), under the current key."""
     return hmac.new(_key(bytes(secret)), key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def hashers(secret: bytes) -> list[Callable[[str], str]]:
+    """One function per accepted key (the current one first), each giving
+    :func:`address_hash` of an address key under it: for hashing a whole import."""
+
+    def under(key: bytes) -> Callable[[str], str]:
+        keyed = hmac.new(_key(key), digestmod=hashlib.sha256)  # copied: the key set up once
+
+        def digest(address_key: str) -> str:
+            mac = keyed.copy()
+            mac.update(address_key.encode("utf-8"))
+            return mac.hexdigest()
+
+        return digest
+
+    return [under(bytes(key)) for key in keys_to_try(secret)]
 
 
 def _hashes(secret: bytes, key: str) -> list[str]:
