@@ -27,6 +27,7 @@ from newsletter.core.errors import SendPausedError
 from newsletter.delivery import outbox
 from newsletter.delivery.engine import SendOptions, SendReport, send_edition
 from newsletter.delivery.outcomes import DeliveryStatus
+from newsletter.delivery.report import EXIT_DEFERRED
 
 __all__ = [
     "register",
@@ -176,6 +177,8 @@ def send(
             _summary(exc.report)
         raise
     _summary(report)
+    if report.deferred_until is not None:
+        raise typer.Exit(EXIT_DEFERRED)  # rows wait for a retry later: not an error, not done
 
 
 def status(

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from newsletter.content.models import EditionStatus
 from newsletter.core.text import plural
 from newsletter.delivery.outcomes import DeliveryStatus
+from newsletter.delivery.pacing import PaceChange, PacingPolicy
 
-__all__ = ["SendOptions", "SendProgress", "SendReport"]
+__all__ = ["EXIT_DEFERRED", "SendOptions", "SendProgress", "SendReport"]
+
+#: The exit status of ``newsletter send`` when it stopped waiting for deferred
+#: rows due far ahead (EX_TEMPFAIL, as sendmail and Postfix use it): run it again
+#: later, or let the scheduler do it; nothing was lost.
+EXIT_DEFERRED = 75
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,10 @@ class SendOptions:
     retry_cap: float = 300.0
     claim_batch: int = 200
     flush_interval: float = 0.2
+    # When only deferred rows are left and the first is due more than this many
+    # seconds ahead, the send ends (``SendReport.deferred_until``) instead of waiting.
+    linger: float = 30.0
+    pacing: PacingPolicy | None = None  # the pacing rules' constants (tests tune them)
 
 
 class SendProgress(Protocol):
@@ -59,7 +70,10 @@ class SendReport:
     elapsed: float = 0.0
     stopped: bool = False
     paused_reason: str | None = None
-    slowed_to: float | None = None  # the rate after the relay's last 421
+    slowdowns: int = 0  # bursts of 421s or drops that made the pacer slow down
+    slowed_to: float | None = None  # the lowest rate the pacer imposed
+    pace: list[PaceChange] = field(default_factory=list)  # every change of pace, in order
+    deferred_until: datetime | None = None  # set when the run left deferred rows to a later run
     remaining: int = 0
     edition_status: EditionStatus | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -87,8 +101,18 @@ class SendReport:
             f"failed {self.failed} ({self.bounced} bounced), unknown {self.unknown} "
             f"in {self.elapsed:.1f}s ({self.rate:.0f}/s)"
         )
-        if self.slowed_to:
-            text += f"; the relay asked to slow down (421): now {self.slowed_to:.1f}/s"
-        if self.remaining:
+        if self.slowdowns:
+            lowest = f" (to {self.slowed_to:.1f}/s at the lowest)" if self.slowed_to else ""
+            text += (
+                f"; slowed down {plural(self.slowdowns, 'time')}{lowest} after bursts of "
+                "421s or dropped connections"
+            )
+        if self.deferred_until is not None:
+            text += (
+                f"; {self.remaining} deferred by the relay until "
+                f"{self.deferred_until:%Y-%m-%d %H:%M:%S} UTC: send again then "
+                "(the scheduler does it by itself)"
+            )
+        elif self.remaining:
             text += f"; {self.remaining} still to send"
         return text

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -25,21 +25,13 @@ from newsletter.delivery import outbox, recovery
 from newsletter.delivery.compose import MessageBuilder, outbox_rows
 from newsletter.delivery.journal import DatabaseRunner, Journal, Result
 from newsletter.delivery.lease import take_lease
-from newsletter.delivery.pacing import RateLimiter, backoff_delay
+from newsletter.delivery.outcomes import DeliveryStatus
+from newsletter.delivery.pacing import Pacer, backoff_delay
 from newsletter.delivery.report import SendOptions, SendProgress, SendReport
-from newsletter.delivery.smtp import Attempt, Outcome, SMTPConnection, SMTPPool
+from newsletter.delivery.smtp import Attempt, SMTPConnection, SMTPPool, smtp_pool
+from subscribers.bounces import return_paths
 
-__all__ = ["SendRun", "smtp_pool"]
-
-
-def smtp_pool(settings: Settings, size: int) -> SMTPPool:
-    """The pool of ``size`` connections to the relay the settings name."""
-    return SMTPPool(
-        settings.smtp(),
-        size=size,
-        timeout=settings.smtp_timeout,
-        allow_insecure=settings.smtp_allow_insecure,
-    )
+__all__ = ["SendRun"]
 
 
 class SendRun:
@@ -57,7 +49,8 @@ class SendRun:
     ) -> None:
         self.settings = settings
         # Settings parses the From address on every access: once is enough.
-        self.sender = settings.sender_address
+        # VERP: each message's MAIL FROM is its recipient's signed return path
+        self.return_path = return_paths(settings)
         self.domain = settings.sender_domain
         self.engine = engine
         self.edition_id = edition_id
@@ -68,7 +61,11 @@ class SendRun:
         self.max_attempts = options.max_attempts or settings.send_max_attempts
         self.threshold = options.failure_threshold or settings.send_failure_threshold
         self.pool = pool or smtp_pool(settings, self.concurrency)
-        self.limiter = RateLimiter(options.rate or settings.send_rate)
+        self.pacer = Pacer(
+            options.rate or settings.send_rate, self.concurrency, policy=options.pacing
+        )
+        # Set (and replaced) whenever the pacer lets more connections open.
+        self.widened = asyncio.Event()
         self.report = SendReport(edition_id)
         self.queue: asyncio.Queue[outbox.Claimed | None] = asyncio.Queue()
         self.outstanding = 0  # claimed rows not yet finished by a worker
@@ -79,6 +76,7 @@ class SendRun:
         self.idle = asyncio.Event()
         self.failures_in_a_row = 0
         self.halt = False  # no new rows: stop requested, or paused
+        self.draining = False  # the claimer is done: every worker must see its end
 
     # -- setup and teardown (blocking, run through the DatabaseRunner) ---------
 
@@ -134,6 +132,12 @@ class SendRun:
         elif self.report.stopped and not others:
             status = EditionStatus.PAUSED
             reason = f"stopped; resume with: newsletter send {self.edition_id}"
+        elif self.report.deferred_until is not None and not others:
+            status = EditionStatus.SENDING
+            reason = (
+                f"waiting to retry {counts[outbox.DeliveryStatus.DEFERRED]} deferred "
+                f"until {self.report.deferred_until:%Y-%m-%d %H:%M:%S} UTC"
+            )
         else:
             return  # other workers are still at it
         self.report.edition_status = set_status(
@@ -166,6 +170,7 @@ class SendRun:
             await db.transaction(self._finish)
         finally:
             self.report.elapsed = time.perf_counter() - started
+            self.report.pace = list(self.pacer.changes)
             await db.run(lease.close)
             db.close()
         if self.report.paused_reason:
@@ -202,7 +207,7 @@ class SendRun:
 
     async def _drain(self, db: DatabaseRunner, journal: Journal, worker: str) -> None:
         workers = [
-            asyncio.create_task(self._worker(journal), name=f"smtp-worker-{n}")
+            asyncio.create_task(self._worker(journal, n), name=f"smtp-worker-{n}")
             for n in range(self.concurrency)
         ]
         claimer = asyncio.create_task(self._claimer(db, journal, worker), name="outbox-claimer")
@@ -213,6 +218,8 @@ class SendRun:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
+            self.draining = True
+            self.widened.set()
             for _ in workers:
                 self.queue.put_nowait(None)
             await asyncio.gather(*workers)
@@ -251,23 +258,45 @@ class SendRun:
             due = await db.transaction(outbox.next_retry_at, self.edition_id)
             if due is None:
                 return  # nothing left that this worker could send
+            if self._defer(due):
+                return
             wait = max(0.0, (due - utcnow()).total_seconds())
             await _wait(self.stop, min(wait, 1.0) + 0.01)
+
+    def _defer(self, due: datetime) -> bool:
+        """Only deferred rows are left: give up waiting if the first is due too far ahead."""
+        if (due - utcnow()).total_seconds() <= self.options.linger:
+            return False
+        self.report.deferred_until = due  # the next send (or the scheduler) takes them
+        return True
 
     def _halted(self) -> bool:
         return self.halt or self.stop.is_set()
 
-    async def _worker(self, journal: Journal) -> None:
+    async def _worker(self, journal: Journal, number: int) -> None:
         connection: SMTPConnection | None = None
         try:
             while True:
+                if number >= self.pacer.concurrency and not (self._halted() or self.draining):
+                    # Beyond the current number of connections: hand this one back
+                    # and wait until the pacer lets more open.
+                    if connection is not None:
+                        await self.pool.release(connection, reusable=False)
+                        connection = None
+                    self.widened.clear()
+                    await _wait(self.widened, 0.5)
+                    continue
                 row = await self.queue.get()
                 if row is None:
                     return
                 if self._halted():
                     self._done(row)  # left reserved: released at the end, still queued
                     continue
-                await self.limiter.acquire()
+                await self.pacer.acquire()
+                if connection is not None and not connection.is_connected:
+                    # The relay closed an idle session: not a fault, just reconnect.
+                    await self.pool.release(connection, reusable=False)
+                    connection = None
                 connection = await self._send_one(journal, row, connection)
         finally:
             if connection is not None:
@@ -284,17 +313,20 @@ class SendRun:
         except (InputError, StateError) as exc:
             # This recipient's message cannot be built (a bad address, a header
             # with a line break): fail the row, never the whole send.
-            self._result(journal, row, Attempt(Outcome.FAILED, None, str(exc)))
+            self._result(journal, row, Attempt(DeliveryStatus.FAILED, None, str(exc)))
             return connection
         if connection is None:
             try:
                 connection = await self.pool.acquire()
             except DeliveryError as exc:
-                self._result(journal, row, Attempt(Outcome.DEFERRED, None, str(exc)), begun=False)
+                # A refused connect: retried later, and a slow-down signal.
+                refused = Attempt(DeliveryStatus.DEFERRED, None, str(exc), slow_down=True)
+                self._result(journal, row, refused, begun=False)
                 return None
         begun = journal.begin(row.subscriber_id, message_id)
         # MessageTemplate and dkimpy emit CRLF line ends only (the tests check it).
-        attempt = await connection.deliver(self.sender, row.email, data, ready=begun, crlf=True)
+        sender = self.return_path(row.subscriber_id, row.email)
+        attempt = await connection.deliver(sender, row.email, data, ready=begun, crlf=True)
         if not await begun:
             # Unsubscribed or erased since the claim: the journal failed the row and
             # deliver() stopped before DATA.
@@ -317,39 +349,53 @@ class SendRun:
         self, journal: Journal, row: outbox.Claimed, attempt: Attempt, *, begun: bool = True
     ) -> None:
         outcome = attempt.outcome
-        status = outbox.DeliveryStatus(outcome.value)
+        status = outcome
         next_at = None
         error = attempt.error
         attempts = row.attempts + (1 if begun else 0)
-        if outcome is Outcome.DEFERRED:
+        if outcome is DeliveryStatus.DEFERRED:
             if attempts >= self.max_attempts:
                 status = outbox.DeliveryStatus.FAILED
                 error = f"gave up after {attempts} attempts: {error}"
-                outcome = Outcome.FAILED
+                outcome = DeliveryStatus.FAILED
             else:
                 delay = backoff_delay(
                     max(attempts, 1), base=self.options.retry_base, cap=self.options.retry_cap
                 )
                 next_at = utcnow() + timedelta(seconds=delay)
-        if attempt.slow_down:
-            self.report.slowed_to = self.limiter.slow_down()
-        bounce = error if attempt.bounce and outcome is Outcome.FAILED else None
+        self._pace(attempt)
+        bounce = error if attempt.bounce and outcome is DeliveryStatus.FAILED else None
         mark = outbox.Mark(row.subscriber_id, status, attempt.code, error, next_at)
         journal.finish(Result(mark, bounce))
         self._count(outcome, bounce is not None, error)
-        if self.progress is not None and outcome is not Outcome.DEFERRED:
+        if self.progress is not None and outcome is not DeliveryStatus.DEFERRED:
             self.progress.advance(outcome)  # a deferred row will be counted when it settles
         self._done(row)
 
-    def _count(self, outcome: Outcome, bounced: bool, error: str | None) -> None:
+    def _pace(self, attempt: Attempt) -> None:
+        """Feed the pacer: success, a slow-down signal (421, drop, refused connect), or neither."""
+        pacer = self.pacer
+        before = pacer.concurrency
+        if attempt.outcome is DeliveryStatus.SENT:
+            pacer.success()
+        elif attempt.slow_down:
+            if pacer.slow_down_signal():
+                self.report.slowdowns = pacer.decreases
+                self.report.slowed_to = pacer.lowest_rate
+        else:
+            pacer.tempfail()
+        if pacer.concurrency > before:
+            self.widened.set()
+
+    def _count(self, outcome: DeliveryStatus, bounced: bool, error: str | None) -> None:
         report = self.report
-        if outcome is Outcome.SENT:
+        if outcome is DeliveryStatus.SENT:
             report.sent += 1
             self.failures_in_a_row = 0
             return
-        if outcome is Outcome.DEFERRED:
+        if outcome is DeliveryStatus.DEFERRED:
             report.deferred += 1
-        elif outcome is Outcome.FAILED:
+        elif outcome is DeliveryStatus.FAILED:
             report.failed += 1
             report.bounced += bounced
         else:

@@ -50,7 +50,9 @@ class Attempt:
     detail: str = ""
     bounce: bool = False  # a permanent refusal of this recipient's address
     reusable: bool = True  # the connection may carry the next message
-    slow_down: bool = False  # the relay said 421: lower the send rate
+    # The relay said 421, or the session died: a slow-down signal for the pacer
+    # (only a burst of them lowers the pace; one is just retried).
+    slow_down: bool = False
 
     @property
     def error(self) -> str | None:
@@ -213,8 +215,11 @@ class SMTPConnection:
                     None,
                     f"lost after the message was sent: {what}",
                     reusable=False,
+                    slow_down=True,
                 )
-            return Attempt(DeliveryStatus.DEFERRED, None, f"connection: {what}", reusable=False)
+            return Attempt(
+                DeliveryStatus.DEFERRED, None, f"connection: {what}", reusable=False, slow_down=True
+            )
         if reply.code == 250:
             self.sent += 1
             return Attempt(DeliveryStatus.SENT, 250, one_line(reply.message))

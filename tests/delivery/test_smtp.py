@@ -10,7 +10,6 @@ import pytest
 from newsletter.core.config import SMTPEndpoint, load_settings
 from newsletter.core.errors import InsecureTransportError, SMTPUnavailableError
 from newsletter.delivery.outcomes import DeliveryStatus
-from newsletter.delivery.pacing import RateLimiter, backoff_delay
 from newsletter.delivery.smtp import Attempt, SMTPPool, classify_reply
 from tests.plugins.smtp import Misbehaviour, SMTPServer
 
@@ -230,49 +229,6 @@ def test_reply_classification(
 ) -> None:
     attempt = classify_reply(code, "text", phase=phase)
     assert (attempt.outcome, attempt.bounce, attempt.slow_down) == (outcome, bounce, slow)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-async def test_rate_limiter_paces_to_the_rate() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(10.0, clock=clock, sleep=clock.sleep)
-    for _ in range(31):
-        await limiter.acquire()
-    # 31 messages at 10/s with a burst of 1: three seconds.
-    assert clock.now == pytest.approx(3.0)
-
-
-async def test_slow_down_halves_the_rate_or_imposes_one() -> None:
-    clock = FakeClock()
-    limited = RateLimiter(100.0, clock=clock, sleep=clock.sleep)
-    assert limited.slow_down() == pytest.approx(50.0)
-    unlimited = RateLimiter(None, clock=clock, sleep=clock.sleep)
-    for _ in range(101):
-        clock.now += 0.01  # 100 messages a second observed
-        await unlimited.acquire()
-    assert unlimited.rate is None
-    assert unlimited.slow_down() == pytest.approx(50.0)
-    assert unlimited.rate == pytest.approx(50.0)
-
-
-def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
-    low = [backoff_delay(n, base=1, cap=60, rng=lambda: 0.0) for n in range(1, 9)]
-    high = [backoff_delay(n, base=1, cap=60, rng=lambda: 1.0) for n in range(1, 9)]
-    assert low[:4] == [0.5, 1.0, 2.0, 4.0]
-    assert high[:4] == [1.0, 2.0, 4.0, 8.0]
-    assert max(high) == 60.0
 
 
 def test_misbehaviour_defaults_behave() -> None:
