@@ -12,7 +12,8 @@ run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab, CR or LF) is
 written with a ``'`` before it, header cells included; a cell that already
 starts with quotes before such a character gets one more. Reading takes exactly
 one such ``'`` off again (:func:`unescape_cell`), so an exported file imports
-back to the same values.
+back to the same values; in any other file, too, a leading ``'`` before such a
+character is read as a spreadsheet's text prefix, not as part of the value.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def escape_cell(value: str) -> str:
 
 
 def unescape_cell(value: str) -> str:
-    """The value :func:`escape_cell` was given (a cell of any other file is unchanged)."""
+    """The value :func:`escape_cell` was given: one ``'`` before a formula-like start dropped."""
     return value[1:] if _ESCAPED.match(value) else value
 
 

@@ -128,3 +128,68 @@ def test_the_commands_run_on_postgresql(run_cli: Run, postgresql_url: str) -> No
     again = _ok(run_cli("subscribers", "import", str(EXAMPLES / "subscribers.csv"), env=env))
     assert "skipped 1" in again.stdout
     assert "grace.lee@example.net was erased at their request" in again.stdout
+
+
+# what a spreadsheet would run: =, +, -, @, tab, CR at the start of a cell
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_export_is_formula_safe_and_imports_back_to_the_same_values(
+    run_cli: Run, workdir: Path
+) -> None:
+    import csv
+    import io
+
+    from subscribers.csvio import escape_cell
+
+    hostile = {
+        "eq@example.com": ("=1+2", "+44 20 7946 0000"),
+        "at@example.com": ("@SUM(A1:A9)", "-3"),
+        "tab@example.com": ("Tab", "\tx"),
+        "cr@example.com": ("Cr", "\r=cmd|' /C calc'!A0"),
+        "quoted@example.com": ("'=quoted", "''-1"),
+        "-dash@example.com": ("Plain Name", "plain"),
+    }
+    rows = [["email", "name", "=HYPERLINK(1)", "notes"]]
+    # a spreadsheet's text prefix is not part of the value: "'-1" in a file means "-1"
+    rows += [
+        [email, escape_cell(name), escape_cell(value), "ok"]
+        for email, (name, value) in hostile.items()
+    ]
+    source = io.StringIO()
+    csv.writer(source, lineterminator="\r\n").writerows(rows)
+    (workdir / "hostile.csv").write_text(source.getvalue(), encoding="utf-8")
+    _ok(run_cli("subscribers", "import", "hostile.csv", "--confirmed"))
+
+    _ok(run_cli("subscribers", "export", "-o", "out.csv"))
+    text = (workdir / "out.csv").read_text(encoding="utf-8")
+    exported = list(csv.reader(io.StringIO(text, newline="")))
+    for row in exported:  # header included: a custom attribute's name is a cell too
+        for cell in row:
+            assert not cell.startswith(_FORMULA_STARTS), repr(cell)
+    assert "'=HYPERLINK(1)" in exported[0]
+
+    # a second database gets back exactly what was imported
+    again = {"NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'again.db'}"}
+    _ok(run_cli("subscribers", "import", "out.csv", env=again))
+    for email, (name, value) in hostile.items():
+        shown = json.loads(_ok(run_cli("subscribers", "show", "--", email, env=again)).stdout)
+        person = shown["subscriber"]
+        assert person["email"] == email
+        assert person["name"] == name
+        assert person["attributes"] == {"=HYPERLINK(1)": value, "notes": "ok"}
+
+
+def test_names_lose_direction_controls_and_refuse_encoded_words_on_import(
+    run_cli: Run, workdir: Path
+) -> None:
+    (workdir / "names.csv").write_text(
+        "email,name\n"
+        "bidi@example.com,Ann \u202egnp.exe\u202c Lee\n"
+        "enc@example.com,=?utf-8?b?UGF5UGFsIFNlY3VyaXR5?=\n",
+        encoding="utf-8",
+    )
+    result = _ok(run_cli("subscribers", "import", "names.csv"))
+    assert "names.csv:3: rejected: field 'name': looks like an encoded mail header" in result.stdout
+    shown = json.loads(_ok(run_cli("subscribers", "show", "bidi@example.com")).stdout)
+    assert shown["subscriber"]["name"] == "Ann gnp.exe Lee"
