@@ -71,9 +71,12 @@ READ_ONLY_COMMANDS = frozenset(
 
 def _command() -> str:
     """The running command's path without the program name ("subscribers list"), or ""."""
-    import click
+    try:  # typer vendors click from 0.20 on; its context stack is the one in use
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - an older typer on plain click
+        from click import get_current_context  # type: ignore[no-redef]
 
-    context = click.get_current_context(silent=True)
+    context = get_current_context(silent=True)
     if context is None:
         return ""
     return context.command_path.partition(" ")[2]
