@@ -26,7 +26,8 @@ Rules, per normalised address:
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,8 +39,16 @@ from sqlalchemy.engine import Connection, Engine
 from newsletter.core.db import utcnow
 from newsletter.core.errors import SubscriberInputError
 from subscribers import bulk, suppressions
-from subscribers.csvio import COLUMNS, Record, read_records
-from subscribers.importrows import Layout, Row, merge, parse_row
+from subscribers.csvio import COLUMNS, read_records
+from subscribers.importrows import (
+    Chunk,
+    Layout,
+    Problem,
+    Row,
+    parsed_ahead,
+    read_chunks,
+    target_status,
+)
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
@@ -68,15 +77,6 @@ _MUTABLE = (
     "bounced_at",
     "complained_at",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A line that was not imported: ``rejected`` (bad data) or ``skipped`` (protected person)."""
-
-    line: int
-    kind: str
-    reason: str
 
 
 @dataclass
@@ -160,17 +160,27 @@ def import_csv(
     with engine.connect() as conn:
         with conn.begin():
             hashing = suppressions.has_any(conn)
-        hashes = suppressions.hashers(secret) if hashing else []
-        for chunk in _chunks(records, layout, options, report, batch_size):
-            staged = _staged(chunk, options, encoder, hashes)
-            outcome = _commit_chunk(conn, chunk, staged, options, hashing)
-            report.imported += outcome.imported
-            report.updated += outcome.updated
-            report.unchanged += outcome.unchanged
-            for problem in outcome.skipped:
-                _problem(report, options, problem)
-            if on_commit is not None:
-                on_commit(report)
+        chunks = read_chunks(
+            records,
+            layout,
+            size=batch_size,
+            confirmed=confirmed,
+            encoder=encoder,
+            hashes=suppressions.hashers(secret) if hashing else [],
+        )
+        with contextlib.closing(parsed_ahead(chunks)) as ahead:
+            for chunk in ahead:
+                for problem in chunk.rejected:
+                    _problem(report, options, problem)
+                report.duplicates += chunk.duplicates
+                outcome = _commit_chunk(conn, chunk, options, hashing) if chunk.rows else _Outcome()
+                report.imported += outcome.imported
+                report.updated += outcome.updated
+                report.unchanged += outcome.unchanged
+                for problem in outcome.skipped:
+                    _problem(report, options, problem)
+                if on_commit is not None:
+                    on_commit(report)
     return report
 
 
@@ -226,69 +236,6 @@ def _check_utf8(stream: BinaryIO, source: str) -> None:
         stream.seek(start)
 
 
-def _chunks(
-    records: Iterator[Record], layout: Layout, options: _Options, report: ImportReport, size: int
-) -> Iterator[dict[str, Row]]:
-    """The valid rows, merged per address, in chunks of ``size`` addresses."""
-    batch: dict[str, Row] = {}
-    for record in records:
-        if record.error is not None:
-            _problem(report, options, Problem(record.line, "rejected", record.error))
-            continue
-        try:
-            row = parse_row(layout, record.fields, record.line)
-        except SubscriberInputError as exc:
-            _problem(report, options, Problem(record.line, "rejected", str(exc)))
-            continue
-        earlier = batch.get(row.key)
-        if earlier is not None:
-            report.duplicates += 1
-            row = merge(earlier, row)
-        batch[row.key] = row
-        if len(batch) >= size:
-            yield batch
-            batch = {}
-    if batch:
-        yield batch
-
-
-@dataclass
-class _Staged:
-    """A chunk's values for the staging tables, made before its transaction begins."""
-
-    rows: list[tuple[Any, ...]]  # in bulk.STAGE_COLUMNS order
-    retired: list[tuple[str, str]]  # (key, its hash under a retired key)
-
-
-def _staged(
-    chunk: dict[str, Row],
-    options: _Options,
-    encoder: bulk.Encoder,
-    hashes: list[Callable[[str], str]],
-) -> _Staged:
-    current = hashes[0] if hashes else None
-    topics, attributes, time = encoder.topics, encoder.attributes, encoder.time
-    rows = [
-        (
-            row.line,
-            row.email,
-            key,
-            current(key) if current is not None else None,
-            row.name,
-            _target(row, options).value,
-            topics(row.topics),
-            row.timezone,
-            attributes(row.attributes),
-            row.consent_source,
-            time(row.consent_at) if row.consent_at is not None else None,
-            row.consent_ip,
-        )
-        for key, row in chunk.items()
-    ]
-    retired = [(key, hashed(key)) for hashed in hashes[1:] for key in chunk]
-    return _Staged(rows, retired)
-
-
 @dataclass
 class _Outcome:
     """One chunk's counts, added to the report once the chunk is committed."""
@@ -303,13 +250,7 @@ class _RacedError(Exception):
     """Another writer added one of the chunk's addresses between the check and the merge."""
 
 
-def _commit_chunk(
-    conn: Connection,
-    chunk: dict[str, Row],
-    staged: _Staged,
-    options: _Options,
-    hashing: bool,
-) -> _Outcome:
+def _commit_chunk(conn: Connection, chunk: Chunk, options: _Options, hashing: bool) -> _Outcome:
     """Apply one chunk in its own transaction; done again if another writer raced it."""
     for attempt in range(_ATTEMPTS):
         try:
@@ -317,7 +258,7 @@ def _commit_chunk(
                 if attempt == _ATTEMPTS - 1 and conn.dialect.name == "postgresql":
                     # the last try keeps other inserts out for this chunk's few statements
                     conn.exec_driver_sql("LOCK TABLE subscribers IN SHARE ROW EXCLUSIVE MODE")
-                return _apply(conn, chunk, staged, options, hashing)
+                return _apply(conn, chunk, options, hashing)
         except _RacedError:
             continue
     raise AssertionError("the last attempt holds the table lock")  # pragma: no cover
@@ -343,19 +284,18 @@ def _erased(
     return set()
 
 
-def _apply(
-    conn: Connection, chunk: dict[str, Row], staged: _Staged, options: _Options, hashing: bool
-) -> _Outcome:
+def _apply(conn: Connection, chunk: Chunk, options: _Options, hashing: bool) -> _Outcome:
     outcome = _Outcome()
     stage = bulk.Stage(conn, options.encoder)
     stage.open()
-    stage.load(staged.rows, staged.retired)
+    stage.load(chunk.staged, chunk.retired)
+    rows = chunk.rows
     skipped = set()
-    for key in _erased(conn, stage, chunk, options, hashing, bool(staged.retired)):
+    for key in _erased(conn, stage, rows, options, hashing, bool(chunk.retired)):
         if options.resubscribe:
             suppressions.lift(conn, options.secret, key)
             continue
-        row = chunk[key]
+        row = rows[key]
         reason = f"{row.email} was erased at their request (--resubscribe adds them again)"
         outcome.skipped.append(Problem(row.line, "skipped", reason))
         skipped.add(key)
@@ -365,9 +305,9 @@ def _apply(
     updates: list[dict[str, Any]] = []
     events: list[tuple[int, str, dict[str, Any]]] = []  # subscriber id, kind, detail
     for current in held:
-        _update(current, chunk[current["email_key"]], options, outcome, updates, events)
+        _update(current, rows[current["email_key"]], options, outcome, updates, events)
     outcome.imported = stage.merge()
-    if outcome.imported != len(chunk) - len(skipped) - len(held):
+    if outcome.imported != len(rows) - len(skipped) - len(held):
         raise _RacedError
     if updates:
         conn.execute(
@@ -392,13 +332,6 @@ def _apply(
     return outcome
 
 
-def _target(row: Row, options: _Options) -> SubscriberStatus:
-    status = row.status or SubscriberStatus.PENDING
-    if status is SubscriberStatus.PENDING and options.confirmed:
-        return SubscriberStatus.CONFIRMED
-    return status
-
-
 def _update(
     current: Any,
     row: Row,
@@ -420,7 +353,7 @@ def _update(
             reason = f"{current['email']} is {status.value} (--resubscribe subscribes them again)"
             outcome.skipped.append(Problem(row.line, "skipped", reason))
             return
-        target = _target(row, options)
+        target = target_status(row, options.confirmed)
         values.update(consent_source="import", consent_at=options.now, consent_ip=None)
         values.update(unsubscribed_at=None, bounced_at=None, complained_at=None)
     else:

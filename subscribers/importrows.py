@@ -1,17 +1,32 @@
-"""One CSV row of a subscriber import: checked, normalised, and merged with its duplicates."""
+"""The reading side of a subscriber import: rows checked, normalised, merged, in chunks.
+
+Each chunk holds up to ``size`` addresses (rows for one address merged), the
+lines rejected on the way, and its values ready for the staging table
+(:data:`subscribers.bulk.STAGE_COLUMNS`, keyed hashes included).
+:func:`parsed_ahead` reads the next chunk in a thread while the caller writes
+the one before: parsing is Python, the writes mostly wait on the database (or
+run in SQLite's C code, which lets go of the GIL), so the two overlap. At most
+three chunks are held at once, whatever the file's size.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from newsletter.core.errors import SubscriberInputError
 from newsletter.core.times import parse_aware
 from subscribers.addresses import normalise_address
-from subscribers.csvio import COLUMNS
+from subscribers.bulk import Encoder
+from subscribers.csvio import COLUMNS, Record
 from subscribers.fields import (
     MAX_ATTRIBUTE,
+    MAX_NAME,
     clean_attribute,
     clean_name,
     clean_timezone,
@@ -19,10 +34,29 @@ from subscribers.fields import (
 )
 from subscribers.model import SubscriberStatus
 
-__all__ = ["Layout", "Row", "merge", "parse_row"]
+__all__ = [
+    "Chunk",
+    "Layout",
+    "Problem",
+    "Row",
+    "merge",
+    "parse_row",
+    "parsed_ahead",
+    "read_chunks",
+    "target_status",
+]
 
 _RESERVED = frozenset(COLUMNS)
 _STATUSES = {status.value: status for status in SubscriberStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A line that was not imported: ``rejected`` (bad data) or ``skipped`` (protected person)."""
+
+    line: int
+    kind: str
+    reason: str
 
 
 class Row(NamedTuple):
@@ -96,32 +130,57 @@ def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
     if not raw_email:
         raise SubscriberInputError("no email address", field="email")
     address = normalise_address(raw_email)
-    status_cell = cells[layout.status].strip().lower()
-    status = _STATUSES.get(status_cell) if status_cell else None
-    if status_cell and status is None:
-        raise SubscriberInputError(
-            f"{status_cell!r} is not one of {', '.join(_STATUSES)}", field="status"
-        )
+    status_cell = cells[layout.status]
+    status = None
+    if status_cell:
+        status_cell = status_cell.strip().lower()
+        status = _STATUSES.get(status_cell)
+        if status_cell and status is None:
+            raise SubscriberInputError(
+                f"{status_cell!r} is not one of {', '.join(_STATUSES)}", field="status"
+            )
+    topics = cells[layout.topics]
+    attributes = {}
+    for i, column in layout.extra:
+        value = cells[i]
+        if value:
+            attributes[column] = (
+                clean_attribute(column, value) if len(value) > MAX_ATTRIBUTE else value
+            )
     consent_source, consent_at, consent_ip = (
         cells[layout.consent_source],
         cells[layout.consent_at],
         cells[layout.consent_ip],
     )
     return Row(
-        line=line,
-        key=address.key,
-        email=address.email,
-        name=clean_name(cells[layout.name]),
-        topics=split_topics(cells[layout.topics].strip()) or None,
-        timezone=clean_timezone(cells[layout.timezone]),
-        status=status,
-        attributes={
-            column: clean_attribute(column, cells[i]) for i, column in layout.extra if cells[i]
-        },
-        consent_source=_short(consent_source.strip(), "consent_source") if consent_source else None,
-        consent_at=_consent_at(consent_at.strip()) if consent_at else None,
-        consent_ip=_short(consent_ip.strip(), "consent_ip") if consent_ip else None,
+        line,
+        address.key,
+        address.email,
+        _name(cells[layout.name]),
+        (split_topics(topics.strip()) or None) if topics else None,
+        _timezone(cells[layout.timezone]),
+        status,
+        attributes,
+        _short(consent_source.strip(), "consent_source") if consent_source else None,
+        _consent_at(consent_at.strip()) if consent_at else None,
+        _short(consent_ip.strip(), "consent_ip") if consent_ip else None,
     )
+
+
+def _name(cell: str) -> str | None:
+    """:func:`clean_name`, with a quick way for the usual name (same answers, held by a test)."""
+    if not cell:
+        return None
+    # printable excludes every control, line break and bidirectional control (categories
+    # Cc, Cf, Zl, Zp); no "=?" means no encoded word: clean_name would only strip it
+    if len(cell) <= MAX_NAME and cell.isprintable() and "=?" not in cell:
+        return cell.strip() or None
+    return clean_name(cell)
+
+
+@functools.lru_cache(maxsize=1024)  # a file holds a few zones, over and over
+def _timezone(cell: str) -> str | None:
+    return clean_timezone(cell) if cell else None
 
 
 def merge(earlier: Row, later: Row) -> Row:
@@ -143,3 +202,126 @@ def merge(earlier: Row, later: Row) -> Row:
         consent_at=earlier.consent_at or later.consent_at,
         consent_ip=earlier.consent_ip or later.consent_ip,
     )
+
+
+def target_status(row: Row, confirmed: bool) -> SubscriberStatus:
+    """The status a new person arrives in: the row's, else pending (confirmed if asked)."""
+    status = row.status or SubscriberStatus.PENDING
+    if status is SubscriberStatus.PENDING and confirmed:
+        return SubscriberStatus.CONFIRMED
+    return status
+
+
+@dataclass
+class Chunk:
+    """Up to a chunk's size of addresses, their staged values, and the lines rejected."""
+
+    rows: dict[str, Row] = field(default_factory=dict)
+    staged: list[tuple[Any, ...]] = field(default_factory=list)  # bulk.STAGE_COLUMNS order
+    retired: list[tuple[str, str]] = field(default_factory=list)  # key, hash under a retired key
+    rejected: list[Problem] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def read_chunks(
+    records: Iterator[Record],
+    layout: Layout,
+    *,
+    size: int,
+    confirmed: bool,
+    encoder: Encoder,
+    hashes: list[Callable[[str], str]],
+) -> Iterator[Chunk]:
+    """The records as chunks of ``size`` addresses, staged values made with ``hashes``.
+
+    ``hashes`` are :func:`subscribers.suppressions.hashers` (none: no hashing).
+    """
+    chunk = Chunk()
+    for record in records:
+        if record.error is not None:
+            chunk.rejected.append(Problem(record.line, "rejected", record.error))
+            continue
+        try:
+            row = parse_row(layout, record.fields, record.line)
+        except SubscriberInputError as exc:
+            chunk.rejected.append(Problem(record.line, "rejected", str(exc)))
+            continue
+        earlier = chunk.rows.get(row.key)
+        if earlier is not None:
+            chunk.duplicates += 1
+            row = merge(earlier, row)
+        chunk.rows[row.key] = row
+        if len(chunk.rows) >= size:
+            yield _stage(chunk, confirmed, encoder, hashes)
+            chunk = Chunk()
+    if chunk.rows or chunk.rejected:
+        yield _stage(chunk, confirmed, encoder, hashes)
+
+
+def _stage(
+    chunk: Chunk, confirmed: bool, encoder: Encoder, hashes: list[Callable[[str], str]]
+) -> Chunk:
+    current = hashes[0] if hashes else None
+    topics, attributes, time = encoder.topics, encoder.attributes, encoder.time
+    chunk.staged = [
+        (
+            row.line,
+            row.email,
+            key,
+            current(key) if current is not None else None,
+            row.name,
+            target_status(row, confirmed).value,
+            topics(row.topics),
+            row.timezone,
+            attributes(row.attributes),
+            row.consent_source,
+            time(row.consent_at) if row.consent_at is not None else None,
+            row.consent_ip,
+        )
+        for key, row in chunk.rows.items()
+    ]
+    chunk.retired = [(key, hashed(key)) for hashed in hashes[1:] for key in chunk.rows]
+    return chunk
+
+
+_DONE = object()
+
+
+def parsed_ahead(chunks: Iterator[Chunk]) -> Generator[Chunk, None, None]:
+    """The same chunks, each read in a thread while the caller handles the one before.
+
+    An error while reading is raised here, in the caller's thread; closing this
+    iterator (or the caller failing) stops the thread before it returns.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not hand_over(chunk):
+                    return
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            hand_over(exc)
+            return
+        hand_over(_DONE)
+
+    thread = threading.Thread(target=read, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
