@@ -7,7 +7,8 @@ one subscriber and address. A bounce comes back *to* that address, so the addres
 proves whom the bounced message was sent to; a report sent anywhere else proves
 nothing. The tag is a link token (:mod:`subscribers.tokens`) of the ``bounce``
 purpose, so a return path is never an unsubscribe link nor the reverse, and it
-expires (a bounce comes back within days). :func:`bounce_token` and
+expires (a bounce comes back within days); it is spelled in lower case only, so an
+MTA that folds case cannot spoil it. :func:`bounce_token` and
 :func:`bounce_token_owner` are the only two places that make or check one.
 
 **Scores.** Like Mailman and listmonk, one soft bounce (a 4.x.x failure, a full
@@ -21,6 +22,7 @@ domain) are the caller's to apply at once, through ``store.mark_bounced``.
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 from collections.abc import Callable
@@ -32,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter.core.config import Settings
-from newsletter.core.errors import ConfigError
+from newsletter.core.errors import ConfigError, TokenError
 from subscribers import store
 from subscribers.model import Subscriber
 from subscribers.schema import subscriber_events
@@ -58,20 +60,41 @@ SOFT_BOUNCE_WINDOW = timedelta(days=30)
 #: the history event one soft bounce leaves
 SOFT_BOUNCE_EVENT = "soft_bounce"
 
-# a token's shape (subscribers.tokens): purpose letter, id hex, issued hex, base64url MAC
-_TOKEN_SHAPE = re.compile(r"[a-z]\.[0-9a-f]{1,16}\.[0-9a-f]{1,16}\.[A-Za-z0-9_-]{16,64}")
-# RFC 5321: a local part is at most 64 octets; the tag takes up to ~45 of them
-_MAX_BASE_LOCAL = 18
+# a tag's shape: a token's purpose letter, id hex and issued hex, then its MAC in hex
+_TAG_SHAPE = re.compile(r"[a-z]\.[0-9a-f]{1,16}\.[0-9a-f]{1,16}\.(?:[0-9a-f]{2}){8,64}")
+# RFC 5321: a local part is at most 64 octets; "+" and the tag take up to 53 of them
+_MAX_BASE_LOCAL = 11
 
 
 # --- the one place that makes and checks a bounce token -----------------------
 
 
+# Some MTAs fold the case of the address they deliver to (Postfix's Delivered-To is
+# lower case), so the tag spells the token's base64url MAC in hex (base32 would be
+# shorter, but it is pure Python and costs 5 µs): the tag survives any case folding,
+# and turns back into the token to be checked.
+
+
+def _tag(token: str) -> str:
+    head, _, mac = token.rpartition(".")
+    return f"{head}.{base64.urlsafe_b64decode(mac + '=' * (-len(mac) % 4)).hex()}"
+
+
+def _token(tag: str) -> str:
+    head, _, mac = tag.lower().rpartition(".")
+    try:
+        raw = bytes.fromhex(mac)
+    except ValueError:
+        raise TokenError("the return path is malformed") from None
+    return f"{head}.{base64.urlsafe_b64encode(raw).decode('ascii').rstrip('=')}"
+
+
 def bounce_token(
     secret: bytes, subscriber_id: int, address: str, now: datetime | None = None
 ) -> str:
-    """The signed tag of the return path of ``subscriber_id`` at ``address`` (as stored)."""
-    return make_token(secret, Purpose.BOUNCE, subscriber_id, address, now)
+    """The signed tag of the return path of ``subscriber_id`` at ``address`` (as stored):
+    a ``bounce`` token, spelled in lower case."""
+    return _tag(make_token(secret, Purpose.BOUNCE, subscriber_id, address, now))
 
 
 def bounce_token_owner(
@@ -80,7 +103,7 @@ def bounce_token_owner(
     owner: Callable[[int], Subscriber | None],
     now: datetime | None = None,
 ) -> int:
-    """The subscriber id a genuine return-path tag names.
+    """The subscriber id a genuine return-path tag names (in any letter case).
 
     ``owner(id)`` loads the subscriber holding the id now (``store.find`` in the
     caller's transaction). Raises
@@ -89,7 +112,7 @@ def bounce_token_owner(
     the ``bounce`` purpose allows, and :class:`~newsletter.core.errors.TokenError`
     for a tampered or foreign one.
     """
-    return verify_token(secret, Purpose.BOUNCE, token, owner, now)
+    return verify_token(secret, Purpose.BOUNCE, _token(token), owner, now)
 
 
 # --- addresses ----------------------------------------------------------------
@@ -146,7 +169,8 @@ def verp_token(address: str) -> str | None:
     other address."""
     local = address.strip().strip("<>").rpartition("@")[0]
     tag = local.rpartition("+")[2] if "+" in local else ""
-    return tag if _TOKEN_SHAPE.fullmatch(tag) else None
+    tag = tag.lower()
+    return tag if _TAG_SHAPE.fullmatch(tag) else None
 
 
 # --- soft-bounce scores -------------------------------------------------------

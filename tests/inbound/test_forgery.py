@@ -163,7 +163,9 @@ def test_a_bounce_to_the_verp_address_needs_no_returned_message(
     readers = add_readers(engine, settings)
     box.add(dsn(None, VICTIM, to=return_path(settings, readers[0], VICTIM)))
     # a forwarding address the DSN names: the return path still says whom we mailed
-    box.add(dsn(None, "ann@elsewhere.example.net", to=return_path(settings, readers[1], OTHER)))
+    # (delivered by an MTA that folds the address to upper case)
+    folded = return_path(settings, readers[1], OTHER).upper()
+    box.add(dsn(None, "ann@elsewhere.example.net", to=folded))
     report = run(engine, settings, box)
     assert kinds(report) == ["bounced", "bounced"]
     assert report.actions[0].detail == "hard bounce 5.1.1 (VERP return path)"
