@@ -26,10 +26,9 @@ from machine import machine  # noqa: E402  (bench/machine.py)
 import newsletter.content.render as render_module  # noqa: E402
 from newsletter.content.editions import (  # noqa: E402
     choose_top_story,
-    derive_preheader,
-    derive_subject,
     order_sections,
 )
+from newsletter.content.lines import derive_preheader, derive_subject  # noqa: E402
 from newsletter.content.loaders import load_many  # noqa: E402
 from newsletter.content.message import MessageTemplate, Personal, new_message_id  # noqa: E402
 from newsletter.content.models import Edition  # noqa: E402

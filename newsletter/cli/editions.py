@@ -1,27 +1,39 @@
-"""``newsletter edition ...``: build a digest (daily or breaking) from stored articles."""
+"""``newsletter edition ...``: build, show, edit, delete and duplicate digests."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Connection
 
 from newsletter.cli.common import ArticleTopics, err, get_engine, get_settings, out, plural
+from newsletter.cli.prompts import YES_HELP, confirm_or_stop
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
-from newsletter.content.editions import build_edition, list_editions
-from newsletter.content.models import EditionKind
+from newsletter.content.editing import delete_edition, duplicate_edition, edit_edition
+from newsletter.content.editions import build_edition, get_edition, list_editions
+from newsletter.content.models import Edition, EditionKind
 from newsletter.core.db import utcnow
+from newsletter.core.errors import InputError
 from newsletter.core.times import parse_since, zone_info
+from newsletter.delivery.compose import variant_counts
+from newsletter.scheduling.store import list_schedules
 
 __all__ = [
     "app",
     "build",
+    "delete_command",
+    "duplicate_command",
+    "edit_command",
     "list_command",
+    "show_command",
 ]
 
 app = typer.Typer(
-    help="Build editions (digests) from the stored articles and list them.",
+    help="Build, list, show, edit, delete and duplicate editions (digests).",
     no_args_is_help=True,
 )
 
@@ -51,20 +63,40 @@ def build(
     ] = EditionKind.DAILY,
     article: Annotated[
         list[str] | None,
-        typer.Option("--article", metavar="ID", help="Exactly these article ids (repeatable)."),
+        typer.Option(
+            "--article", metavar="ID", help="Exactly these article ids, in this order (repeatable)."
+        ),
+    ] = None,
+    lead: Annotated[
+        str | None, typer.Option("--lead", metavar="ID", help="The top story (an article id).")
+    ] = None,
+    intro: Annotated[
+        str | None,
+        typer.Option(
+            "--intro",
+            metavar="TEXT",
+            help="An editor's note under the masthead (blank lines part paragraphs).",
+        ),
+    ] = None,
+    intro_file: Annotated[
+        Path | None,
+        typer.Option("--intro-file", metavar="FILE", help="The editor's note, read from FILE."),
     ] = None,
 ) -> None:
     """Build and store an edition as a draft; print only its id on stdout.
 
     A daily edition takes every article in the window (and topics) behind a top
-    story; a breaking one carries one article, the newest breaking one or --article.
+    story, or exactly the --article ids in the order given; a breaking one
+    carries one article, the newest breaking one or --article. --lead picks the
+    top story; --title heads the email.
 
     Example:
 
-        newsletter edition build --since 24h --topic crime --topic politics
+        newsletter edition build --article a1 --article a2 --lead a2 --intro "Good morning."
     """
     settings = get_settings()
     now = utcnow()
+    note = _note(intro, intro_file)
     with get_engine().begin() as conn:
         edition = build_edition(
             conn,
@@ -76,6 +108,8 @@ def build(
             preheader=preheader,
             kind=kind,
             article_ids=article or None,
+            lead=lead,
+            intro=note,
             site_name=settings.site_name,
             timezone=settings.timezone,
         )
@@ -159,3 +193,203 @@ def list_command(
         cells.append(edition.subject)
         table.add_row(*cells)
     print_table(out, table, wide=wide)
+
+
+def _note(intro: str | None, intro_file: Path | None) -> str | None:
+    if intro is not None and intro_file is not None:
+        raise InputError("give --intro or --intro-file, not both", field="--intro-file")
+    if intro_file is None:
+        return intro
+    try:
+        return intro_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise InputError(f"cannot read {intro_file} ({reason})", field="--intro-file") from None
+
+
+def _details(conn: Connection, edition: Edition) -> dict[str, object]:
+    """Everything `edition show` tells, as plain data."""
+    counts = variant_counts(conn, edition)
+    schedules = [s for s in list_schedules(conn) if s.edition_id == edition.id]
+    lead = edition.top_story
+    return {
+        "id": edition.id,
+        "kind": edition.kind.value,
+        "status": edition.status.value,
+        "status_reason": edition.status_reason,
+        "title": edition.title,
+        "subject": edition.subject,
+        "preheader": edition.preheader,
+        "intro": edition.intro,
+        "written_by_builder": list(edition.generated),
+        "lead": lead.id if lead else None,
+        "articles": [
+            {"position": n, "id": a.id, "section": a.section, "headline": a.headline}
+            for n, a in enumerate(edition.articles(), start=1)
+        ],
+        "variants": [{"variant": k, "recipients": v} for k, v in sorted(counts.items())],
+        "recipients": sum(counts.values()),
+        "schedules": [
+            {"id": s.id, "status": s.status.value, "run_at": s.run_at, "timing": s.describe()}
+            for s in schedules
+        ],
+        "created_at": edition.created_at,
+        "scheduled_at": edition.scheduled_at,
+        "sent_at": edition.sent_at,
+        "revision": edition.revision,
+    }
+
+
+@app.command("show")
+def show_command(
+    edition_id: Annotated[str, typer.Argument(metavar="EDITION", help="The edition id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show an edition: its lines, lead, stories in order, variants and who gets each.
+
+    Example:
+
+        newsletter edition show 2026-11-26-daily --json
+    """
+    settings = get_settings()
+    with get_engine().connect() as conn:
+        edition = get_edition(conn, edition_id)
+        data = _details(conn, edition)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=_json_value))
+        return
+    zone = zone_info(settings.timezone)
+    when = f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}"
+    out.print(f"{edition.id}  ({edition.kind.value}, {edition.status.value}, built {when})")
+    if edition.status_reason:
+        out.print(f"reason:    {edition.status_reason}", markup=False)
+    for label, key in (("title", "title"), ("subject", "subject"), ("preheader", "preheader")):
+        out.print(f"{label + ':':<10} {data[key]}", markup=False)
+    out.print("intro:", markup=False)
+    for paragraph in edition.intro.split("\n\n"):
+        out.print(f"  {paragraph}", markup=False)
+    table = compact_table(plural(len(edition.articles()), "story", "stories"))
+    width = max((len(a.id) for a in edition.articles()), default=2)
+    section = max((len(a.section) for a in edition.articles()), default=7)
+    table.add_column("#", justify="right", no_wrap=True, min_width=3)
+    table.add_column("ID", no_wrap=True, min_width=width)
+    table.add_column("Section", no_wrap=True, min_width=min(section, 14))
+    headline = rest_of_line(out, 3, width, min(section, 14))
+    table.add_column("Headline", overflow="ellipsis", no_wrap=True, width=headline)
+    for n, a in enumerate(edition.articles(), start=1):
+        table.add_row(f"{n}{'*' if n == 1 else ''}", a.id, a.section, a.headline)
+    print_table(out, table)
+    out.print("* the lead", markup=False)
+    variants = data["variants"]
+    assert isinstance(variants, list)
+    recipients = plural(int(str(data["recipients"])), "recipient")
+    out.print(f"variants: {len(variants)}, {recipients}", markup=False)
+    for row in variants:
+        out.print(f"  {row['variant']}: {row['recipients']:,}", markup=False)
+    schedules = data["schedules"]
+    assert isinstance(schedules, list)
+    for s in schedules:
+        out.print(f"schedule {s['id']} ({s['status']}): {s['timing']}", markup=False)
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _moves(values: list[str]) -> list[tuple[str, int]]:
+    moves = []
+    for value in values:
+        article_id, _, position = value.rpartition(":")
+        if not article_id or not position.isdigit():
+            raise InputError(f"{value!r} is not ID:POSITION (e.g. story-3:1)", field="--move")
+        moves.append((article_id, int(position)))
+    return moves
+
+
+@app.command("edit")
+def edit_command(
+    edition_id: Annotated[str, typer.Argument(metavar="EDITION", help="The edition id.")],
+    subject: Annotated[str | None, typer.Option(metavar="TEXT", help="A new subject.")] = None,
+    preheader: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="A new inbox preview line.")
+    ] = None,
+    intro: Annotated[str | None, typer.Option(metavar="TEXT", help="A new editor's note.")] = None,
+    intro_file: Annotated[
+        Path | None, typer.Option("--intro-file", metavar="FILE", help="The note, from FILE.")
+    ] = None,
+    lead: Annotated[str | None, typer.Option(metavar="ID", help="A new top story.")] = None,
+    add: Annotated[
+        list[str] | None, typer.Option("--add", metavar="ID", help="Add a story at the end.")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", metavar="ID", help="Take a story out.")
+    ] = None,
+    move: Annotated[
+        list[str] | None,
+        typer.Option("--move", metavar="ID:POSITION", help="Move a story; position 1 leads."),
+    ] = None,
+) -> None:
+    """Change a draft or scheduled edition; a sending or sent one refuses, saying why.
+
+    Lines you give are kept as written; lines the builder wrote follow the new stories.
+
+    Example:
+
+        newsletter edition edit 2026-11-26-daily --remove story-4 --move story-7:1
+    """
+    settings = get_settings()
+    with get_engine().begin() as conn:
+        edition = edit_edition(
+            conn,
+            edition_id,
+            site_name=settings.site_name,
+            timezone=settings.timezone,
+            subject=subject,
+            preheader=preheader,
+            intro=_note(intro, intro_file),
+            lead=lead,
+            add=add or (),
+            remove=remove or (),
+            moves=_moves(move or []),
+        )
+    stories = plural(len(edition.articles()), "story", "stories")
+    out.print(f"edited {edition.id}: {stories}, lead {edition.articles()[0].id}", markup=False)
+    out.print(f"subject: {edition.subject}", markup=False)
+
+
+@app.command("delete")
+def delete_command(
+    edition_id: Annotated[str, typer.Argument(metavar="EDITION", help="The edition id.")],
+    yes: Annotated[bool, typer.Option("--yes", help=YES_HELP)] = False,
+) -> None:
+    """Delete a draft (asks on a terminal); a scheduled or sent edition refuses.
+
+    Example:
+
+        newsletter edition delete 2026-11-26-daily-2 --yes
+    """
+    with get_engine().connect() as conn:
+        edition = get_edition(conn, edition_id)
+    confirm_or_stop(f'Delete draft {edition.id} "{edition.subject}"?', yes=yes)
+    with get_engine().begin() as conn:
+        delete_edition(conn, edition_id)
+    out.print(f"deleted {edition_id}", markup=False)
+
+
+@app.command("duplicate")
+def duplicate_command(
+    edition_id: Annotated[str, typer.Argument(metavar="EDITION", help="The edition id.")],
+) -> None:
+    """Copy an edition (of any status) into a new draft; print the new id on stdout.
+
+    Example:
+
+        newsletter edition duplicate 2026-11-26-daily
+    """
+    settings = get_settings()
+    with get_engine().begin() as conn:
+        copy = duplicate_edition(conn, edition_id, now=utcnow(), timezone=settings.timezone)
+    err.print(f"duplicated {edition_id} as a draft", markup=False)
+    typer.echo(copy.id)

@@ -17,6 +17,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.content.articles import get_articles, list_articles
+from newsletter.content.lines import (
+    clean_note,
+    default_title,
+    derive_preheader,
+    derive_subject,
+    machine_intro,
+)
 from newsletter.content.models import (
     Article,
     Edition,
@@ -31,31 +38,27 @@ from newsletter.core.errors import (
     StateError,
 )
 from newsletter.core.schema import editions as editions_table
-from newsletter.core.text import one_line, plural, single_line
+from newsletter.core.text import one_line, single_line
 from newsletter.core.times import zone_info
 from newsletter.core.topics import normalise_topic
 
 __all__ = [
     "DEFAULT_WINDOW",
     "MAX_ARTICLES",
-    "PREHEADER_MAX",
     "SECTION_ORDER",
-    "SUBJECT_MAX",
+    "arrange",
     "build_edition",
     "choose_top_story",
-    "derive_preheader",
-    "derive_subject",
     "get_edition",
     "latest_edition",
     "list_editions",
-    "machine_intro",
     "order_sections",
+    "save_edition",
     "set_status",
+    "store_new",
 ]
 
 DEFAULT_WINDOW = timedelta(hours=24)
-SUBJECT_MAX = 90  # what most mail clients show before cutting it themselves
-PREHEADER_MAX = 140
 MAX_ARTICLES = 30  # beyond this a digest passes Gmail's 100 KB clipping point
 
 # The portal's running order; sections it does not know follow, alphabetically.
@@ -87,17 +90,6 @@ _FINAL_EXITS: dict[EditionStatus, frozenset[EditionStatus]] = {
 }
 
 
-def _trim(text: str, limit: int) -> str:
-    """Cut ``text`` to ``limit`` characters at a word boundary, marking the cut with an ellipsis."""
-    text = one_line(text)
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if " " in cut[limit // 2 :]:
-        cut = cut[: cut.rfind(" ")]
-    return cut.rstrip(" ,;:—-") + "…"
-
-
 def _newest_key(article: Article) -> tuple[float, str]:
     # newest first; the id breaks ties so the same input always gives the same order
     return (-article.published_at.timestamp(), article.id)
@@ -123,61 +115,6 @@ def order_sections(articles: Collection[Article]) -> list[Section]:
         names.setdefault(key, article.section)
     keys = sorted(groups, key=lambda k: (_RANK.get(k, len(_RANK)), k))
     return [Section(name=names[k], articles=groups[k]) for k in keys]
-
-
-def derive_subject(top: Article, others: int, kind: EditionKind = EditionKind.DAILY) -> str:
-    """``"<top headline> and N more stories"`` (or ``"Breaking: ..."``), within SUBJECT_MAX."""
-    if kind is EditionKind.BREAKING:
-        return _trim(f"Breaking: {one_line(top.headline)}", SUBJECT_MAX)
-    if others == 0:
-        return _trim(top.headline, SUBJECT_MAX)
-    tail = f" and {plural(others, 'more story', 'more stories')}"
-    return _trim(top.headline, SUBJECT_MAX - len(tail)) + tail
-
-
-def derive_preheader(articles: list[Article]) -> str:
-    """The inbox preview line: standfirsts in reading order, cut at PREHEADER_MAX."""
-    parts: list[str] = []
-    for article in articles:
-        text = one_line(article.standfirst) or one_line(article.headline)
-        if text:
-            parts.append(text)
-        if sum(len(p) + 1 for p in parts) >= PREHEADER_MAX:
-            break
-    return _trim(" ".join(parts), PREHEADER_MAX)
-
-
-def machine_intro(
-    count: int,
-    kind: EditionKind,
-    *,
-    site_name: str,
-    since: datetime,
-    now: datetime,
-    zone: ZoneInfo,
-) -> str:
-    """The builder's own intro line, naming the article window as a reader would.
-
-    ``"3 stories from <site> since 06:30 today."``, or, when the window began on
-    another day, ``"... since Tuesday 24 November."``.
-    """
-    if kind is EditionKind.BREAKING:
-        return f"Breaking news from {site_name}."
-    start, today = since.astimezone(zone), now.astimezone(zone)
-    if start.date() == today.date():
-        when = f"{start:%H:%M} today"
-    else:
-        when = f"{start:%A} {start.day} {start:%B}"
-        when += f" {start.year}" if start.year != today.year else ""
-    return f"{plural(count, 'story', 'stories')} from {site_name} since {when}."
-
-
-def _default_title(kind: EditionKind, local: datetime) -> str:
-    day = f"{local:%A} {local.day} {local:%B %Y}"
-    if kind is EditionKind.BREAKING:
-        return f"Breaking News — {day}"
-    part = "Morning" if local.hour < 12 else "Afternoon" if local.hour < 18 else "Evening"
-    return f"The {part} Briefing — {day}"
 
 
 def _override(value: str | None, name: str, *, header: bool) -> str | None:
@@ -268,6 +205,49 @@ def _store(conn: Connection, edition: Edition, prefix: str) -> Edition:
     raise StateError(f"could not find a free edition id for {prefix!r}")
 
 
+def save_edition(conn: Connection, edition: Edition) -> Edition:
+    """Write ``edition``'s content (not its status or times) over the stored one; return it."""
+    conn.execute(
+        editions_table.update()
+        .where(editions_table.c.id == edition.id)
+        .values(
+            title=edition.title,
+            subject=edition.subject,
+            data=edition.model_dump(mode="json"),
+        )
+    )
+    return get_edition(conn, edition.id)
+
+
+def store_new(conn: Connection, edition: Edition, *, timezone: str) -> Edition:
+    """Store ``edition`` as a new draft under a fresh id named by its creation date."""
+    local = edition.created_at.astimezone(zone_info(timezone))
+    return _store(conn, edition, f"{local:%Y-%m-%d}-{edition.kind.value}")
+
+
+def arrange(lead: Article, articles: Collection[Article]) -> list[Section]:
+    """The sections after ``lead``: ``articles`` grouped by section in the order given.
+
+    Sections follow the first appearance of each, and articles keep their order
+    within a section: an editor's order survives, and an order from
+    :func:`order_sections` is unchanged by it.
+    """
+    groups: dict[str, list[Article]] = {}
+    names: dict[str, str] = {}
+    for article in articles:
+        if article.id == lead.id:
+            continue
+        key = normalise_topic(article.section)
+        groups.setdefault(key, []).append(article)
+        names.setdefault(key, article.section)
+    return [Section(name=names[k], articles=v) for k, v in groups.items()]
+
+
+def _lead(conn: Connection, picked: list[Article], lead: str) -> Article:
+    found = next((a for a in picked if a.id == lead), None)
+    return found if found is not None else get_articles(conn, [lead])[0]
+
+
 def build_edition(
     conn: Connection,
     *,
@@ -277,6 +257,8 @@ def build_edition(
     title: str | None = None,
     subject: str | None = None,
     preheader: str | None = None,
+    intro: str | None = None,
+    lead: str | None = None,
     kind: EditionKind = EditionKind.DAILY,
     article_ids: Collection[str] | None = None,
     site_name: str,
@@ -285,10 +267,14 @@ def build_edition(
     """Build, store (as a draft) and return an edition of the articles that match.
 
     Daily: every article published in ``[since, now]`` (default the last 24 hours)
-    sharing a topic with ``topics`` (empty = all), up to MAX_ARTICLES, or exactly
-    ``article_ids``. Breaking: one article, the newest breaking one or the one id
-    given. Raises :class:`StateError` when nothing matches, :class:`NotFoundError`
-    for an unknown id, :class:`InputError` for an empty or multi-line override.
+    sharing a topic with ``topics`` (empty = all), up to MAX_ARTICLES, in the
+    portal's running order; or exactly ``article_ids``, in the order given.
+    ``lead`` picks the top story (added if it is not among them); else the newest
+    breaking story leads, else the newest with an image. ``intro`` is an
+    editor's note (see :func:`clean_note`). Breaking: one article, the newest
+    breaking one or the one id given. Raises :class:`StateError` when nothing
+    matches, :class:`NotFoundError` for an unknown id, :class:`InputError` for an
+    empty or multi-line override.
     """
     if now.tzinfo is None or (since is not None and since.tzinfo is None):
         raise ValueError("build_edition needs aware datetimes")
@@ -298,6 +284,7 @@ def build_edition(
     title = _override(title, "title", header=False)
     subject = _override(subject, "subject", header=True)
     preheader = _override(preheader, "preheader", header=False)
+    note = clean_note(intro) if intro is not None else None
 
     picked = _pick(
         conn,
@@ -308,26 +295,32 @@ def build_edition(
         article_ids=article_ids,
         zone=zone,
     )
-    top = choose_top_story(picked)
-    assert top is not None  # _pick never returns an empty list
+    chosen = choose_top_story(picked) if lead is None else _lead(conn, picked, lead)
+    assert chosen is not None  # _pick never returns an empty list
+    top = chosen
     rest = [a for a in picked if a.id != top.id]
-    sections = order_sections(rest)
+    sections = arrange(top, rest) if article_ids else order_sections(rest)
     reading_order = [top, *(a for s in sections for a in s.articles)]
     local = now.astimezone(zone)
-    generated: list[GeneratedLine] = ["intro"]
-    generated += [] if subject else ["subject"]
-    generated += [] if preheader else ["preheader"]
-    intro = machine_intro(
-        len(reading_order), kind, site_name=site_name, since=since, now=now, zone=zone
-    )
+    given: dict[GeneratedLine, str | None] = {
+        "title": title,
+        "subject": subject,
+        "preheader": preheader,
+    }
+    generated: list[GeneratedLine] = [line for line, value in given.items() if not value]
+    if note is None:
+        generated.append("intro")
 
     edition = Edition(
         id="pending",
         kind=kind,
-        title=title or _default_title(kind, local),
+        title=title or default_title(kind, local),
         subject=subject or derive_subject(top, len(rest), kind),
         preheader=preheader or derive_preheader(reading_order),
-        intro=intro,
+        intro=note
+        or machine_intro(
+            len(reading_order), kind, site_name=site_name, since=since, now=now, zone=zone
+        ),
         top_story=top,
         sections=sections,
         topics=sorted(wanted),

@@ -95,7 +95,7 @@ class EditionKind(StrEnum):
     BREAKING = "breaking"
 
 
-GeneratedLine = Literal["subject", "preheader", "intro"]
+GeneratedLine = Literal["title", "subject", "preheader", "intro"]
 
 
 class EditionStatus(StrEnum):
@@ -128,10 +128,11 @@ class Edition(_Model):
     top_story: Article | None = None
     sections: list[Section] = Field(default_factory=list)
     topics: list[str] = Field(default_factory=list)  # the filter it was built with; empty = all
-    # which of subject, preheader and intro the builder wrote (each variant writes
+    # which of title, subject, preheader and intro the builder wrote (each variant writes
     # its own from its own stories); lines an editor wrote are kept as written
     generated: list[GeneratedLine] = Field(default_factory=list)
     window_start: AwareDatetime | None = None  # the article window began here
+    revision: int = 0  # bumped by every edit: a cached render of an older one is stale
     created_at: AwareDatetime
     scheduled_at: AwareDatetime | None = None
     sent_at: AwareDatetime | None = None
@@ -142,6 +143,10 @@ class Edition(_Model):
         """Every article of the edition, top story first, in reading order."""
         head = [self.top_story] if self.top_story else []
         return head + [a for s in self.sections for a in s.articles]
+
+    def site_masthead(self, site_name: str) -> str:
+        """What heads the email: the editor's own title, else the site's name."""
+        return site_name if "title" in self.generated else self.title
 
     @property
     def created(self) -> datetime:

@@ -28,7 +28,7 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
-from newsletter.content.editions import derive_preheader, derive_subject, machine_intro
+from newsletter.content.lines import derive_preheader, derive_subject, machine_intro
 from newsletter.content.models import Article, Edition, EditionKind, Section
 from newsletter.content.templates import email_environment
 from newsletter.core.config import Settings
@@ -209,6 +209,29 @@ def _clean(value: Any) -> Any:
     return value
 
 
+_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+
+
+def _paragraphs_html(value: str) -> Markup:
+    # An editor's note: each blank-line paragraph a <p>; plain URLs become links.
+    # Everything else is escaped: a note can never inject markup.
+    out = []
+    for paragraph in str(value).split("\n\n"):
+        pieces, last = [], 0
+        for found in _URL.finditer(paragraph):
+            pieces.append(html.escape(paragraph[last : found.start()]))
+            url = html.escape(found.group(), quote=True)
+            pieces.append(f'<a href="{url}">{url}</a>')
+            last = found.end()
+        pieces.append(html.escape(paragraph[last:]))
+        out.append(f"<p>{''.join(pieces)}</p>")
+    return Markup("\n".join(out))  # noqa: S704 - every piece above is escaped
+
+
+def _paragraphs_text(value: str) -> str:
+    return "\n\n".join(_para(p) for p in str(value).split("\n\n"))
+
+
 def _para(value: str, indent: str = "") -> str:
     # Wrap prose at 76 columns for the text part; never break a URL or long word.
     return textwrap.fill(
@@ -266,23 +289,26 @@ class Renderer:
         self.env.finalize = _clean
         self.env.filters["oneline"] = lambda value: one_line(str(value))
         self.env.filters["para"] = _para
-        self._cache: dict[tuple[str, str], RenderedVariant] = {}
+        self.env.filters["paragraphs"] = _paragraphs_html
+        self.env.filters["text_paragraphs"] = _paragraphs_text
+        self._cache: dict[tuple[str, int, str], RenderedVariant] = {}
 
     def render(
         self, edition: Edition, topics: Variant | Collection[str] | None = None
     ) -> RenderedVariant:
         """The ``Variant`` of ``edition`` (or the one for subscribers with ``topics``).
 
-        Cached by (edition id, variant key). Raises :class:`StateError` when
+        Cached by (edition id, revision, variant key). Raises :class:`StateError` when
         no article matches and :class:`RenderError` when a template fails or the
         result breaks a rule (size, forbidden element).
         """
         variant = topics if isinstance(topics, Variant) else Variant.of(edition, topics)
-        cached = self._cache.get((edition.id, variant.key))
+        cache_key = (edition.id, edition.revision, variant.key)
+        cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
         rendered = self._render(edition, variant)
-        self._cache[(edition.id, variant.key)] = rendered
+        self._cache[cache_key] = rendered
         return rendered
 
     def _context(self, edition: Edition, variant: Variant) -> dict[str, Any]:
@@ -302,9 +328,12 @@ class Renderer:
             "dir": settings.direction,
             "start": "right" if settings.direction == "rtl" else "left",
             "title": edition.title,
+            # the editor's title heads the email; a generated one leaves the site's name
+            "masthead": edition.site_masthead(settings.site_name),
             "subject": subject,
             "preheader": preheader,
             "intro": intro,
+            "note": "" if "intro" in edition.generated else intro,  # the editor's own words
             "site_name": settings.site_name,
             "postal_address": settings.postal_address,
             "date_line": f"{local:%A} {local.day} {local:%B %Y}",

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter.content.message import MessageTemplate, Personal
 from newsletter.content.models import Edition
 from newsletter.content.render import Renderer, Variant
 from newsletter.core.config import Settings
+from newsletter.core.schema import deliveries
 from newsletter.delivery import outbox
 from newsletter.delivery.dkim import DKIMSigner
 from subscribers import store
 from subscribers.links import preferences_url, unsubscribe_links
 
-__all__ = ["MessageBuilder", "outbox_rows"]
+__all__ = ["MessageBuilder", "outbox_rows", "variant_counts"]
 
 
 class MessageBuilder:
@@ -73,3 +75,20 @@ def outbox_rows(conn: Connection, edition: Edition) -> Iterator[outbox.NewDelive
             variant = variants[r.topics] = Variant.of(edition, r.topics)
         if not variant.is_empty:  # no article for their topics: they get nothing
             yield outbox.NewDelivery(r.subscriber_id, r.email, r.name, variant.key)
+
+
+def variant_counts(conn: Connection, edition: Edition) -> dict[str, int]:
+    """Recipients per variant key: from the outbox once the send has begun, else as it
+    would be written now (confirmed subscribers whose topics meet the edition's)."""
+    query = (
+        sa.select(deliveries.c.variant, sa.func.count())
+        .where(deliveries.c.edition_id == edition.id)
+        .group_by(deliveries.c.variant)
+    )
+    written = {str(key): int(n) for key, n in conn.execute(query)}
+    if written:
+        return written
+    counts: dict[str, int] = {}
+    for row in outbox_rows(conn, edition):
+        counts[row.variant] = counts.get(row.variant, 0) + 1
+    return counts

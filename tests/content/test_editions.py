@@ -11,14 +11,13 @@ from sqlalchemy.engine import Engine
 from newsletter.content.articles import upsert_articles
 from newsletter.content.editions import (
     MAX_ARTICLES,
-    PREHEADER_MAX,
-    SUBJECT_MAX,
     build_edition,
     get_edition,
     latest_edition,
     list_editions,
     set_status,
 )
+from newsletter.content.lines import PREHEADER_MAX, SUBJECT_MAX
 from newsletter.content.models import Article, Edition, EditionKind, EditionStatus
 from newsletter.core.errors import (
     ConfigError,

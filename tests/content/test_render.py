@@ -322,7 +322,8 @@ from newsletter.core.config import load_settings
 from newsletter.content.message import MessageTemplate, Personal
 from newsletter.content.render import Renderer
 from tests.support.sample_editions import daily_edition, hostile_edition
-settings = load_settings(Path(tempfile.mkdtemp()), secret_key="render-test-Qm4vX9pL2sT7wK1zR8nB5cY3hJ6dF0gA")
+key = "render-test-Qm4vX9pL2sT7wK1zR8nB5cY3hJ6dF0gA"
+settings = load_settings(Path(tempfile.mkdtemp()), secret_key=key)
 digest = hashlib.sha256()
 who = Personal("a@example.org", "Zoë", "https://x.example/u", "https://x.example/p", "<1@x>",
                date=datetime(2026, 1, 1, tzinfo=UTC))
@@ -376,7 +377,7 @@ def test_rendering_is_offline_and_quiet(
 
 
 def test_a_variant_derives_its_own_subject_preheader_and_intro(renderer: Renderer) -> None:
-    from newsletter.content.editions import derive_preheader
+    from newsletter.content.lines import derive_preheader, derive_subject
 
     everything = daily_edition().articles()
     edition = daily_edition(
@@ -386,7 +387,8 @@ def test_a_variant_derives_its_own_subject_preheader_and_intro(renderer: Rendere
     )
     variant = renderer.render(edition, {"economy"})
     mine = [a for a in everything if a.id in {"story-5", "story-6"}]
-    assert variant.subject == f"{mine[0].headline} and 1 more story"
+    assert variant.subject == derive_subject(mine[0], 1)
+    assert variant.subject.endswith(" and 1 more story")
     assert variant.preheader == derive_preheader(mine)
     root = parse(variant.html)
     assert root.find("body")[0].text_content().startswith(variant.preheader)
