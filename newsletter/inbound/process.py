@@ -74,7 +74,13 @@ from newsletter.inbound.parse import (
     classify,
 )
 from subscribers import store
-from subscribers.bounces import bounce_token_owner, record_soft_bounce, verp_token
+from subscribers.bounces import (
+    SOFT_BOUNCE_LIMIT,
+    SOFT_BOUNCE_WINDOW,
+    bounce_token_owner,
+    record_soft_bounce,
+    verp_token,
+)
 from subscribers.model import Subscriber, SubscriberStatus
 from subscribers.tokens import Purpose, verify_token
 
@@ -461,11 +467,9 @@ class _Resolver:
             message_id=message_id,
             file=self.file,
         )
-        if score.bounced:
-            return self.act(
-                "bounced", f"soft bounce {code}, {score.score} within 30 days ({how})", person
-            )
-        return self.act("soft_bounce", f"soft bounce {code}, score {score.score} ({how})", person)
+        count = f"{score.score} of {SOFT_BOUNCE_LIMIT} within {SOFT_BOUNCE_WINDOW.days} days"
+        kind: Kind = "bounced" if score.bounced else "soft_bounce"
+        return self.act(kind, f"soft bounce {code}, {count} ({how})", person)
 
 
 # --- the run ------------------------------------------------------------------
