@@ -368,6 +368,8 @@ def result_of(report: SendReport) -> SendResult:
     summary = str(report).removeprefix(f"{report.edition_id}: ")  # the run names the edition
     if report.stopped:
         return SendResult(RunOutcome.RUNNING, summary, interrupted=True)
+    if report.deferred_until is not None:  # the relay deferred some: a later pass retries them
+        return SendResult(RunOutcome.RUNNING, summary, interrupted=True, retry=True)
     if report.remaining == 0:
         return SendResult(RunOutcome.SENT, summary)
     return SendResult(RunOutcome.FAILED, summary)

@@ -23,6 +23,7 @@ from newsletter.delivery import outbox
 from newsletter.delivery.engine import SendOptions, send_edition
 from newsletter.delivery.outcomes import DeliveryStatus
 from subscribers import store
+from subscribers.bounces import bounce_token_owner, verp_token
 from subscribers.tokens import Purpose, verify_token
 from tests.plugins.smtp import Received, SMTPServer
 from tests.support.cli import CLIResult
@@ -64,7 +65,10 @@ async def test_every_message_is_built_right_and_sent_once(
     message_ids = set()
     for rcpt, item in received.items():
         message = item.message()
-        assert item.mail_from == config.sender_address
+        # VERP: the envelope sender is this recipient's own signed return path
+        tag = verp_token(item.mail_from)
+        assert tag is not None, item.mail_from
+        assert bounce_token_owner(config.secret(), tag, held.get) == ids[rcpt]
         assert rcpt in message["To"]
         assert message["Subject"]
         assert message["Date"]

@@ -92,7 +92,9 @@ async def test_450_defers_on_a_connection_that_is_not_reused(smtp_server: SMTPSe
 
 
 @pytest.mark.smtp_misbehave(reply_421_after=1)
-async def test_421_defers_and_asks_to_slow_down(smtp_server: SMTPServer) -> None:
+async def test_421_after_a_delivery_ends_the_session_and_is_no_slow_down_signal(
+    smtp_server: SMTPServer,
+) -> None:
     async with pool_for(smtp_server, size=1) as pool:
         ok = await send_one(pool, "one@example.org")
         refused = await send_one(pool, "two@example.org")
@@ -100,9 +102,66 @@ async def test_421_defers_and_asks_to_slow_down(smtp_server: SMTPServer) -> None
     assert ok.outcome is DeliveryStatus.SENT
     assert refused.outcome is DeliveryStatus.DEFERRED
     assert refused.code == 421
-    assert refused.slow_down
+    # the session had delivered: a per-session cap, not congestion (Postfix's rule)
+    assert not refused.slow_down
     assert not refused.reusable
     assert again.outcome is DeliveryStatus.SENT
+
+
+@pytest.mark.smtp_misbehave(reply_421_after=0)
+async def test_421_before_the_session_delivered_anything_asks_to_slow_down(
+    smtp_server: SMTPServer,
+) -> None:
+    async with pool_for(smtp_server, size=1) as pool:
+        refused = await send_one(pool, "one@example.org")
+        again = await send_one(pool, "one@example.org")
+    assert (refused.outcome, refused.code, refused.slow_down) == (
+        DeliveryStatus.DEFERRED,
+        421,
+        True,
+    )
+    assert again.outcome is DeliveryStatus.SENT
+
+
+@pytest.mark.smtp_misbehave(refuse_every_nth_connection=2)
+async def test_a_421_at_ehlo_is_a_refused_connect(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=2) as pool:
+        first = await pool.acquire()
+        with pytest.raises(SMTPUnavailableError, match="421"):
+            await pool.acquire()
+        await pool.release(first)
+    assert smtp_server.handler.refused_connections == 1
+
+
+@pytest.mark.smtp_misbehave(
+    pipelining=True,
+    refuse={"gone@example.org": "550 5.1.1 no such user"},
+    soft_fail={"busy@example.org": 1},
+)
+async def test_pipelined_transactions_keep_replies_in_order(smtp_server: SMTPServer) -> None:
+    async with pool_for(smtp_server, size=1) as pool:
+        connection = await pool.acquire()
+        assert connection.pipelining
+        results = []
+        for to in ["a@example.org", "gone@example.org", "b@example.org", "busy@example.org"]:
+            attempt = await connection.deliver(SENDER, to, message(to))
+            results.append((to, attempt.outcome, attempt.code))
+            if not attempt.reusable:
+                await pool.release(connection, reusable=False)
+                connection = await pool.acquire()
+        withdrawn = asyncio.get_running_loop().create_future()
+        withdrawn.set_result(False)
+        attempt = await connection.deliver(SENDER, "c@example.org", message("c"), ready=withdrawn)
+        await pool.release(connection, reusable=attempt.reusable)
+    assert results == [
+        ("a@example.org", DeliveryStatus.SENT, 250),
+        ("gone@example.org", DeliveryStatus.FAILED, 550),
+        ("b@example.org", DeliveryStatus.SENT, 250),
+        ("busy@example.org", DeliveryStatus.DEFERRED, 450),
+    ]
+    # withdrawn in the data phase: the session is hung up on, nothing is delivered
+    assert (attempt.outcome, attempt.reusable) == (DeliveryStatus.FAILED, False)
+    assert [r.rcpt_tos for r in smtp_server.received] == [["a@example.org"], ["b@example.org"]]
 
 
 @pytest.mark.smtp_misbehave(disconnect_at_rcpt={"drop@example.org"})

@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import signal
 import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ class Received:
     peer: tuple[str, int]
     tls: bool
     mail_options: list[str] = field(default_factory=list)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic seconds)
 
     def message(self) -> EmailMessage:
         """The bytes parsed back into a message."""
@@ -81,6 +84,18 @@ class Misbehaviour:
     delay_rcpt / delay_data: seconds to sleep before answering (slower than a timeout);
         ``slow_times`` limits how many answers are slow (None: all).
     refuse_all: a reply for every RCPT (e.g. "550 blocked"), to trip the failure threshold.
+
+    Like real relays under load (all counted per connection, numbered from 1 at EHLO):
+    refuse_every_nth_connection: every Nth connection is answered ``421 4.7.0 closing``
+        at EHLO and hung up on (before it could deliver anything).
+    drop_every_nth_connection: every Nth connection is dropped, without a reply, at its
+        first RCPT.
+    session_limit: a session that has delivered this many messages is answered
+        ``421 4.7.0 closing`` at its next MAIL and hung up on (a per-session cap).
+    faulty_connections: the two connection faults above hit only the first N
+        connections; after that the relay is healthy (None: for ever).
+    tempfail_share: this share of RCPTs, at random (``seed``), get ``451 4.7.1``.
+    pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
     """
 
     refuse: dict[str, str] = field(default_factory=dict)
@@ -93,6 +108,17 @@ class Misbehaviour:
     delay_data: float = 0.0
     slow_times: int | None = None
     refuse_all: str | None = None
+    refuse_every_nth_connection: int | None = None
+    drop_every_nth_connection: int | None = None
+    session_limit: int | None = None
+    faulty_connections: int | None = None
+    tempfail_share: float = 0.0
+    seed: int = 0
+    pipelining: bool = False
+
+
+def _every(n: int | None, number: int) -> bool:
+    return n is not None and number % n == 0
 
 
 class RecordingHandler:
@@ -109,8 +135,58 @@ class RecordingHandler:
         self.replies_421 = 0
         self.slow_answers = 0
         self.peers: set[tuple[str, int]] = set()
+        self.connections = 0  # sessions that said EHLO
+        self.refused_connections = 0
+        self.dropped_connections = 0
+        self.tempfails = 0
+        self._sessions: dict[int, list[int]] = {}  # id(session) -> [number, messages]
+        self._rng = random.Random(self.misbehave.seed)
         self._on_message = on_message
         self._lock = threading.Lock()
+
+    def _faulty(self, number: int) -> bool:
+        limit = self.misbehave.faulty_connections
+        return limit is None or number <= limit
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        m = self.misbehave
+        session.host_name = hostname
+        with self._lock:
+            if id(session) not in self._sessions:
+                self.connections += 1
+                self._sessions[id(session)] = [self.connections, 0]
+            number = self._sessions[id(session)][0]
+        if self._faulty(number) and _every(m.refuse_every_nth_connection, number):
+            with self._lock:
+                self.refused_connections += 1
+            await server.push("421 4.7.0 closing")
+            assert server.transport is not None
+            server.transport.close()
+            return []
+        if m.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        limit = self.misbehave.session_limit
+        _, delivered = self._sessions.get(id(session), [0, 0])
+        if limit is not None and delivered >= limit:
+            await server.push("421 4.7.0 closing")
+            assert server.transport is not None
+            server.transport.close()
+            return "421 4.7.0 closing"  # not sent: the transport is closing
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     def _slow(self) -> bool:
         limit = self.misbehave.slow_times
@@ -130,6 +206,22 @@ class RecordingHandler:
             accepted = len(self.received)
         if m.delay_rcpt and self._slow():
             await asyncio.sleep(m.delay_rcpt)
+        number, delivered = self._sessions.get(id(session), [0, 0])
+        if (
+            delivered == 0
+            and self._faulty(number)
+            and _every(m.drop_every_nth_connection, number)
+            and not envelope.rcpt_tos
+        ):
+            with self._lock:
+                self.dropped_connections += 1
+            assert server.transport is not None
+            server.transport.abort()  # no reply at all: the client sees the connection die
+            return "421 4.3.0 gone"  # never sent: the transport is gone
+        if m.tempfail_share and self._rng.random() < m.tempfail_share:
+            with self._lock:
+                self.tempfails += 1
+            return "451 4.7.1 try again later"
         if m.refuse_all:
             return m.refuse_all
         if address in m.refuse:
@@ -173,6 +265,8 @@ class RecordingHandler:
         )
         with self._lock:
             self.received.append(item)
+            if id(session) in self._sessions:
+                self._sessions[id(session)][1] += 1
         if self._on_message is not None:
             self._on_message(item)
         if set(envelope.rcpt_tos) & m.drop_after_data:
