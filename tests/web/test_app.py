@@ -259,6 +259,9 @@ async def test_hostile_name_is_escaped_on_the_preferences_page(
     assert "<script>alert" not in page.text
     assert "<img src=x" not in page.text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+    # the link never expires and may be forwarded: the page shows the address masked
+    assert "h@example.com" not in page.text
+    assert "h•••@example.com" in page.text
 
 
 async def test_preferences_change_topics_and_name(env: WebEnv, client: httpx.AsyncClient) -> None:
