@@ -54,6 +54,7 @@ def make(secret: bytes, purpose: Purpose, subscriber_id: int) -> str:
 def verify(secret: bytes, purpose: Purpose, token: str, now: datetime = T0) -> int:
     return verify_token(secret, purpose, token, _holder, now)
 
+
 Run = Callable[..., CLIResult]
 
 
