@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+
+from subscribers.states import SubscriberStatus
 
 __all__ = [
     "Consent",
@@ -21,21 +22,6 @@ __all__ = [
     "SubscriberEvent",
     "SubscriberStatus",
 ]
-
-
-class SubscriberStatus(StrEnum):
-    """Where a subscriber is in their life; only ``confirmed`` people are sent editions."""
-
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-
-    @property
-    def is_active(self) -> bool:
-        """True for the states a person is (or is about to be) subscribed in."""
-        return self in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 
 
 class _Model(BaseModel):

@@ -7,6 +7,7 @@ line on stderr and exit status 1; usage errors exit 2; Ctrl-C exits 130.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -15,6 +16,7 @@ from newsletter.cli import (
     delivery,
     editions,
     inbound,
+    init,
     preview,
     schedules,
     sink,
@@ -41,6 +43,7 @@ app.add_typer(articles.app, name="articles")
 app.add_typer(editions.app, name="edition")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(schedules.app, name="schedule")
+init.register(app)
 preview.register(app)
 delivery.register(app)
 schedules.register(app)
@@ -57,6 +60,26 @@ def _message(exc: NewsletterError) -> str:
     if isinstance(exc, InputError) and exc.field in _FLAGS:
         return exc.with_field(_FLAGS[exc.field])
     return str(exc)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from newsletter import __version__
+
+        typer.echo(f"newsletter {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Build a daily email digest from a newsroom's articles and deliver it to subscribers."""
 
 
 def main(argv: list[str] | None = None) -> int:

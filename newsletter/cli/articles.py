@@ -9,9 +9,6 @@ import typer
 
 from newsletter.cli.common import ArticleTopics, get_engine, get_settings, out, plural
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
-from newsletter.content.articles import list_articles, upsert_articles
-from newsletter.content.loaders import load_many
-from newsletter.core.db import utcnow
 from newsletter.core.times import parse_since, zone_info
 
 __all__ = [
@@ -48,6 +45,10 @@ def import_articles(
         newsletter articles import examples/articles
         newsletter articles import https://news.example.com/feed.xml
     """
+    from newsletter.content.articles import upsert_articles
+    from newsletter.content.loaders import load_many
+    from newsletter.core.db import utcnow
+
     articles = load_many(sources)
     with get_engine().begin() as conn:
         result = upsert_articles(conn, articles, utcnow())
@@ -80,6 +81,9 @@ def list_command(
 
         newsletter articles list --since 24h --topic crime --wide
     """
+    from newsletter.content.articles import list_articles
+    from newsletter.core.db import utcnow
+
     settings = get_settings()
     start = parse_since(since, utcnow(), settings.timezone) if since else None
     with get_engine().connect() as conn:

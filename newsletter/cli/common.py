@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import Engine
 
-from newsletter.core.config import SECRET_FILE, Settings, create_secret_file, load_settings
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError
 from newsletter.core.text import plural
-from newsletter.database import (
-    check_database_key,
-    holds_signed_data,
-    open_database,
-    recorded_fingerprint,
-)
 
 __all__ = [
     "READ_ONLY_COMMANDS",
@@ -36,6 +32,7 @@ __all__ = [
     "get_settings",
     "out",
     "plural",
+    "sqlite_file",
 ]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -93,11 +90,16 @@ def get_settings() -> Settings:
     A key comes from ``NEWSLETTER_SECRET_KEY`` or ``.newsletter-secret``; none is
     generated here (see :func:`get_engine`).
     """
+    from newsletter.core.config import load_settings
+
     return load_settings(Path.cwd(), create_secret=False)
 
 
 def _adopt_new_secret(settings: Settings, engine: Engine) -> None:
     """Give a fresh working folder its key, or say which key the database needs."""
+    from newsletter.core.config import SECRET_FILE, create_secret_file, load_settings
+    from newsletter.database import holds_signed_data, recorded_fingerprint
+
     if recorded_fingerprint(engine) is not None:
         raise ConfigError(
             f"NEWSLETTER_SECRET_KEY is not set and there is no {SECRET_FILE} here, but this "
@@ -118,14 +120,28 @@ def _adopt_new_secret(settings: Settings, engine: Engine) -> None:
 
 
 @functools.cache
+def sqlite_file(url: str) -> Path | None:
+    """The file an ``sqlite:///`` URL names (relative to the working folder), else None."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///:memory:", "sqlite://"):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
 def get_engine() -> Engine:
     """The migrated database engine named by the settings, checked against the key.
 
     Raises :class:`ConfigError` when the key is not the one the database was used with.
     """
+    from newsletter.database import check_database_key, open_database
+
     settings = get_settings()
-    engine = open_database(settings.database_url, durable=settings.durable == "full")
     reads_only = _reads_only()
+    missing = sqlite_file(settings.database_url)
+    if reads_only and missing is not None and not missing.exists():
+        raise ConfigError(
+            f"no database here ({missing}); run 'newsletter init' or set NEWSLETTER_DATABASE_URL"
+        )
+    engine = open_database(settings.database_url, durable=settings.durable == "full")
     if settings.secret_key is None and not reads_only:
         _adopt_new_secret(settings, engine)
     if settings.secret_key is not None:

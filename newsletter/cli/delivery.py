@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import signal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -22,12 +22,11 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
-from newsletter.content.editions import get_edition
 from newsletter.core.errors import SendPausedError
-from newsletter.delivery import outbox
-from newsletter.delivery.engine import SendOptions, SendReport, send_edition
-from newsletter.delivery.outcomes import DeliveryStatus
-from newsletter.delivery.report import EXIT_DEFERRED
+
+if TYPE_CHECKING:
+    from newsletter.delivery.engine import SendOptions, SendReport
+    from newsletter.delivery.outcomes import DeliveryStatus
 
 __all__ = [
     "register",
@@ -71,6 +70,8 @@ class _Bar:
 
 
 async def _run_send(edition: str, options: SendOptions, bar: _Bar | None) -> SendReport:
+    from newsletter.delivery.engine import send_edition
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -158,6 +159,9 @@ def send(
 
         newsletter send 2026-11-26-daily --concurrency 8 --rate 50
     """
+    from newsletter.delivery.engine import SendOptions, SendReport
+    from newsletter.delivery.report import EXIT_DEFERRED
+
     options = SendOptions(
         concurrency=concurrency,
         rate=rate,
@@ -191,6 +195,9 @@ def status(
 
         newsletter status 2026-11-26-daily --json
     """
+    from newsletter.content.editions import get_edition
+    from newsletter.delivery import outbox
+
     with get_engine().connect() as conn:
         found = get_edition(conn, edition)
         report = outbox.status(conn, edition)

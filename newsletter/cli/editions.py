@@ -5,22 +5,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.engine import Connection
 
 from newsletter.cli.common import ArticleTopics, err, get_engine, get_settings, out, plural
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
-from newsletter.content.editing import delete_edition, duplicate_edition, edit_edition
-from newsletter.content.editions import build_edition, get_edition, list_editions
-from newsletter.content.models import Edition, EditionKind
-from newsletter.core.db import utcnow
+from newsletter.content.states import EditionKind
 from newsletter.core.errors import InputError
 from newsletter.core.times import parse_since, zone_info
-from newsletter.delivery.compose import variant_counts
-from newsletter.scheduling.store import list_schedules
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from newsletter.content.models import Edition
 
 __all__ = [
     "app",
@@ -94,6 +93,9 @@ def build(
 
         newsletter edition build --article a1 --article a2 --lead a2 --intro "Good morning."
     """
+    from newsletter.content.editions import build_edition
+    from newsletter.core.db import utcnow
+
     settings = get_settings()
     now = utcnow()
     note = _note(intro, intro_file)
@@ -136,6 +138,8 @@ def list_command(
 
         newsletter edition list --wide
     """
+    from newsletter.content.editions import list_editions
+
     settings = get_settings()
     with get_engine().connect() as conn:
         editions = list_editions(conn)
@@ -209,6 +213,9 @@ def _note(intro: str | None, intro_file: Path | None) -> str | None:
 
 def _details(conn: Connection, edition: Edition) -> dict[str, object]:
     """Everything `edition show` tells, as plain data."""
+    from newsletter.delivery.compose import variant_counts
+    from newsletter.scheduling.store import list_schedules
+
     counts = variant_counts(conn, edition)
     schedules = [s for s in list_schedules(conn) if s.edition_id == edition.id]
     lead = edition.top_story
@@ -251,6 +258,8 @@ def show_command(
 
         newsletter edition show 2026-11-26-daily --json
     """
+    from newsletter.content.editions import get_edition
+
     settings = get_settings()
     with get_engine().connect() as conn:
         edition = get_edition(conn, edition_id)
@@ -339,6 +348,8 @@ def edit_command(
 
         newsletter edition edit 2026-11-26-daily --remove story-4 --move story-7:1
     """
+    from newsletter.content.editing import edit_edition
+
     settings = get_settings()
     with get_engine().begin() as conn:
         edition = edit_edition(
@@ -370,6 +381,9 @@ def delete_command(
 
         newsletter edition delete 2026-11-26-daily-2 --yes
     """
+    from newsletter.content.editing import delete_edition
+    from newsletter.content.editions import get_edition
+
     with get_engine().connect() as conn:
         edition = get_edition(conn, edition_id)
     confirm_or_stop(f'Delete draft {edition.id} "{edition.subject}"?', yes=yes)
@@ -388,6 +402,9 @@ def duplicate_command(
 
         newsletter edition duplicate 2026-11-26-daily
     """
+    from newsletter.content.editing import duplicate_edition
+    from newsletter.core.db import utcnow
+
     settings = get_settings()
     with get_engine().begin() as conn:
         copy = duplicate_edition(conn, edition_id, now=utcnow(), timezone=settings.timezone)

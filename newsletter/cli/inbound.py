@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsletter.cli.common import get_engine, get_settings, out
-from newsletter.inbound.process import QUARANTINE, InboundReport, Kind, process_maildir
-from subscribers.addresses import mask_address
+
+if TYPE_CHECKING:
+    from newsletter.inbound.process import InboundReport, Kind
 
 __all__ = [
     "inbound",
@@ -35,10 +36,14 @@ _LABELS: dict[Kind, str] = {
 
 def _masked(address: str | None) -> str | None:
     # the output may be pasted into a ticket: enough to recognise, not to harvest
+    from subscribers.addresses import mask_address
+
     return mask_address(address) if address else None
 
 
 def _print(report: InboundReport) -> None:
+    from newsletter.inbound.process import QUARANTINE
+
     for action in report.actions:
         who = _masked(action.address)
         person = f" {who}" if who else ""
@@ -78,6 +83,8 @@ def inbound(
 
         newsletter inbound /var/mail/bounces --dry-run
     """
+    from newsletter.inbound.process import process_maildir
+
     report = process_maildir(get_engine(), get_settings().secret(), maildir, dry_run=dry_run)
     if as_json:
         data = report.as_json()

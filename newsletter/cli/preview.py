@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsletter.cli.common import get_engine, get_settings, out
-from newsletter.content.editions import get_edition, latest_edition
-from newsletter.content.models import Edition
-from newsletter.content.preview import (
-    PreviewRecipient,
-    build_preview,
-    sample_recipient,
-    subscriber_recipient,
-    write_preview,
-)
 from newsletter.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from newsletter.content.preview import PreviewRecipient
 
 __all__ = [
     "preview",
@@ -59,6 +53,14 @@ def preview(
 
         newsletter preview --out preview --subscriber ada@example.com
     """
+    from newsletter.content.editions import get_edition, latest_edition
+    from newsletter.content.preview import (
+        build_preview,
+        sample_recipient,
+        subscriber_recipient,
+        write_preview,
+    )
+
     settings = get_settings()
     engine = get_engine()
     with engine.connect() as conn:
@@ -89,6 +91,9 @@ def _check_port(port: int) -> None:
 
 def _serve(edition_id: str, recipient: PreviewRecipient, port: int) -> None:
     import uvicorn
+
+    from newsletter.content.editions import get_edition
+    from newsletter.content.models import Edition
 
     _check_port(port)
     from newsletter.web.preview import create_preview_app

@@ -14,45 +14,20 @@ import os
 import signal
 import time
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out
-from newsletter.content.models import EditionKind
-from newsletter.core.db import utcnow
+from newsletter.content.states import EditionKind
 from newsletter.core.errors import InputError, ScheduleError
 from newsletter.core.text import has_line_break
 from newsletter.core.times import parse_aware
-from newsletter.scheduling.claims import (
-    list_runs,
-)
-from newsletter.scheduling.scheduler import (
-    Clock,
-    RunResult,
-    Scheduler,
-    delivery_sender,
-    describe_result,
-)
-from newsletter.scheduling.store import (
-    BuildOptions,
-    ScheduleRecord,
-    add_schedule,
-    get_schedule,
-    list_schedules,
-    set_schedule_status,
-)
-from newsletter.scheduling.timing import (
-    Timing,
-    describe_local,
-    get_zone,
-    is_ambiguous,
-    is_nonexistent,
-    parse_at,
-    parse_cron,
-    parse_duration,
-)
+
+if TYPE_CHECKING:
+    from newsletter.scheduling.scheduler import Clock, RunResult
+    from newsletter.scheduling.store import ScheduleRecord
 
 __all__ = [
     "add",
@@ -75,6 +50,8 @@ NOW_VARIABLE = "NEWSLETTER_NOW"
 
 def _clock() -> Clock:
     """The real clock, or (testing aid) one that starts at ``NEWSLETTER_NOW``."""
+    from newsletter.core.db import utcnow
+
     text = os.environ.get(NOW_VARIABLE, "").strip()
     if not text:
         return utcnow
@@ -88,6 +65,8 @@ def _clock() -> Clock:
 
 
 def _next_text(schedule: ScheduleRecord, now: datetime) -> str:
+    from newsletter.scheduling.timing import describe_local
+
     if schedule.status.value != "active":
         return "-"
     after = max(filter(None, [now, schedule.handled_until]))
@@ -97,6 +76,8 @@ def _next_text(schedule: ScheduleRecord, now: datetime) -> str:
 
 def _note_clock_change(at: str, zone: str, run_at: datetime) -> None:
     """Tell the editor when --at names a local time that a clock change moves."""
+    from newsletter.scheduling.timing import describe_local, is_ambiguous, is_nonexistent
+
     wall = datetime.fromisoformat(at.strip())
     if wall.tzinfo is not None:
         return
@@ -158,6 +139,17 @@ def add(
 
         newsletter schedule add --cron '0 7 * * *' --tz Europe/London --topic politics
     """
+    from newsletter.content.states import EditionKind
+    from newsletter.scheduling.store import BuildOptions, add_schedule
+    from newsletter.scheduling.timing import (
+        Timing,
+        describe_local,
+        get_zone,
+        parse_at,
+        parse_cron,
+        parse_duration,
+    )
+
     settings = get_settings()
     now = _clock()()
     if (at is None) == (cron is None):
@@ -213,6 +205,10 @@ def list_command(
 
         newsletter schedule list
     """
+    from newsletter.scheduling.claims import list_runs
+    from newsletter.scheduling.store import list_schedules
+    from newsletter.scheduling.timing import describe_local
+
     now = _clock()()
     with get_engine().connect() as conn:
         found = list_schedules(conn)
@@ -256,6 +252,10 @@ def show(
 
         newsletter schedule show 1
     """
+    from newsletter.scheduling.claims import list_runs
+    from newsletter.scheduling.store import get_schedule
+    from newsletter.scheduling.timing import describe_local
+
     now = _clock()()
     with get_engine().connect() as conn:
         schedule = get_schedule(conn, schedule_id)
@@ -285,6 +285,8 @@ def show(
 
 
 def _change(schedule_id: int, action: Literal["pause", "resume", "cancel"]) -> None:
+    from newsletter.scheduling.store import set_schedule_status
+
     now = _clock()()
     with get_engine().begin() as conn:
         schedule = set_schedule_status(conn, schedule_id, action, now)
@@ -325,6 +327,12 @@ def cancel(schedule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
 
 
 async def _run_scheduler(once: bool, poll: float) -> list[RunResult]:
+    from newsletter.scheduling.scheduler import (
+        Scheduler,
+        delivery_sender,
+        describe_result,
+    )
+
     settings = get_settings()
     engine = get_engine()
     scheduler = Scheduler(settings, engine, send=delivery_sender(settings, engine), clock=_clock())

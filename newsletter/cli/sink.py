@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from newsletter.delivery.sink import run_sink
-
 __all__ = [
     "register",
     "sink",
@@ -36,6 +34,8 @@ def sink(
 
         newsletter sink --port 1025 --maildir demo/maildir
     """
+    from newsletter.delivery.sink import run_sink
+
     asyncio.run(run_sink(maildir, host=host, port=port, emit=_emit))
 
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter import privacy
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.cli.tables import fit, terminal_width
-from subscribers import store
-from subscribers.csvio import export_csv
-from subscribers.importer import Problem, import_file
-from subscribers.links import confirm_url
-from subscribers.model import Subscriber, SubscriberStatus
+from subscribers.states import SubscriberStatus
+
+if TYPE_CHECKING:
+    from subscribers.model import Subscriber
 
 __all__ = [
     "add_command",
@@ -69,6 +67,10 @@ def add_command(
 
         newsletter subscribers add ann@example.com --name "Ann Lee" --topic politics --topic uk
     """
+    from subscribers import store
+    from subscribers.links import confirm_url
+    from subscribers.model import SubscriberStatus
+
     settings = get_settings()
     with get_engine().begin() as conn:
         before = store.find_by_email(conn, email)
@@ -117,6 +119,8 @@ def import_command(
 
         newsletter subscribers import examples/subscribers.csv --confirmed
     """
+    from subscribers.importer import Problem, import_file
+
     settings = get_settings()
 
     def report(problem: Problem) -> None:
@@ -148,6 +152,8 @@ def export_command(
 
         newsletter subscribers export -o subscribers-backup.csv
     """
+    from subscribers.csvio import export_csv
+
     with get_engine().connect() as conn:
         if output is None:
             export_csv(conn, sys.stdout)
@@ -202,6 +208,8 @@ def list_command(
 
         newsletter subscribers list --status confirmed --topic politics
     """
+    from subscribers import store
+
     write = sys.stdout.write
     with get_engine().connect() as conn:
         found = store.list_subscribers(conn, status=status, topic=topic)
@@ -234,6 +242,8 @@ def show_command(
 
         newsletter subscribers show ann@example.com
     """
+    from newsletter import privacy
+
     with get_engine().connect() as conn:
         report = privacy.access_report(conn, email)
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
@@ -249,6 +259,8 @@ def unsubscribe_command(
 
         newsletter subscribers unsubscribe ann@example.com
     """
+    from subscribers import store
+
     with get_engine().begin() as conn:
         subscriber = store.get_by_email(conn, email)
         subscriber = store.unsubscribe(conn, subscriber.id, source="cli")
@@ -265,6 +277,8 @@ def delete_command(
 
         newsletter subscribers delete ann@example.com
     """
+    from newsletter import privacy
+
     settings = get_settings()
     engine = get_engine()
     with engine.begin() as conn:

@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 import typer
 
 from newsletter.cli.common import err, get_engine, get_settings
-from newsletter.core.config import is_loopback_host
 from newsletter.core.errors import ConfigError
 
 __all__ = [
@@ -56,6 +55,7 @@ def serve(
 
         newsletter serve --host 127.0.0.1 --port 8000 --preview-port 8001
     """
+    from newsletter.core.config import is_loopback_host
     from newsletter.web.app import create_app
     from newsletter.web.preview import create_editor_preview_app
     from newsletter.web.server import serve as run_servers

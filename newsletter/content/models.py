@@ -9,12 +9,12 @@ Unknown fields are errors, never silently dropped.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from newsletter.content.states import EditionKind, EditionStatus
 from newsletter.core.topics import normalise_topic
 
 __all__ = [
@@ -88,25 +88,7 @@ class Article(_Model):
         return frozenset([*self.topics, normalise_topic(self.section)])
 
 
-class EditionKind(StrEnum):
-    """A daily digest, or a breaking-news alert carrying one article."""
-
-    DAILY = "daily"
-    BREAKING = "breaking"
-
-
 GeneratedLine = Literal["title", "subject", "preheader", "intro"]
-
-
-class EditionStatus(StrEnum):
-    """Where an edition is in its life."""
-
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    SENDING = "sending"
-    PAUSED = "paused"
-    SENT = "sent"
-    CANCELLED = "cancelled"
 
 
 class Section(_Model):

@@ -1,0 +1,105 @@
+"""The command line starts without loading what a command does not use.
+
+Speed itself is measured by bench/startup.py; these tests pin the cause: which
+heavy packages each command imports (``python -X importtime``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RENDERING = {"premailer", "cssutils", "lxml"}
+SENDING = {"aiosmtplib", "dkim"}
+# pydantic itself is loaded by Typer for a subcommand's help (typer._adapters)
+STORAGE = {"sqlalchemy", "pydantic_settings"}
+
+
+def imported(workdir: Path, *args: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SECRET_KEY"] = "test-secret-key-not-for-production"
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "newsletter", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr
+    return {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["edition", "--help"], ["subscribers", "list", "--help"]]
+)
+def test_help_loads_no_library(workdir: Path, args: list[str]) -> None:
+    loaded = imported(workdir, *args)
+    assert "typer" in loaded  # the measurement works
+    assert not loaded & (RENDERING | SENDING | STORAGE)
+    if len(args) == 1:
+        assert "pydantic" not in loaded
+
+
+@pytest.mark.parametrize("args", [["subscribers", "list"], ["edition", "list"], ["status", "x"]])
+def test_commands_that_do_not_render_never_load_premailer(workdir: Path, args: list[str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "newsletter", "init"],
+        cwd=workdir,
+        env={**os.environ, "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production"},
+        capture_output=True,
+        check=True,
+    )
+    loaded = imported(workdir, *args)
+    assert "sqlalchemy" in loaded  # it did open the database
+    assert not loaded & (RENDERING | SENDING)
+
+
+def test_a_read_only_command_creates_no_database(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "subscribers", "list"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: no database here (newsletter.db); run 'newsletter init' or set "
+        "NEWSLETTER_DATABASE_URL"
+    )
+    assert sorted(p.name for p in workdir.iterdir()) == []
+
+
+def test_init_makes_a_working_folder_and_keeps_what_exists(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+
+    def init() -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "newsletter", "init"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    first = init()
+    assert "created database newsletter.db" in first
+    assert (workdir / ".newsletter-secret").stat().st_mode & 0o077 == 0
+    toml = (workdir / "newsletter.toml").read_text()
+    assert all(line.startswith("#") or not line.strip() for line in toml.splitlines())
+    key = (workdir / ".newsletter-secret").read_text()
+    assert "kept database" in init()
+    assert (workdir / ".newsletter-secret").read_text() == key
