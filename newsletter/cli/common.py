@@ -119,7 +119,6 @@ def _adopt_new_secret(settings: Settings, engine: Engine) -> None:
         raise ConfigError(f"{SECRET_FILE} could not be read back")
 
 
-@functools.cache
 def sqlite_file(url: str) -> Path | None:
     """The file an ``sqlite:///`` URL names (relative to the working folder), else None."""
     if not url.startswith("sqlite:///") or url in ("sqlite:///:memory:", "sqlite://"):
@@ -127,6 +126,7 @@ def sqlite_file(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///"))
 
 
+@functools.cache
 def get_engine() -> Engine:
     """The migrated database engine named by the settings, checked against the key.
 

@@ -116,9 +116,16 @@ def test_preview_command_writes_three_files(
 
 
 def test_preview_errors_are_one_line(run_cli: Callable[..., CLIResult]) -> None:
-    nothing = run_cli("preview")
+    nothing = run_cli("preview")  # a fresh folder: preview only reads, it creates nothing
     assert nothing.code == 1
-    assert nothing.stderr.strip().splitlines() == [
+    [line] = nothing.stderr.strip().splitlines()
+    assert line.startswith("error: no database here (") and "newsletter init" in line
+    ok = run_cli("articles", "list")  # still nothing to read
+    assert ok.code == 1
+    assert run_cli("init").code == 0
+    built = run_cli("preview")
+    assert built.code == 1
+    assert built.stderr.strip().splitlines() == [
         "error: no edition has been built yet (run: newsletter edition build)"
     ]
     _prepare(run_cli)
