@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
+from newsletter.cli.prompts import YES_HELP, confirm_or_stop, on_terminal
 from newsletter.core.errors import SendPausedError
 
 if TYPE_CHECKING:
@@ -69,7 +70,15 @@ class _Bar:
         self.progress.stop()
 
 
-async def _run_send(edition: str, options: SendOptions, bar: _Bar | None) -> SendReport:
+# Exit statuses of a send stopped by a signal (the shell's 128 + signal number):
+# scripts and cron see that it did not finish. Documented in the README's Send section.
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM
+
+
+async def _run_send(
+    edition: str, options: SendOptions, bar: _Bar | None, stopped_by: list[str]
+) -> SendReport:
     from newsletter.delivery.engine import send_edition
 
     stop = asyncio.Event()
@@ -87,6 +96,7 @@ async def _run_send(edition: str, options: SendOptions, bar: _Bar | None) -> Sen
         err.print(
             f"{name}: stopping; finishing the messages in flight (again to abort)", markup=False
         )
+        stopped_by.append(name)
         stop.set()
 
     for number, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
@@ -100,7 +110,28 @@ async def _run_send(edition: str, options: SendOptions, bar: _Bar | None) -> Sen
             loop.remove_signal_handler(number)
 
 
+def _dry_run_line(report: SendReport) -> str | None:
+    """What a real send would do now, once the edition has an outbox."""
+    if report.mode != "dry-run" or not report.counts:
+        return None
+    counts = report.counts
+    still = counts.get("queued", 0) + counts.get("deferred", 0) + counts.get("sending", 0)
+    line = (
+        f"dry run of {report.edition_id}: {counts.get('sent', 0):,} already sent, "
+        f"{still:,} still to send"
+    )
+    if counts.get("unknown"):
+        line += f", {counts['unknown']:,} unknown (sent again only with --resend-unknown)"
+    if counts.get("failed"):
+        line += f", {counts['failed']:,} failed"
+    return line + "; nothing was sent"
+
+
 def _summary(report: SendReport) -> None:
+    dry = _dry_run_line(report)
+    if dry is not None:
+        out.print(dry, markup=False)
+        return
     out.print(str(report), markup=False)
     if report.counts:
         shown = ", ".join(f"{state} {n}" for state, n in report.counts.items() if n)
@@ -149,11 +180,14 @@ def send(
             help="Also send the messages a crashed run may or may not have delivered.",
         ),
     ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=YES_HELP)] = False,
 ) -> None:
     """Send an edition to every confirmed subscriber it is for, exactly once.
 
     The outbox is written first; re-running the command resumes where a stopped,
-    paused or crashed run left off. Ctrl-C or SIGTERM stops cleanly.
+    paused or crashed run left off. On a terminal it asks first (--yes skips the
+    question). Ctrl-C or SIGTERM stops cleanly (exit 130 or 143); exit 75 means
+    some messages wait for a retry later.
 
     Example:
 
@@ -169,10 +203,13 @@ def send(
         test_to=test_to,
         resend_unknown=resend_unknown,
     )
+    if not (dry_run or test_to):
+        _confirm_send(edition, yes=yes)
     bar = None if dry_run or test_to else _Bar()
+    stopped_by: list[str] = []
     try:
         try:
-            report = asyncio.run(_run_send(edition, options, bar))
+            report = asyncio.run(_run_send(edition, options, bar, stopped_by))
         finally:
             if bar is not None:
                 bar.stop()
@@ -181,8 +218,31 @@ def send(
             _summary(exc.report)
         raise
     _summary(report)
+    if report.stopped:
+        raise typer.Exit(EXIT_TERMINATED if stopped_by == ["SIGTERM"] else EXIT_INTERRUPTED)
     if report.deferred_until is not None:
         raise typer.Exit(EXIT_DEFERRED)  # rows wait for a retry later: not an error, not done
+
+
+def _confirm_send(edition_id: str, *, yes: bool) -> None:
+    """On a terminal, ask before sending: which edition, its subject, to how many."""
+    if yes or not on_terminal():
+        return
+    from newsletter.content.editions import get_edition
+    from newsletter.delivery import outbox
+    from newsletter.delivery.compose import variant_counts
+    from newsletter.delivery.outcomes import OPEN_STATES
+
+    with get_engine().connect() as conn:
+        edition = get_edition(conn, edition_id)
+        if outbox.exists(conn, edition_id):
+            counts = outbox.counts(conn, edition_id)
+            recipients = sum(counts[s] for s in OPEN_STATES)
+        else:
+            recipients = sum(variant_counts(conn, edition).values())
+    noun = "recipient" if recipients == 1 else "recipients"
+    question = f'Send {edition.id} "{edition.subject}" to {recipients:,} {noun}?'
+    confirm_or_stop(question, yes=False)
 
 
 def status(

@@ -25,9 +25,11 @@ from sqlalchemy.engine import Engine
 
 from newsletter.content.editions import get_edition
 from newsletter.content.message import new_message_id
+from newsletter.content.models import Edition
 from newsletter.content.render import Variant
 from newsletter.core.config import Settings
 from newsletter.core.errors import DeliveryError
+from newsletter.delivery import outbox
 from newsletter.delivery.compose import MessageBuilder, outbox_rows
 from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.delivery.report import SendOptions, SendProgress, SendReport
@@ -35,7 +37,14 @@ from newsletter.delivery.run import SendRun
 from newsletter.delivery.smtp import SMTPPool, send_one, smtp_pool
 from subscribers import store
 
-__all__ = ["MessageBuilder", "SendOptions", "SendProgress", "SendReport", "send_edition"]
+__all__ = [
+    "MessageBuilder",
+    "SendOptions",
+    "SendProgress",
+    "SendReport",
+    "as_test",
+    "send_edition",
+]
 # MessageBuilder (delivery.compose) and the option/report types (delivery.report)
 # are re-exported: this module is where callers of the delivery engine look.
 
@@ -60,6 +69,7 @@ async def send_edition(
     options = options or SendOptions()
     if options.dry_run:
         return _dry_run(settings, engine, edition_id)
+    settings.check_links_reachable()  # dead unsubscribe links count as complaints
     if options.test_to:
         return await _test_send(settings, engine, edition_id, options.test_to, pool)
     return await SendRun(settings, engine, edition_id, options, progress, stop, pool).execute()
@@ -71,6 +81,11 @@ def _dry_run(settings: Settings, engine: Engine, edition_id: str) -> SendReport:
     report = SendReport(edition_id, mode="dry-run")
     with engine.connect() as conn:
         edition = get_edition(conn, edition_id)
+        if outbox.exists(conn, edition_id):
+            # a send has begun: what a real send would do now is in the outbox
+            report.counts = {state.value: n for state, n in outbox.counts(conn, edition_id).items()}
+            report.elapsed = time.perf_counter() - started
+            return report
         builder = MessageBuilder(settings, edition)
         domain = settings.sender_domain
         for row in outbox_rows(conn, edition):
@@ -85,12 +100,25 @@ def _dry_run(settings: Settings, engine: Engine, edition_id: str) -> SendReport:
     return report
 
 
+def as_test(edition: Edition, address: str) -> Edition:
+    """The edition as a test copy shows it: ``[TEST]`` before the subject and a banner
+    first in the intro, in both parts, so nobody takes it for the real send."""
+    banner = f"TEST COPY for {address}: subscribers have not been sent this edition."
+    return edition.model_copy(
+        update={
+            "subject": f"[TEST] {edition.subject}",
+            "intro": f"{banner}\n\n{edition.intro}",
+            "generated": [g for g in edition.generated if g not in ("subject", "intro")],
+        }
+    )
+
+
 async def _test_send(
     settings: Settings, engine: Engine, edition_id: str, address: str, pool: SMTPPool | None
 ) -> SendReport:
     """One message of the edition to ``address``; the outbox is not touched."""
     with engine.connect() as conn:
-        edition = get_edition(conn, edition_id)
+        edition = as_test(get_edition(conn, edition_id), address)
         known = store.find_by_email(conn, address)
         conn.rollback()
     builder = MessageBuilder(settings, edition)

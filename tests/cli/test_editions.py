@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +15,7 @@ from newsletter.content.models import EditionStatus
 from newsletter.core.db import utcnow
 from newsletter.database import open_database
 from tests.support.cli import EXAMPLES, CLIResult
+from tests.support.terminal import on_a_terminal
 
 Run = Callable[..., CLIResult]
 # four of the example stories, in the order an editor wants them
@@ -160,46 +157,12 @@ def test_delete_a_draft(run: Run) -> None:
     assert "no edition" in one_error_line(run("edition", "show", second))
 
 
-def _on_a_terminal(workdir: Path, args: list[str], answer: bytes) -> tuple[int, str]:
-    """Run the command with a pseudo-terminal for stdin/stdout and type ``answer``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=f"sqlite:///{workdir / 'test.db'}",
-        NEWSLETTER_SECRET_KEY="test-secret-key-not-for-production",
-        NEWSLETTER_BASE_URL="https://news.example.com/newsletter",
-    )
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=workdir,
-        env=env,
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    seen = b""
-    while b"[y/N]" not in seen:
-        chunk = os.read(leader, 4096)
-        assert chunk, seen
-        seen += chunk
-    os.write(leader, answer)
-    code = proc.wait(timeout=60)
-    try:
-        while chunk := os.read(leader, 4096):
-            seen += chunk
-    except OSError:
-        pass
-    os.close(leader)
-    return code, seen.decode(errors="replace")
-
-
-def test_delete_asks_on_a_terminal(run: Run, workdir: Path) -> None:
+def test_delete_askson_a_terminal(run: Run, workdir: Path) -> None:
     edition_id = build(run)
-    code, screen = _on_a_terminal(workdir, ["edition", "delete", edition_id], b"n\n")
+    code, screen = on_a_terminal(workdir, ["edition", "delete", edition_id], b"n\n")
     assert code == 1
     assert f"Delete draft {edition_id}" in screen
     assert show(run, edition_id)["id"] == edition_id  # still there
-    code, _ = _on_a_terminal(workdir, ["edition", "delete", edition_id], b"y\n")
+    code, _ = on_a_terminal(workdir, ["edition", "delete", edition_id], b"y\n")
     assert code == 0
     assert "no edition" in one_error_line(run("edition", "show", edition_id))

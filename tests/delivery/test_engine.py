@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.policy
 import json
 import re
 import sqlite3
@@ -258,10 +260,30 @@ def test_cli_send_then_status_json(
     assert test.code == 0
     assert "sent to editor@example.org" in test.stdout
     assert len(smtp_server.received) == 7
+    # the test copy says so, in the subject and in both parts, and counts for nothing
+    copy = email.message_from_bytes(smtp_server.received[-1].data, policy=email.policy.default)
+    assert str(copy["Subject"]).startswith("[TEST] ")
+    for part in ("plain", "html"):
+        body = copy.get_body(preferencelist=(part,))
+        assert body is not None
+        assert "TEST COPY for editor@example.org" in body.get_content()
+    assert json.loads(run_cli("status", edition_id, "--json").stdout)["counts"]["sent"] == 6
+    # a dry run of an edition that went out says what a real send would do now
     dry = run_cli("send", edition_id, "--dry-run", env=env)
     assert dry.code == 0
-    assert "built 6 messages" in dry.stdout
+    assert f"dry run of {edition_id}: 6 already sent, 0 still to send" in dry.stdout
+    assert "built" not in dry.stdout
     assert len(smtp_server.received) == 7
+
+
+def test_cli_dry_run_before_a_send_builds_every_message(
+    settings: Settings, engine: Engine, smtp_server: SMTPServer, run_cli: Callable[..., CLIResult]
+) -> None:
+    edition_id = populate(engine, settings, 4)
+    dry = run_cli("send", edition_id, "--dry-run", env={"NEWSLETTER_SMTP_URL": smtp_server.url})
+    assert dry.code == 0, dry.stderr
+    assert "built 4 messages" in dry.stdout
+    assert smtp_server.received == []
 
 
 def test_cli_unknown_edition_is_one_clean_line(run_cli: Callable[..., CLIResult]) -> None:

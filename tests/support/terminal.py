@@ -1,0 +1,57 @@
+"""Running the real command with a pseudo-terminal, to answer its questions as a person would."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["on_a_terminal"]
+
+
+def on_a_terminal(
+    workdir: Path, args: list[str], answer: bytes, extra: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal for stdin/stdout and type ``answer``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=f"sqlite:///{workdir / 'test.db'}",
+        NEWSLETTER_SECRET_KEY="test-secret-key-not-for-production",
+        NEWSLETTER_BASE_URL="https://news.example.com/newsletter",
+    )
+    env.update(extra or {})
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=workdir,
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while b"[y/N]" not in seen:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the command exited (EIO) before asking
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"the command never asked: {seen.decode(errors='replace')}")
+            seen += chunk
+        os.write(leader, answer)
+        code = proc.wait(timeout=60)
+        try:
+            while chunk := os.read(leader, 4096):
+                seen += chunk
+        except OSError:
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(leader)
+    return code, seen.decode(errors="replace")
