@@ -99,6 +99,15 @@ def _subscriber_ids_never_reused(conn: Connection) -> None:
     )
 
 
+def _console(conn: Connection) -> None:
+    """0009: the console's accounts and audit log, and an index for its name search."""
+    _create(schema.console_users, schema.audit_log)(conn)
+    # the subscriber list's search by name prefix walks this index (never a scan)
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_subscribers_name_lower ON subscribers (lower(name))"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_articles_editions", _create(schema.articles, schema.editions)),
     (
@@ -114,6 +123,7 @@ MIGRATIONS: list[Migration] = [
     ("0005_subscriber_ids", _subscriber_ids_never_reused),
     ("0006_database_key", _create(database_keys)),
     ("0007_web_limits", _create(schema.web_limits)),
+    ("0009_console", _console),
 ]
 
 

@@ -13,6 +13,7 @@ import typer
 
 from newsletter.cli import (
     articles,
+    audit,
     delivery,
     editions,
     inbound,
@@ -21,6 +22,7 @@ from newsletter.cli import (
     schedules,
     sink,
     subscribers,
+    users,
     web,
 )
 from newsletter.cli.common import err
@@ -43,6 +45,7 @@ app.add_typer(articles.app, name="articles")
 app.add_typer(editions.app, name="edition")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(schedules.app, name="schedule")
+app.add_typer(users.app, name="users")
 init.register(app)
 preview.register(app)
 delivery.register(app)
@@ -50,6 +53,7 @@ schedules.register(app)
 web.register(app)
 sink.register(app)
 inbound.register(app)
+audit.register(app)
 
 
 # Library errors name their parameters; on the command line they are these flags.

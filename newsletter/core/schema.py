@@ -14,6 +14,8 @@ from newsletter.core.db import UTCDateTime, metadata
 
 __all__ = [
     "articles",
+    "audit_log",
+    "console_users",
     "deliveries",
     "editions",
     "schedule_runs",
@@ -130,4 +132,33 @@ web_limits = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("window_start", sa.Float, nullable=False, index=True),  # unix seconds
     sa.Column("hits", sa.Integer, nullable=False),
+)
+
+# --- the editor's console (newsletter.web.admin) -----------------------------
+
+# One row per console account; the password only as an argon2 hash. Bumping
+# session_epoch (a reset, a role change) ends every session signed before it.
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("role", sa.String(10), nullable=False),  # admin | editor | viewer
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("session_epoch", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("last_login_at", UTCDateTime(), nullable=True),
+)
+
+# Who changed what, when: written in the same transaction as the change.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("actor", sa.String(320), nullable=False),  # a console user, or "cli"
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target", sa.String(200), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
 )
