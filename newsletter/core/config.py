@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     durable: Literal["normal", "full"] = "normal"
     # reverse proxies whose X-Forwarded-For/-Proto `serve` believes: IPs or CIDRs; none by default
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # the editor's console (/admin): session lifetimes, and whether editors may send to all
+    console_idle_timeout: timedelta = timedelta(minutes=30)
+    console_session_max: timedelta = timedelta(hours=12)
+    console_editors_may_send: bool = False
+    # the Maildir `newsletter inbound` reads: the console counts its quarantined messages
+    inbound_maildir: Path | None = None
 
     @classmethod
     def settings_customise_sources(
