@@ -267,7 +267,10 @@ def main() -> None:
     stores = args.store or ["sqlite", "postgresql"]
     print(f"machine: {machine()}")
     print(token_figures())
-    print("subscriber CSV import (chunks of 10,000, each committed) against the store's loader:")
+    print(
+        "subscriber CSV import (chunks of 20,000 addresses, each committed) "
+        "against the store's own loader:"
+    )
     with contextlib.ExitStack() as stack:
         admin = args.postgresql
         if "postgresql" in stores and admin is None:

@@ -7,15 +7,17 @@ statements do the rest inside the database, whatever the chunk's size:
 
 - the suppression check is a join of the rows' keyed hashes (computed in
   Python, under every accepted key) with ``suppressions``;
-- the people already held come back from a join with ``subscribers`` (on
-  PostgreSQL, hash and merge joins are off for the chunk's transaction, so the
-  join probes the unique index instead of reading the whole table per chunk,
-  which would make a large import slow down as the list grows);
 - one ``INSERT ... SELECT ... ON CONFLICT (email_key) DO NOTHING`` adds the
-  rest, and their ``created`` events are written from the inserted rows
-  (PostgreSQL: a ``RETURNING`` CTE in the same statement; SQLite, which holds
-  the write lock for the whole transaction: the ids above the highest one held
-  before the insert).
+  people not yet held, and their ``created`` events are written from the
+  inserted rows (PostgreSQL: a ``RETURNING`` CTE in the same statement, which
+  also takes them off the stage; SQLite, which holds the write lock for the
+  whole transaction: the ids above the highest one held before the insert);
+  a row another writer inserted meanwhile is simply not inserted again;
+- what is left on the stage is the people already held: their rows come back
+  from a join with ``subscribers`` (on PostgreSQL locked, with hash and merge
+  joins off for that query, so that it probes the unique index instead of
+  reading the whole table per chunk) and are updated in Python, which holds
+  the rules for a status change.
 
 Values are pre-encoded by the real column types (:class:`Encoder`), once per
 distinct value where values repeat; no user input is ever part of the SQL text.
@@ -78,25 +80,27 @@ _NEW = {
     stamp: f"CASE status WHEN '{status.value}' THEN {{now}} END"
     for status, stamp in _STAMPS.items()
 }
-# every name below comes from this module, none from input
+# every name below comes from this module, none from input; {order} is SQLite's
+# ORDER BY email_key (its small page cache likes neighbouring index pages)
 _INSERT = (  # noqa: S608
-    "INSERT INTO subscribers ({}) SELECT {} FROM import_stage WHERE true "
-    "ORDER BY email_key ON CONFLICT (email_key) DO NOTHING"
+    "INSERT INTO subscribers ({}) SELECT {} FROM import_stage WHERE true{{order}} "
+    "ON CONFLICT (email_key) DO NOTHING"
 ).format(", ".join(_NEW), ", ".join(_NEW.values()))
 _DETAIL = "CASE status {} END".format(
     " ".join(f"WHEN '{s.value}' THEN {{detail_{s.value}}}" for s in SubscriberStatus)
 )
 _EVENTS_COLUMNS = "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
-# PostgreSQL: the events of exactly the rows this statement inserted
+# PostgreSQL: the events of exactly the rows this statement inserted, and those
+# rows out of the stage, which is left holding the people already held
 _MERGE_PG = "".join(
     [
         "WITH added AS (",
         _INSERT,
-        " RETURNING id, status) ",
+        " RETURNING id, email_key, status), events AS (",
         _EVENTS_COLUMNS,
         "SELECT id, {now}, 'created', ",
         _DETAIL,
-        " FROM added",
+        " FROM added) DELETE FROM import_stage st USING added WHERE st.email_key = added.email_key",
     ]
 )
 # SQLite: BEGIN IMMEDIATE holds the write lock, and AUTOINCREMENT ids only grow,
@@ -108,6 +112,10 @@ _EVENTS_SQLITE = "".join(
         _DETAIL,
         " FROM subscribers WHERE id > {before}",
     ]
+)
+_UNSTAGE_SQLITE = (
+    "DELETE FROM import_stage WHERE email_key IN "
+    "(SELECT email_key FROM subscribers WHERE id > {before})"
 )
 _SUPPRESSED = (
     "SELECT st.email_key FROM import_stage st "
@@ -198,10 +206,9 @@ class Stage:
             marks = {name: f":{name}" for name in self._params}
         return template.format(**marks, **extra)
 
-    def open(self) -> None:
-        """Create the staging tables if this connection has none yet, and empty them."""
-        dialect = "postgresql" if self._postgres else "sqlite"
-        types = _TYPES[dialect]
+    def create(self) -> None:
+        """Create the staging tables, unless this connection has them (once per import)."""
+        types = _TYPES["postgresql" if self._postgres else "sqlite"]
         tail = " ON COMMIT DELETE ROWS" if self._postgres else ""
         columns = ", ".join(f"{name} {types[name]}" for name in STAGE_COLUMNS)
         self._conn.exec_driver_sql(_STAGE.format(columns, tail))
@@ -225,10 +232,6 @@ class Stage:
         self._write("import_stage", STAGE_COLUMNS, rows)
         if hashes:
             self._write("import_hashes", ("email_key", "address_hash"), hashes)
-        if self._postgres:
-            # the chunk's joins probe the unique index rather than hash the whole table
-            self._conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
-            self._conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
 
     def _write(
         self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]] | str
@@ -257,18 +260,38 @@ class Stage:
         statement = f"DELETE FROM import_stage WHERE email_key = {mark}"  # noqa: S608
         self._conn.exec_driver_sql(statement, [(key,) for key in keys])
 
+    def merge(self, staged: int) -> int:
+        """Add every staged person not yet held, with a ``created`` event each; return how many.
+
+        ``staged`` is how many rows the stage holds. The people added leave the
+        stage, so that it holds only the people already held (see :meth:`held`).
+        """
+        if self._postgres:
+            merge = self._sql(_MERGE_PG, order="")
+            return self._conn.exec_driver_sql(merge, self._params).rowcount
+        before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers").scalar()
+        after = str(int(before or 0))
+        self._conn.exec_driver_sql(self._sql(_INSERT, order=" ORDER BY email_key"), self._params)
+        events = self._sql(_EVENTS_SQLITE, before=after)
+        added = self._conn.exec_driver_sql(events, self._params).rowcount
+        if added == staged:
+            self.clear()
+        elif added:
+            self._conn.exec_driver_sql(_UNSTAGE_SQLITE.format(before=after))
+        return added
+
     def held(self) -> list[Any]:
         """The full, typed rows of the staged people already held (locked on PostgreSQL)."""
         query = sa.select(subscribers).join(_STAGED, _STAGED.c.email_key == subscribers.c.email_key)
-        if self._postgres:
-            query = query.with_for_update(of=subscribers)
-        return [row._mapping for row in self._conn.execute(query)]
-
-    def merge(self) -> int:
-        """Add every staged person not yet held, with a ``created`` event each; return how many."""
-        if self._postgres:
-            return self._conn.exec_driver_sql(self._sql(_MERGE_PG), self._params).rowcount
-        before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers").scalar()
-        self._conn.exec_driver_sql(self._sql(_INSERT), self._params)
-        events = self._sql(_EVENTS_SQLITE, before=str(int(before or 0)))
-        return self._conn.exec_driver_sql(events, self._params).rowcount
+        if not self._postgres:
+            return [row._mapping for row in self._conn.execute(query)]
+        # probe the unique index per staged row rather than hash the whole table,
+        # which would make a large import slow down as the list grows
+        self._conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+        self._conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+        try:
+            locked = query.with_for_update(of=subscribers)
+            return [row._mapping for row in self._conn.execute(locked)]
+        finally:
+            self._conn.exec_driver_sql("SET LOCAL enable_hashjoin = on")
+            self._conn.exec_driver_sql("SET LOCAL enable_mergejoin = on")
