@@ -14,9 +14,16 @@ What it does, on loopback:
    sharing the edition (several senders may share one outbox);
 3. times ``smtp-source`` (C, no database, no personalisation) sending N
    messages of the same size over the same number of reused sessions (``-d``);
-4. prints both rates and the ratio (target >= 0.35, aim 0.5);
+4. prints both rates and the ratio (target >= 0.35, aim 0.5), and
+   ``ratio at default settings``: the pipeline with no tuning flags (one
+   process, the default number of sessions) against smtp-source with as many
+   sessions, in the same run (target >= 0.6);
 5. sends to N and then to N x grow recipients in a fresh process each and
-   prints the peak memory (RSS) of both: it should stay flat.
+   prints the peak memory (RSS) of both: it should stay flat;
+6. the misbehaving-relay scenarios of ``bench/relays.py`` (pacing that
+   recovers): a relay that answers 421 on every 50th connection against a
+   clean one (target >= 0.5 of its rate), and a tempfail storm (target: all
+   300 delivered exactly once within 90 s).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 from machine import machine  # noqa: E402  (bench/machine.py)
+from relays import relay_scenarios  # noqa: E402  (bench/relays.py)
 
 from newsletter.content.articles import upsert_articles  # noqa: E402
 from newsletter.content.editions import build_edition, get_edition  # noqa: E402
@@ -173,8 +181,15 @@ def reset_outbox(folder: Path, config: dict[str, Any]) -> None:
         conn.execute(editions.update().values(status="draft", status_reason=None, sent_at=None))
 
 
+def prepare(folder: Path, config: dict[str, Any], recipients: int) -> str:
+    """A fresh database with the bench edition and ``recipients`` readers; the edition id."""
+    edition_id, _ = prepare_edition(folder, config)
+    add_subscribers(folder, config, recipients)
+    return edition_id
+
+
 def _sender(
-    folder: str, config: dict[str, Any], edition_id: str, concurrency: int, out: Any
+    folder: str, config: dict[str, Any], edition_id: str, concurrency: int | None, out: Any
 ) -> None:
     """One sending process: the real send_edition; reports sent, peak RSS (KiB), start, end."""
     settings: Settings = load_settings(Path(folder), **config)
@@ -189,12 +204,15 @@ def _sender(
 
 
 def run_pipeline(
-    folder: Path, config: dict[str, Any], edition_id: str, processes: int, sessions: int
+    folder: Path, config: dict[str, Any], edition_id: str, processes: int, sessions: int | None
 ) -> tuple[float, int, int]:
-    """Wall time, messages sent and the largest peak RSS of ``processes`` senders."""
+    """Wall time, messages sent and the largest peak RSS of ``processes`` senders.
+
+    ``sessions=None`` runs one process with no tuning options at all (the defaults).
+    """
     context = mp.get_context("spawn")
     out = context.Queue()
-    per_process = max(1, sessions // processes)
+    per_process = None if sessions is None else max(1, sessions // processes)
     workers = [
         context.Process(target=_sender, args=(str(folder), config, edition_id, per_process, out))
         for _ in range(processes)
@@ -241,6 +259,10 @@ def main() -> None:
     )
     parser.add_argument("--processes", type=int, default=2, help="sending processes, besides 1")
     parser.add_argument("--grow", type=int, default=10, help="list growth for the memory check")
+    parser.add_argument(
+        "--relay-recipients", type=int, default=2000, help="for the 421 relay (0: skip relays)"
+    )
+    parser.add_argument("--storm", type=int, default=300, help="recipients of the tempfail storm")
     args = parser.parse_args()
     n = args.recipients
 
@@ -280,6 +302,20 @@ def main() -> None:
             verdict = "meets the 0.35 target" if ratio >= 0.35 else "BELOW the 0.35 target"
             print(f"ratio at {sessions} sessions: {ratio:.2f} ({verdict}; aim 0.5)")
 
+        # What a user who passes no flags gets, against smtp-source with as many sessions.
+        default_sessions = load_settings(folder, **config).send_concurrency
+        reset_outbox(folder, config)
+        elapsed, sent, _ = run_pipeline(folder, config, edition_id, 1, None)
+        source_elapsed = run_smtp_source(source, port, sample_file, n, default_sessions)
+        ratio = (sent / elapsed) / (n / source_elapsed)
+        print(
+            f"pipeline with no tuning flags (1 process, {default_sessions} sessions): "
+            f"{sent / elapsed:,.0f}/s; smtp-source -s {default_sessions}: "
+            f"{n / source_elapsed:,.0f}/s"
+        )
+        verdict = "meets" if ratio >= 0.6 else "BELOW"
+        print(f"ratio at default settings: {ratio:.2f} ({verdict} the 0.6 target)")
+
         if args.grow > 1:
             peaks = []
             for size in (n, n * args.grow):
@@ -301,6 +337,8 @@ def main() -> None:
         sink_proc.terminate()
         sink_proc.wait()
         shutil.rmtree(folder, ignore_errors=True)
+    if args.relay_recipients:
+        relay_scenarios(prepare, settings_for, args.relay_recipients, args.storm)
 
 
 def _count_subscribers(folder: Path, config: dict[str, Any]) -> int:

@@ -62,6 +62,9 @@ class DatabaseRunner:
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-db")
         )
         self._lock_fd: int | None = None
+        # One connection for the run's life: a pool checkout (and its reset on
+        # return) per group commit cost more than the commit itself.
+        self._conn: Connection | None = None
         database = engine.url.database
         if self._inline and database and database != ":memory:":
             folder = senders_folder(Path(database))
@@ -78,12 +81,15 @@ class DatabaseRunner:
         """``fn(conn, *args)`` inside one transaction (inline or on the database thread)."""
 
         def work() -> T:
+            if self._conn is None or self._conn.invalidated:
+                self._conn = self.engine.connect()
+            conn = self._conn
             if self._lock_fd is None:
-                with self.engine.begin() as conn:
+                with conn.begin():
                     return fn(conn, *args)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
-                with self.engine.begin() as conn:
+                with conn.begin():
                     return fn(conn, *args)
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -94,6 +100,9 @@ class DatabaseRunner:
         """Stop the thread (if any) once the queued work is done."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

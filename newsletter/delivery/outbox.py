@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -238,6 +238,33 @@ _RECORD = sa.text(
 )
 
 
+# SQLite's own spelling of the two statements, run on the driver directly: an
+# executemany of plain tuples, with the datetimes formatted as SQLAlchemy's
+# SQLite DATETIME stores them (UTC, naive). SQLAlchemy's per-execution work
+# (compiling parameters, type processing) cost more than SQLite's own.
+_MARK_SENDING_SQLITE = (
+    "UPDATE deliveries SET status = 'sending', message_id = ?,"
+    " attempts = attempts + 1, updated_at = ?"
+    " WHERE edition_id = ? AND subscriber_id = ? AND claimed_by = ?"
+    " AND status IN ('queued', 'deferred')"
+    " AND EXISTS (SELECT 1 FROM subscribers"
+    " WHERE subscribers.id = deliveries.subscriber_id AND subscribers.status = 'confirmed')"
+)
+_RECORD_SQLITE = (
+    "UPDATE deliveries SET status = ?, last_code = ?, last_error = ?,"
+    " next_attempt_at = ?, sent_at = ?, updated_at = ?,"
+    " claimed_by = CASE WHEN ? = 1 THEN NULL ELSE claimed_by END"
+    " WHERE edition_id = ? AND subscriber_id = ?"
+)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """``value`` as SQLAlchemy's DateTime stores it on SQLite (UTC, without the zone)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def mark_sending(
     conn: Connection,
     edition_id: str,
@@ -253,10 +280,16 @@ def mark_sending(
     """
     if not rows:
         return set()
-    params = [
-        {"e": edition_id, "w": worker, "sid": sid, "mid": mid, "now": now} for sid, mid in rows
-    ]
-    result = conn.execute(_MARK_SENDING, params)
+    if is_postgres(conn):
+        params = [
+            {"e": edition_id, "w": worker, "sid": sid, "mid": mid, "now": now} for sid, mid in rows
+        ]
+        result = conn.execute(_MARK_SENDING, params)
+    else:
+        at = _sqlite_time(now)
+        result = conn.exec_driver_sql(
+            _MARK_SENDING_SQLITE, [(mid, at, edition_id, sid, worker) for sid, mid in rows]
+        )
     wanted = {sid for sid, _ in rows}
     if result.rowcount == len(rows):
         return wanted
@@ -291,6 +324,26 @@ def mark_sending(
 def record(conn: Connection, edition_id: str, marks: list[Mark], now: datetime) -> None:
     """Write the results of attempts: sent, deferred (with its next time), failed, unknown."""
     if not marks:
+        return
+    if not is_postgres(conn):
+        at = _sqlite_time(now)
+        conn.exec_driver_sql(
+            _RECORD_SQLITE,
+            [
+                (
+                    m.status.value,
+                    m.code,
+                    m.error,
+                    _sqlite_time(m.next_attempt_at),
+                    at if m.status is DeliveryStatus.SENT else None,
+                    at,
+                    1 if m.status is DeliveryStatus.DEFERRED else 0,
+                    edition_id,
+                    m.subscriber_id,
+                )
+                for m in marks
+            ],
+        )
         return
     conn.execute(
         _RECORD,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ __all__ = ["Attempt", "Replies", "SMTPConnection", "classify_reply", "needs_smtp
 # Hard bounces: the mailbox does not exist or may not receive (RFC 5321 4.2.3).
 _HARD_BOUNCE_CODES = frozenset({550, 551, 553})
 _MAX_REPLY = 64 * 1024
+# What may not appear in a path: brackets, spaces, control characters.
+_UNUSABLE = re.compile(r"[<> \x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,7 @@ def _path(address: str, encoding: str) -> bytes:
     re-parsing each address with the email package (a quarter of a
     millisecond per message).
     """
-    if not address or any(c in "<> " or ord(c) < 32 or c == "\x7f" for c in address):
+    if not address or _UNUSABLE.search(address):
         raise ValueError(f"not a usable address: {address!r}")
     return b"<" + address.encode(encoding) + b">"
 

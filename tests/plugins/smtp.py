@@ -5,9 +5,12 @@ message; ``@pytest.mark.smtp_misbehave(...)`` makes it misbehave (see
 :class:`Misbehaviour`). ``smtp_server_factory`` starts more (TLS, several at
 once); ``closed_port`` is a port on which nothing listens ("server down").
 
-Run as a module it is a standalone server process for crash tests::
+Run as a module it is a standalone server process for crash tests and the
+benchmarks' misbehaving relays (see ``--help``)::
 
     python -m tests.plugins.smtp --port-file PORT --log received.jsonl --delay 0.02
+    python -m tests.plugins.smtp --port-file PORT --log received.jsonl \
+        --refuse-every 50 --session-limit 20
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import signal
 import socket
 import ssl
@@ -399,17 +403,31 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
 def _serve_forever(args: argparse.Namespace) -> None:
     """The standalone server process: records one JSON line per message, then runs until killed."""
     log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
 
     def record(item: Received) -> None:
-        message = item.message()
-        line = {"rcpt": item.rcpt_tos, "message_id": message["Message-ID"]}
+        # A regex, not a parse: a benchmark's relay must not be slowed by its log.
+        found = _MESSAGE_ID.search(item.data)
+        message_id = found.group(1).decode("ascii", "replace") if found else None
+        line = {"rcpt": item.rcpt_tos, "message_id": message_id, "at": time.time()}
         log.write(json.dumps(line) + "\n")
         log.flush()
 
-    handler = RecordingHandler(Misbehaviour(delay_data=args.delay), on_message=record)
+    misbehave = Misbehaviour(
+        delay_data=args.delay,
+        refuse_every_nth_connection=args.refuse_every,
+        drop_every_nth_connection=args.drop_every,
+        session_limit=args.session_limit,
+        tempfail_share=args.tempfail_share,
+        seed=args.seed,
+        pipelining=args.pipelining,
+    )
+    handler = RecordingHandler(misbehave, on_message=record)
     controller = _PortZeroController(handler, hostname="127.0.0.1", port=0, enable_SMTPUTF8=True)
     controller.start()
     Path(args.port_file).write_text(str(controller.port), encoding="ascii")
@@ -425,5 +443,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="a recording SMTP server for crash tests")
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--log", required=True)
-    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each DATA reply")
+    parser.add_argument("--refuse-every", type=int, help="421 at EHLO on every Nth connection")
+    parser.add_argument("--drop-every", type=int, help="drop every Nth connection at its RCPT")
+    parser.add_argument("--session-limit", type=int, help="421 at MAIL after N messages")
+    parser.add_argument("--tempfail-share", type=float, default=0.0, help="451 this share of RCPTs")
+    parser.add_argument("--seed", type=int, default=0, help="for --tempfail-share")
+    parser.add_argument("--pipelining", action="store_true", help="advertise PIPELINING")
     _serve_forever(parser.parse_args())
