@@ -131,12 +131,12 @@ def throwaway_postgresql() -> Iterator[str]:
         port = sock.getsockname()[1]
     data = folder / "data"
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}"
-    quiet = {"check": True, "capture_output": True}
     try:
         initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-        subprocess.run([*prefix, *initdb, "--encoding=UTF8", "--locale=C", "--no-sync"], **quiet)
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                        "-l", str(folder / "log"), "-w", "start"], **quiet)  # fmt: skip
+        initdb += ["--encoding=UTF8", "--locale=C", "--no-sync"]
+        subprocess.run([*prefix, *initdb], check=True, capture_output=True)
+        start = [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log")]
+        subprocess.run([*prefix, *start, "-w", "start"], check=True, capture_output=True)
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():
