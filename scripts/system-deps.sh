@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks use, when missing:
 # chromium (browser tests), postgresql (the PostgreSQL store tests), postfix
-# (smtp-sink/smtp-source for bench/send). Needs root; without it, it says which
-# tests will skip and carries on.
+# (smtp-sink/smtp-source for bench/send), sqlite3 (the CLI whose .import
+# bench/import compares against; psql comes with postgresql). Needs root;
+# without it, it says which tests will skip and carries on.
 set -euo pipefail
 
 want=()
@@ -10,6 +11,7 @@ command -v chromium >/dev/null 2>&1 || want+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
 if [ "${1:-}" = "--bench" ]; then
   command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || want+=(postfix)
+  command -v sqlite3 >/dev/null 2>&1 || want+=(sqlite3)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 
