@@ -201,7 +201,7 @@ def test_secrets_never_appear_in_repr_or_errors(workdir: Path) -> None:
     # it survives a trip to another process intact
     assert pickle.loads(pickle.dumps(secret)).previous == secret.previous
     (workdir / "newsletter.toml").write_text(f'secret_keys_previous = ["{OLD}", "a,b"]\n')
-    with pytest.raises(ConfigError, match="secret_keys_previous") as info:
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEYS_PREVIOUS") as info:
         load_settings(workdir, secret_key=NEW)
     assert OLD not in str(info.value)
     assert "\n" not in str(info.value)

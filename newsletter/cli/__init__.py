@@ -94,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"error: {_message(exc)}", markup=False)
         return 1
     except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
-        return 130
+        return 130  # Ctrl-C before the command took over its signals: a quiet stop
+    except OSError as exc:
+        # a file the user named cannot be read or written: say which, and why
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"error: {exc.strerror or type(exc).__name__}{where}", markup=False)
+        return 1
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

@@ -21,13 +21,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -39,14 +41,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from newsletter.core.brand import Brand, SignupSection
 from newsletter.core.errors import ConfigError, InsecureTransportError
 from newsletter.core.keys import SigningSecret, check_key_strength, make_key_hint, signing_secret
 
 __all__ = [
     "SECRET_FILE",
+    "Brand",
     "SMTPEndpoint",
     "Settings",
+    "SignupSection",
     "create_secret_file",
+    "describe_problem",
     "is_loopback_host",
     "load_settings",
 ]
@@ -60,6 +66,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="NEWSLETTER_",
+        env_nested_delimiter="__",
         extra="forbid",
         populate_by_name=True,
     )
@@ -72,6 +79,7 @@ class Settings(BaseSettings):
         default="Britain's News Portal <newsletter@news.example.com>",
         validation_alias=AliasChoices("from", "NEWSLETTER_FROM", "sender"),
     )
+    # where readers' replies go: a real mailbox someone reads (default: the From address)
     reply_to: str | None = None
     # VERP bounce address (MAIL FROM gets "+<signed tag>"); default bounces@ the From domain
     bounce_address: str | None = None
@@ -103,6 +111,15 @@ class Settings(BaseSettings):
     console_editors_may_send: bool = False
     # the Maildir `newsletter inbound` reads: the console counts its quarantined messages
     inbound_maildir: Path | None = None
+    # the email and the readers' pages: [brand] in newsletter.toml, NEWSLETTER_BRAND__COLOUR...
+    brand: Brand = Field(default_factory=Brand)
+    greetings: bool = True  # "Hello Ada," at the top of each email; false: no greeting
+    # Feedback-ID's sender field (Gmail Postmaster Tools); default: the From domain
+    feedback_id_sender: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    privacy_url: str | None = None  # the privacy notice, linked from signup and every footer
+    schedule_text: str = "every morning"  # when the digest arrives, in the signup copy
+    # the signup page's choices (5-10 topics, each with a one-line description)
+    signup_sections: list[SignupSection] = Field(default_factory=list, max_length=10)
 
     @classmethod
     def settings_customise_sources(
@@ -164,6 +181,38 @@ class Settings(BaseSettings):
         if value is not None and ("\r" in value or "\n" in value):
             raise ValueError("must not contain a line break")
         return value
+
+    @field_validator("privacy_url")
+    @classmethod
+    def _privacy_absolute(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @property
+    def newsletter_name(self) -> str:
+        """The newsletter's own name (``[brand] name``), else the site's name + " Briefing"."""
+        return self.brand.name or f"{self.site_name} Briefing"
+
+    @property
+    def reply_address(self) -> str:
+        """The Reply-To value: ``reply_to``, else the From address (never the bounce box)."""
+        return self.reply_to or self.sender
+
+    def check_links_reachable(self) -> None:
+        """Refuse to send links readers cannot open: an ``http://`` or loopback base URL
+        while the relay is not loopback. A loopback relay (demos, tests) may use any.
+
+        Raises :class:`ConfigError` naming ``NEWSLETTER_BASE_URL``.
+        """
+        if is_loopback_host(self.smtp().host):
+            return
+        parts = urlsplit(self.base_url)
+        if parts.scheme != "https" or is_loopback_host(parts.hostname or ""):
+            raise ConfigError(
+                f"NEWSLETTER_BASE_URL is {self.base_url}: unsubscribe links must be a "
+                "public https:// address when sending through a relay that is not loopback"
+            )
 
     @cached_property
     def sender_address(self) -> str:
@@ -320,9 +369,55 @@ def load_settings(
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"configuration {name!r}: {first['msg']}") from None
+        raise ConfigError(describe_problem(exc.errors()[0])) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"newsletter.toml: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("newsletter.toml: not UTF-8 text") from None
     finally:
         _TOML_FILE.reset(token)
     return _with_secret(settings, folder, create_secret)
+
+
+# Pydantic's wording, in plain sentences: what the setting must be.
+_PLAIN = {
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be one of {expected}",
+    "time_delta_parsing": "must be a duration such as 2h or PT2H",
+    "string_type": "must be text",
+    "missing": "is required",
+}
+
+
+def describe_problem(error: Mapping[str, Any]) -> str:
+    """One plain line for a pydantic settings error, naming the setting as a user writes it.
+
+    ``NEWSLETTER_SEND_CONCURRENCY must be a whole number (got 'abc')``; an unknown
+    key in newsletter.toml is named as such. Never echoes a secret's value.
+    """
+    loc = [str(part) for part in error.get("loc", ())]
+    name = loc[0] if loc else "settings"
+    setting = f"NEWSLETTER_{name.upper()}"
+    kind = str(error.get("type", ""))
+    if kind == "extra_forbidden":
+        return f"newsletter.toml: unknown setting {name!r} (see the README's settings table)"
+    template = _PLAIN.get(kind)
+    if template is None:
+        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        return f"{setting}: {message}"
+    context = {k: v for k, v in (error.get("ctx") or {}).items()}
+    text = template.format(**context) if context else template.split(" {")[0]
+    value = error.get("input")
+    secret = "secret" in name or "smtp_url" in name
+    if isinstance(value, str | int | float) and not secret and len(str(value)) < 80:
+        text += f" (got {value!r})"
+    return f"{setting} {text}"

@@ -123,6 +123,12 @@ def make_engine(url: str, *, durable: bool = False) -> Engine:
     """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"NEWSLETTER_DATABASE_URL: {scheme or 'that'} databases are not supported; "
+            "use sqlite:///FILE.db or postgresql://USER@HOST/NAME"
+        )
     try:
         engine = sa.create_engine(url, future=True)
     except (ArgumentError, SQLAlchemyError, ImportError) as exc:

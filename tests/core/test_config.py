@@ -38,7 +38,7 @@ def test_bad_value_is_one_line_naming_the_setting(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_SEND_CONCURRENCY", "many")
-    with pytest.raises(ConfigError, match="send_concurrency") as info:
+    with pytest.raises(ConfigError, match="NEWSLETTER_SEND_CONCURRENCY") as info:
         load_settings(workdir)
     assert "\n" not in str(info.value)
 

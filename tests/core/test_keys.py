@@ -124,8 +124,10 @@ def _csv(folder: Path) -> Path:
 
 def test_a_read_only_command_in_a_fresh_folder_creates_no_secret(tmp_path: Path) -> None:
     result = _cli(tmp_path, "articles", "list")
-    assert result.code == 0, result.stderr
+    assert result.code == 1  # nothing here to read: it says so and creates nothing
+    assert "no database here" in result.stderr
     assert not (tmp_path / SECRET_FILE).exists()
+    assert not (tmp_path / "newsletter.db").exists()
 
 
 @pytest.mark.postgres
