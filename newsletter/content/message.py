@@ -17,24 +17,28 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email import policy
 from email.header import Header
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, formatdate, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 
 from newsletter.content.models import Edition
-from newsletter.content.render import BODY_SLOTS, SLOT_RE, RenderedVariant, greeting_name, slot
+from newsletter.content.render import BODY_SLOTS, SLOT_RE, RenderedVariant, greeting, slot
 from newsletter.core.config import Settings
 from newsletter.core.errors import HeaderInjectionError, RenderError, SubscriberInputError
 from newsletter.core.text import single_line
 
-__all__ = ["MessageTemplate", "Personal", "new_message_id"]
+__all__ = ["MessageTemplate", "Personal", "feedback_id", "new_message_id"]
 
 _SLOT_BYTES = re.compile(rb"NLPH7([a-z_]+)7")
 _HEADERS = "headers"
 _SPECIALS = frozenset('<>()[]"\\ ,;:')
 _MAX_HEADER_LINE = 998
+# RFC 5322 2.1.1: header lines SHOULD stay within 78 characters (folded where possible)
+_FOLD_AT = 78
+_FOLD_POINT = re.compile(r"(?<=[^ ])(?= )")
+_FEEDBACK_FIELD = re.compile(r"[^A-Za-z0-9._-]+")
 # An RFC 2047 encoded word may be at most 75 characters long.
 _MAX_ENCODED_WORD = 75
 
@@ -44,7 +48,8 @@ class Personal:
     """What differs per recipient: address, name, their links and their Message-ID.
 
     ``date`` defaults to the moment of personalisation; ``unsubscribe_mailto``
-    adds the ``mailto:`` form to List-Unsubscribe.
+    adds the ``mailto:`` form to List-Unsubscribe; ``first_name``, when known,
+    is the name the greeting uses (else the first word of ``name``).
     """
 
     email: str
@@ -54,6 +59,7 @@ class Personal:
     message_id: str
     unsubscribe_mailto: str | None = None
     date: datetime | None = None
+    first_name: str | None = None
 
 
 def new_message_id(domain: str) -> str:
@@ -137,7 +143,13 @@ def _list_unsubscribe(url: str, mailto: str | None) -> bytes:
     entries = [f"<{single_line(url, 'unsubscribe_url')}>"]
     if mailto:
         entries.append(f"<{single_line(mailto, 'unsubscribe_mailto')}>")
-    line = "List-Unsubscribe: " + ",\r\n ".join(entries) + "\r\n"
+    # Each entry on its own line. The link moves off the name's line only when that
+    # brings it within 78 characters: a longer link gains nothing by it, and some
+    # parsers (Python's) then keep the folding space in front of the value.
+    first = entries[0] + ("," if len(entries) > 1 else "")
+    helps = len("List-Unsubscribe: " + first) > _FOLD_AT >= len(" " + first)
+    lead = "List-Unsubscribe:\r\n " if helps else "List-Unsubscribe: "
+    line = lead + ",\r\n ".join(entries) + "\r\n"
     if not line.isascii() or any(len(part) > _MAX_HEADER_LINE for part in line.split("\r\n")):
         raise HeaderInjectionError(
             "an unsubscribe link must be ASCII and shorter than 990 characters",
@@ -151,12 +163,49 @@ def _subject_header(subject: str) -> bytes:
 
     Written here rather than by the email package, whose folder may move the whole
     value to a continuation line and so change the parsed subject by a space.
+    Folded before a space at 78 characters; unfolding gives the subject back exactly.
     """
-    line = f"Subject: {subject}\r\n"
-    if line.isascii() and len(line) <= _MAX_HEADER_LINE:
-        return line.encode("ascii")
-    encoded = Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    if subject.isascii():
+        line = _fold(f"Subject: {subject}")
+        if all(len(part) <= _MAX_HEADER_LINE for part in line.split("\r\n")):
+            return f"{line}\r\n".encode("ascii")
+    encoded = Header(subject, "utf-8", header_name="Subject").encode(
+        linesep="\r\n", maxlinelen=_FOLD_AT - 2
+    )
     return f"Subject: {encoded}\r\n".encode("ascii")
+
+
+def _fold(line: str) -> str:
+    """``line`` folded before spaces so that each piece stays within 78 characters
+    where a word allows; never before the first word of the value."""
+    pieces = _FOLD_POINT.split(line)
+    if len(line) <= _FOLD_AT or len(pieces) < 3:
+        return line
+    out, current = [], pieces[0] + pieces[1]
+    for piece in pieces[2:]:
+        if len(current) + len(piece) > _FOLD_AT and piece.strip():
+            out.append(current)
+            current = piece
+        else:
+            current += piece
+    out.append(current)
+    return "\r\n".join(out)
+
+
+def feedback_id(variant: RenderedVariant, settings: Settings) -> str:
+    """The Feedback-ID value Gmail's Postmaster Tools groups spam rates by:
+    ``<edition kind>:<variant>:<list>:<sender id>``, each field without colons."""
+    key = variant.key
+    tag = _FEEDBACK_FIELD.sub("-", key)
+    if len(tag) > 32:  # many topics: a short stable digest instead
+        tag = "topics-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    fields = (
+        variant.kind.value,
+        tag,
+        settings.effective_list_id,
+        settings.feedback_id_sender or settings.sender_domain,
+    )
+    return ":".join(_FEEDBACK_FIELD.sub("-", field) for field in fields)
 
 
 class MessageTemplate:
@@ -185,9 +234,11 @@ class MessageTemplate:
 
         root = EmailMessage(policy=policy.SMTP)
         root["From"] = single_line(settings.sender, "from")
-        if settings.reply_to:
-            root["Reply-To"] = single_line(settings.reply_to, "reply_to")
+        # replies go to a read mailbox, never to the VERP bounce address
+        root["Reply-To"] = single_line(settings.reply_address, "reply_to")
         root["MIME-Version"] = "1.0"
+        root["Precedence"] = "bulk"  # auto-responders stay quiet
+        root["Feedback-ID"] = feedback_id(variant, settings)
         root["List-Id"] = (
             f"{single_line(settings.site_name, 'site_name')} <{settings.effective_list_id}>"
         )
@@ -219,7 +270,8 @@ class MessageTemplate:
         header value and :class:`SubscriberInputError` for an unusable address.
         """
         name = recipient.name
-        date = format_datetime(recipient.date) if recipient.date else formatdate(usegmt=True)
+        # "+0000", not the obsolete "GMT" zone name
+        date = format_datetime(recipient.date or datetime.now(UTC))
         headers = b"".join(
             (
                 b"Date: ",
@@ -231,15 +283,15 @@ class MessageTemplate:
                 _list_unsubscribe(recipient.unsubscribe_url, recipient.unsubscribe_mailto),
             )
         )
-        shown = greeting_name(name)
+        shown = greeting(name, recipient.first_name)
         unsubscribe = recipient.unsubscribe_url
         preferences = recipient.preferences_url
         values = {
             _HEADERS: headers,
-            "text_name": _qp(shown.encode("utf-8")),
+            "text_greeting": _qp(shown.encode("utf-8")),
             "text_unsubscribe_url": _qp(unsubscribe.encode("utf-8")),
             "text_preferences_url": _qp(preferences.encode("utf-8")),
-            "html_name": _qp(html.escape(shown).encode("utf-8")),
+            "html_greeting": _qp(html.escape(shown).encode("utf-8")),
             "html_unsubscribe_url": _qp(html.escape(unsubscribe).encode("utf-8")),
             "html_preferences_url": _qp(html.escape(preferences).encode("utf-8")),
         }

@@ -17,17 +17,18 @@ from __future__ import annotations
 import html
 import logging
 import re
-import textwrap
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
+from newsletter.content.filters import clean, paragraphs_html, paragraphs_text, wrap
 from newsletter.content.lines import derive_preheader, derive_subject, machine_intro
 from newsletter.content.models import Article, Edition, EditionKind, Section
 from newsletter.content.templates import email_environment
@@ -44,6 +45,7 @@ __all__ = [
     "RenderedVariant",
     "Renderer",
     "Variant",
+    "greeting",
     "greeting_name",
     "inline_css",
     "select_articles",
@@ -51,17 +53,38 @@ __all__ = [
     "variant_lines",
 ]
 
-BODY_SLOTS = ("name", "unsubscribe_url", "preferences_url")
+BODY_SLOTS = ("greeting", "unsubscribe_url", "preferences_url")
 SLOT_RE = re.compile(r"NLPH7([a-z_]+)7")
 # Gmail clips a message whose HTML passes about 102 KB; stay clear of it.
 MAX_HTML_BYTES = 100_000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _FORBIDDEN = re.compile(rb"<\s*(script|form|iframe|object|embed)\b", re.IGNORECASE)
 
 
-def greeting_name(name: str | None) -> str:
-    """The name a greeting uses: the reader's, or "there" ("Hello there,") when unknown."""
-    return (name or "").strip() or "there"
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
+
+
+def greeting_name(name: str | None, first_name: str | None = None) -> str:
+    """The name a greeting uses: ``first_name`` when given, else the first name of
+    ``name`` ("James" from "James Okafor" or "Okafor, James"), else "" (no name)."""
+    given = (first_name or "").strip()
+    if given:
+        return given
+    full = (name or "").strip()
+    if "," in full:  # "Last, First"
+        last, _, first = full.partition(",")
+        full = first.strip() or last.strip()
+    words = full.split()
+    if len(words) > 2 and words[0].lower().rstrip(".") in _TITLES:
+        words = words[1:]  # "Dr Ada King" -> "Ada"; "Dr King" stays whole
+    elif len(words) == 2 and words[0].lower().rstrip(".") in _TITLES:
+        return full
+    return words[0] if words else ""
+
+
+def greeting(name: str | None, first_name: str | None = None) -> str:
+    """The greeting line: "Hello Ada," or, with no usable name, "Hello,"."""
+    shown = greeting_name(name, first_name)
+    return f"Hello {shown}," if shown else "Hello,"
 
 
 def slot(name: str) -> str:
@@ -193,53 +216,11 @@ def inline_css(document: str) -> str:
             disable_validation=True,
             # keep the templates' numeric width/height attributes (Outlook needs them);
             # premailer would otherwise copy "width: 100%" into them
-            disable_basic_attributes=["width", "height"],
+            # and bgcolor, which it would put on <a> and <span> too: the templates give
+            # bgcolor themselves, on body, table and td only
+            disable_basic_attributes=["width", "height", "bgcolor"],
             cssutils_logging_level=logging.CRITICAL,
         ).transform()
-    )
-
-
-def _clean(value: Any) -> Any:
-    # Control characters (NUL, CR, form feed...) make lxml fail and break text lines;
-    # CR/LF become spaces, the rest are dropped. A slot token inside content is
-    # defused with a word joiner so it can never be filled. Markup (our slots) passes.
-    if isinstance(value, str) and not isinstance(value, Markup):
-        value = _CONTROL.sub(lambda m: " " if m.group() in "\r\n" else "", value)
-        return value.replace("NLPH7", "NLPH\u20607")
-    return value
-
-
-_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
-
-
-def _paragraphs_html(value: str) -> Markup:
-    # An editor's note: each blank-line paragraph a <p>; plain URLs become links.
-    # Everything else is escaped: a note can never inject markup.
-    out = []
-    for paragraph in str(value).split("\n\n"):
-        pieces, last = [], 0
-        for found in _URL.finditer(paragraph):
-            pieces.append(html.escape(paragraph[last : found.start()]))
-            url = html.escape(found.group(), quote=True)
-            pieces.append(f'<a href="{url}">{url}</a>')
-            last = found.end()
-        pieces.append(html.escape(paragraph[last:]))
-        out.append(f"<p>{''.join(pieces)}</p>")
-    return Markup("\n".join(out))  # noqa: S704 - every piece above is escaped
-
-
-def _paragraphs_text(value: str) -> str:
-    return "\n\n".join(_para(p) for p in str(value).split("\n\n"))
-
-
-def _para(value: str, indent: str = "") -> str:
-    # Wrap prose at 76 columns for the text part; never break a URL or long word.
-    return textwrap.fill(
-        one_line(str(value)),
-        width=76,
-        break_long_words=False,
-        break_on_hyphens=False,
-        subsequent_indent=indent,
     )
 
 
@@ -269,15 +250,45 @@ class RenderedVariant:
     def fill_html(self, values: Mapping[str, str]) -> str:
         """The HTML with every slot replaced by its HTML-escaped value (for previews).
 
-        ``values`` maps each of BODY_SLOTS to its value; an empty name greets "there".
+        ``values`` holds the reader's ``name`` (and ``first_name``, optional) and
+        both links; the greeting is made from the name ("Hello," for none).
         """
-        filled = {**values, "name": greeting_name(values.get("name"))}
+        filled = _filled(values)
         return SLOT_RE.sub(lambda m: html.escape(filled[m.group(1)], quote=True), self.html)
 
     def fill_text(self, values: Mapping[str, str]) -> str:
         """The text part with every slot replaced by its value (for previews)."""
-        filled = {**values, "name": greeting_name(values.get("name"))}
+        filled = _filled(values)
         return SLOT_RE.sub(lambda m: filled[m.group(1)], self.text)
+
+
+def _filled(values: Mapping[str, str]) -> dict[str, str]:
+    return {**values, "greeting": greeting(values.get("name"), values.get("first_name"))}
+
+
+def _too_big(edition: Edition, context: Mapping[str, Any], size: int) -> str:
+    """Why the HTML would be clipped: its size, the article count and the longest story."""
+    stories: list[Article] = [context["top"], *(a for s in context["sections"] for a in s.articles)]
+
+    def weight(article: Article) -> int:
+        return len(article.model_dump_json(include=_SHOWN_FIELDS))
+
+    longest = max(stories, key=weight)
+    return (
+        f"edition {edition.id}: HTML is {size // 1000} KB, over the {MAX_HTML_BYTES // 1000} KB "
+        f"at which Gmail clips a message: {len(stories)} articles, the longest "
+        f"{longest.id!r} ({weight(longest) // 1000} KB of text); use fewer or shorter articles"
+    )
+
+
+_SHOWN_FIELDS = {
+    "headline",
+    "standfirst",
+    "key_points",
+    "why_it_matters",
+    "what_it_means_for_you",
+    "image",
+}
 
 
 class Renderer:
@@ -286,32 +297,37 @@ class Renderer:
     def __init__(self, settings: Settings, *, template_dir: Path | None = None) -> None:
         self.settings = settings
         self.env = email_environment(template_dir)
-        self.env.finalize = _clean
+        self.env.finalize = clean
         self.env.filters["oneline"] = lambda value: one_line(str(value))
-        self.env.filters["para"] = _para
-        self.env.filters["paragraphs"] = _paragraphs_html
-        self.env.filters["text_paragraphs"] = _paragraphs_text
+        self.env.filters["para"] = wrap
+        self.env.filters["paragraphs"] = paragraphs_html
+        self.env.filters["text_paragraphs"] = paragraphs_text
         self._cache: dict[tuple[str, int, str], RenderedVariant] = {}
 
     def render(
-        self, edition: Edition, topics: Variant | Collection[str] | None = None
+        self,
+        edition: Edition,
+        topics: Variant | Collection[str] | None = None,
+        *,
+        web: bool = False,
     ) -> RenderedVariant:
         """The ``Variant`` of ``edition`` (or the one for subscribers with ``topics``).
 
-        Cached by (edition id, revision, variant key). Raises :class:`StateError` when
-        no article matches and :class:`RenderError` when a template fails or the
-        result breaks a rule (size, forbidden element).
+        ``web`` renders the archive's copy: no greeting, no personal links, a signup
+        line instead. Cached by (edition id, revision, variant key, web). Raises
+        :class:`StateError` when no article matches and :class:`RenderError` when a
+        template fails or the result breaks a rule (size, forbidden element).
         """
         variant = topics if isinstance(topics, Variant) else Variant.of(edition, topics)
-        cache_key = (edition.id, edition.revision, variant.key)
+        cache_key = (edition.id, edition.revision, variant.key + ("/web" if web else ""))
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        rendered = self._render(edition, variant)
+        rendered = self._render(edition, variant, web)
         self._cache[cache_key] = rendered
         return rendered
 
-    def _context(self, edition: Edition, variant: Variant) -> dict[str, Any]:
+    def _context(self, edition: Edition, variant: Variant, web: bool) -> dict[str, Any]:
         topics = variant.topics
         top, sections = select_articles(edition, topics)
         if top is None:
@@ -323,13 +339,26 @@ class Renderer:
         )
         local = edition.created_at.astimezone(zone)
         breaking = edition.kind is EditionKind.BREAKING
+        name = settings.newsletter_name
+        badge = "Breaking news" if breaking else ("Breaking" if top.breaking else "")
+        label = "" if breaking else "Top story"
+        rtl = settings.direction == "rtl"
         return {
             "lang": settings.language,
             "dir": settings.direction,
-            "start": "right" if settings.direction == "rtl" else "left",
+            "start": "right" if rtl else "left",
+            "end": "left" if rtl else "right",
             "title": edition.title,
-            # the editor's title heads the email; a generated one leaves the site's name
-            "masthead": edition.site_masthead(settings.site_name),
+            # the editor's title heads the email; a generated one leaves the newsletter's name
+            "masthead": edition.site_masthead(name),
+            "newsletter_name": name,
+            "brand": settings.brand,
+            "web": web,
+            "show_greeting": settings.greetings and not web,
+            "web_url": f"{settings.base_url}/archive/{quote(edition.id, safe='')}",
+            "signup_url": f"{settings.base_url}/",
+            "privacy_url": settings.privacy_url,
+            "schedule_text": settings.schedule_text,
             "subject": subject,
             "preheader": preheader,
             "intro": intro,
@@ -337,20 +366,19 @@ class Renderer:
             "site_name": settings.site_name,
             "postal_address": settings.postal_address,
             "date_line": f"{local:%A} {local.day} {local:%B %Y}",
-            "why_line": (
-                f"You are receiving this because you subscribed to the "
-                f"{settings.site_name} newsletter."
-            ),
+            "why_line": f"You are receiving this because you subscribed to {name}.",
             "topic_names": sorted(topics) if topics else [],
             "top": top,
             "sections": sections,
-            "lead_label": "Breaking news" if breaking else "Top story",
+            "lead_label": label,  # a breaking edition's badge says it all
+            "breaking_badge": badge,
+            "lead_text_label": " - ".join(filter(None, (badge.upper(), label.upper()))),
             # the tokens are fixed ASCII letters and digits: nothing to escape
             "slots": {name: Markup(slot(name)) for name in BODY_SLOTS},  # noqa: S704
         }
 
-    def _render(self, edition: Edition, variant: Variant) -> RenderedVariant:
-        context = self._context(edition, variant)
+    def _render(self, edition: Edition, variant: Variant, web: bool) -> RenderedVariant:
+        context = self._context(edition, variant, web)
         stem = "breaking" if edition.kind is EditionKind.BREAKING else "digest"
         try:
             raw_html = self.env.get_template(f"{stem}.html").render(context)
@@ -364,10 +392,7 @@ class Renderer:
             document = "<!DOCTYPE html>\n" + document
         encoded = document.encode("utf-8")
         if len(encoded) > MAX_HTML_BYTES:
-            raise RenderError(
-                f"edition {edition.id}: HTML is {len(encoded)} bytes, over the "
-                f"{MAX_HTML_BYTES}-byte limit at which Gmail clips a message; use fewer articles"
-            )
+            raise RenderError(_too_big(edition, context, len(encoded)))
         found = _FORBIDDEN.search(encoded)
         if found:
             raise RenderError(f"edition {edition.id}: the HTML contains <{found.group(1)!r}>")

@@ -2,7 +2,10 @@
 
 Both unsubscribe headers (``List-Unsubscribe`` and ``List-Unsubscribe-Post``)
 are in the signed set, as RFC 8058 requires for one-click unsubscribe to be
-trusted. Canonicalisation is relaxed/relaxed, which survives the harmless
+trusted. Every signed header is *oversigned*: named once more than it occurs
+(RFC 6376 section 8.15), so a second ``Subject``, ``Reply-To`` or
+``List-Unsubscribe`` prepended on the way breaks the signature instead of
+riding on it. Canonicalisation is relaxed/relaxed, which survives the harmless
 rewrapping some relays do.
 """
 
@@ -29,7 +32,11 @@ SIGNED_HEADERS: tuple[bytes, ...] = (
     b"list-id",
     b"list-unsubscribe",
     b"list-unsubscribe-post",
+    b"feedback-id",
+    b"precedence",
 )
+# each name twice: the header (at most once in our messages) and the absence of another
+_OVERSIGNED = [name for name in SIGNED_HEADERS for _ in range(2)]
 
 _PROBE = (
     b"From: probe@example.com\r\nTo: probe@example.com\r\nSubject: probe\r\n"
@@ -83,7 +90,7 @@ class DKIMSigner:
             self.domain,
             self._key,
             canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=list(SIGNED_HEADERS),
+            include_headers=_OVERSIGNED,
             linesep=b"\r\n",
         )
         return signature + message

@@ -77,7 +77,16 @@ def test_direction_and_language_follow_settings(settings: Settings, edition: Edi
 
 def test_hidden_preheader_comes_first(variant: RenderedVariant, edition: Edition) -> None:
     body = parse(variant.html).find("body")
-    first = body[0]
+    # webmail drops <html>: the content's own wrapper carries the language and direction
+    wrapper = body[0]
+    assert (wrapper.tag, wrapper.get("role"), wrapper.get("aria-roledescription")) == (
+        "div",
+        "article",
+        "email",
+    )
+    assert (wrapper.get("lang"), wrapper.get("dir")) == ("en", "ltr")
+    assert wrapper.get("aria-label") == edition.title
+    first = wrapper[0]
     assert first.tag == "div"
     assert is_hidden(first)
     assert first.text_content().startswith(edition.preheader)
@@ -89,9 +98,10 @@ def test_layout_tables_are_presentation_and_container_is_600px(variant: Rendered
     assert tables
     assert all(t.get("role") == "presentation" for t in tables)
     containers = [t for t in tables if "container" in (t.get("class") or "")]
-    assert len(containers) == 1
-    assert containers[0].get("width") == "600"
-    assert style_of(containers[0])["max-width"] == "600px"
+    assert len(containers) == 2  # the "View in browser" line, then the card
+    for container in containers:
+        assert container.get("width") == "600"
+        assert style_of(container)["max-width"] == "600px"
     # Outlook's conditional wrapper opens and closes around the container
     opening = re.search(r"<!--\[if mso\]>(.*?)<!\[endif\]-->", variant.html.split("<body")[1])
     assert opening
@@ -146,9 +156,13 @@ def test_size_under_gmail_clipping_even_with_thirty_articles(renderer: Renderer)
 
 
 def test_oversized_html_is_refused(renderer: Renderer) -> None:
-    huge = [article(n, standfirst="word " * 2000) for n in range(1, 20)]
-    with pytest.raises(RenderError, match="Gmail clips"):
+    huge = [article(n, headline="word " * (2000 if n == 7 else 1000)) for n in range(1, 20)]
+    with pytest.raises(RenderError, match="Gmail clips") as caught:
         renderer.render(daily_edition(huge, id="huge"))
+    # the cause is named: how many articles, and which is the longest
+    assert "19 articles" in str(caught.value)
+    assert "the longest 'story-7'" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_footer_has_visible_unsubscribe_preferences_and_address(
@@ -196,20 +210,24 @@ def test_digest_reads_well(variant: RenderedVariant, edition: Edition) -> None:
     for heading in ("Key points", "Why this matters", "What this means for you", "Hello Ada,"):
         assert heading.lower() in visible.lower(), heading
     assert all(p in visible for p in top.key_points)
-    headings = [h.text_content().strip() for h in root.xpath("//h2")]
+    headings = [h.text_content().strip() for h in root.xpath("//h2[not(@class='sub')]")]
     assert headings == [s.name for s in edition.sections]
+    explainers = [h.text_content().strip() for h in root.xpath("//h2[@class='sub']")]
+    assert explainers == ["Key points", "Why this matters", "What this means for you"]
     for section in edition.sections:
         for story in section.articles:
             h3 = root.xpath(f"//h3[a[@href='{story.url}']]")
             assert h3
             assert h3[0].text_content().strip() == story.headline
             assert story.standfirst in visible
-            more = [
-                a
-                for a in root.xpath(f"//a[@href='{story.url}']")
-                if "Read more" in a.text_content()
-            ]
-            assert more, story.id
+            # the headline is the story's one link: no "Read more" beside it
+            assert len(root.xpath(f"//a[@href='{story.url}']")) == 1, story.id
+    assert "Read more" not in visible
+    # every link name leads to one place only
+    targets: dict[str, set[str]] = {}
+    for a in root.xpath("//a"):
+        targets.setdefault(_one_line(a.text_content()), set()).add(a.get("href"))
+    assert all(len(hrefs) == 1 for hrefs in targets.values()), targets
 
 
 def test_text_part_has_every_headline_url_and_the_links(
@@ -221,8 +239,9 @@ def test_text_part_has_every_headline_url_and_the_links(
     for story in edition.articles():
         assert _one_line(story.headline) in flat
         assert any(story.url in line.split() or line.endswith(story.url) for line in lines)
-    assert f"Unsubscribe: {VALUES['unsubscribe_url']}" in lines
-    assert f"Manage your preferences: {VALUES['preferences_url']}" in lines
+    # links stand on their own line, under their label
+    assert lines[lines.index("Unsubscribe:") + 1] == VALUES["unsubscribe_url"]
+    assert lines[lines.index("Manage your preferences:") + 1] == VALUES["preferences_url"]
     assert "Why this matters:" in lines
     assert "What this means for you:" in lines
     assert "<" not in text  # its own template, not stripped HTML
@@ -231,9 +250,9 @@ def test_text_part_has_every_headline_url_and_the_links(
 
 def test_placeholders_are_left_for_personalisation(variant: RenderedVariant) -> None:
     for part in (variant.html, variant.text):
-        for name in ("name", "unsubscribe_url", "preferences_url"):
+        for name in ("greeting", "unsubscribe_url", "preferences_url"):
             assert slot(name) in part
-    assert "Hello there," in variant.fill_text({**VALUES, "name": " "})
+    assert "Hello," in variant.fill_text({**VALUES, "name": " "}).splitlines()
 
 
 def test_breaking_edition_uses_its_own_template(renderer: Renderer) -> None:
@@ -241,12 +260,17 @@ def test_breaking_edition_uses_its_own_template(renderer: Renderer) -> None:
     variant = renderer.render(edition)
     root = parse(variant.html)
     assert len(root.xpath("//h1")) == 1
-    assert not root.xpath("//h2")
+    assert not root.xpath("//h2[not(@class='sub')]")  # no sections, only the explainers
     assert "breaking news" in root.xpath("//body")[0].text_content().lower()
     assert edition.top_story is not None
     assert edition.top_story.url in variant.text
-    assert f"Hello {slot('name')}, here is breaking news from" in variant.text
+    assert f"{slot('greeting')}\nHere is breaking news from" in variant.text
     assert "BREAKING NEWS: " in variant.text
+    # the badge says "Breaking news" once: no "BREAKING BREAKING NEWS"
+    visible = _one_line(root.xpath("//body")[0].text_content()).lower()
+    assert "breaking breaking" not in visible
+    label = root.xpath("//p[@class='label']")[0]
+    assert _one_line(label.text_content()) == "Breaking news"
 
 
 def test_same_input_same_bytes(settings: Settings, edition: Edition) -> None:
@@ -391,7 +415,7 @@ def test_a_variant_derives_its_own_subject_preheader_and_intro(renderer: Rendere
     assert variant.subject.endswith(" and 1 more story")
     assert variant.preheader == derive_preheader(mine)
     root = parse(variant.html)
-    assert root.find("body")[0].text_content().startswith(variant.preheader)
+    assert root.find("body")[0][0].text_content().startswith(variant.preheader)
     assert "2 stories from Britain's News Portal" in variant.text
     # the whole edition keeps its own lines
     assert renderer.render(edition).subject == edition.subject
