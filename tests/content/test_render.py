@@ -426,3 +426,99 @@ def test_an_editors_own_lines_are_kept_in_every_variant(renderer: Renderer) -> N
     variant = renderer.render(edition, {"economy"})
     assert variant.subject == "Your Thursday briefing"
     assert "Good morning." in variant.text
+
+
+def test_text_part_lines_stay_within_78(renderer: Renderer) -> None:
+    long_headline = "A very long headline about the council, the buses and the library " * 2
+    stories = [
+        article(1, headline=long_headline, breaking=True),
+        *(article(n, ("UK", "Crime")[n % 2], headline=long_headline) for n in range(2, 6)),
+    ]
+    for edition in (daily_edition(stories, id="wrap"), breaking_edition()):
+        text = renderer.render(edition).fill_text(VALUES)
+        for line in text.splitlines():
+            # only a bare URL (or one unbreakable word) may pass 78 characters
+            assert len(line) <= 78 or len(line.split()) == 1, line
+        lines = text.splitlines()
+        # the date is printed once (the title already holds it)
+        assert sum("26 November 2026" in line for line in lines) == 1
+        for story in edition.articles():
+            assert story.url in [line.strip() for line in lines]  # URLs on their own line
+
+
+def test_brand_masthead_and_web_version(settings: Settings, edition: Edition) -> None:
+    from newsletter.core.brand import Brand
+
+    branded = settings.model_copy(
+        update={
+            "brand": Brand(
+                name="The Fleet Street Briefing",
+                logo_url="https://news.example.com/logo.png",
+                logo_width=180,
+                logo_height=40,
+                logo_alt="Britain's News Portal",
+                colour="#7a1020",
+                accent="#0b5a33",
+                font="Merriweather, Georgia, serif",
+                footer_text="Written by the newsroom in London.",
+            ),
+            "privacy_url": "https://news.example.com/privacy",
+        }
+    )
+    generated = daily_edition(id="branded", generated=["title"])
+    variant = Renderer(branded).render(generated)
+    root = parse(variant.fill_html(VALUES))
+    masthead = root.xpath("//td[contains(@class, 'masthead')]")[0]
+    assert "The Fleet Street Briefing" in masthead.text_content()
+    assert "Thursday 26 November 2026" in masthead.text_content()
+    assert masthead.get("bgcolor") == "#7a1020"
+    logo = masthead.xpath(".//img")[0]
+    assert (logo.get("width"), logo.get("height"), logo.get("alt")) == (
+        "180",
+        "40",
+        "Britain's News Portal",
+    )
+    links = {_one_line(a.text_content()): a.get("href") for a in root.xpath("//a")}
+    assert links["View in browser"] == f"{settings.base_url}/archive/branded"
+    assert links["Sign up to The Fleet Street Briefing"] == f"{settings.base_url}/"
+    assert links["Privacy notice"] == "https://news.example.com/privacy"
+    visible = _one_line(root.text_content())
+    assert "Forwarded this?" in visible
+    assert "Written by the newsroom in London." in visible
+    assert "subscribed to The Fleet Street Briefing." in visible
+    contents = _one_line(root.xpath("//p[@class='contents']")[0].text_content())
+    assert contents == "In this edition: Top story · " + " · ".join(
+        s.name for s in generated.sections
+    )
+    css = "\n".join(s.text or "" for s in root.iter("style"))
+    assert "Merriweather, Georgia, serif" in css
+    # the editor's own title heads the email instead of the newsletter's name
+    titled = parse(Renderer(branded).render(edition).html)
+    assert edition.title in titled.xpath("//td[contains(@class, 'masthead')]")[0].text_content()
+
+
+def test_outlook_and_dark_mode_details(variant: RenderedVariant) -> None:
+    root = parse(variant.html)
+    css = "\n".join(s.text or "" for s in root.iter("style"))
+    assert re.search(r":root\s*\{\s*color-scheme:\s*light dark", css)
+    dark = css.partition("prefers-color-scheme: dark")[2]
+    assert re.search(r"h1 a[,\s{]", dark)
+    assert "<o:PixelsPerInch>96</o:PixelsPerInch>" in variant.html
+    h1_link = root.xpath("//h1/a")[0]
+    assert style_of(h1_link)["color"] == "#111317"  # explicit: Outlook paints inherit blue
+    assert "mso-line-height-rule" in style_of(root.xpath("//td[contains(@class, 'px')]")[0])
+    # the button is a padded cell with bgcolor, which Outlook honours
+    button = root.xpath("//a[@class='button']")[0]
+    cell = button.getparent()
+    assert cell.tag == "td"
+    assert cell.get("bgcolor")
+    assert style_of(cell)["padding"] == "12px 20px"
+
+
+def test_compact_items_have_thumbnails(renderer: Renderer) -> None:
+    stories = [article(1, image=True), article(2, image=True), article(3)]
+    root = parse(renderer.render(daily_edition(stories, id="thumbs")).html)
+    thumbs = root.xpath("//img[@class='thumb']")
+    assert [t.get("src") for t in thumbs] == ["https://img.example.com/2.jpg"]
+    assert thumbs[0].get("width") == "96"
+    assert thumbs[0].get("height") == "54"
