@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import html
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -192,6 +193,18 @@ def _fold(line: str) -> str:
     return "\r\n".join(out)
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _now_date() -> str:
+    # The Date header now, with "+0000" (not the obsolete "GMT"); formatted once a second.
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _date_cache[1]
+
+
 def feedback_id(variant: RenderedVariant, settings: Settings) -> str:
     """The Feedback-ID value Gmail's Postmaster Tools groups spam rates by:
     ``<edition kind>:<variant>:<list>:<sender id>``, each field without colons."""
@@ -270,8 +283,7 @@ class MessageTemplate:
         header value and :class:`SubscriberInputError` for an unusable address.
         """
         name = recipient.name
-        # "+0000", not the obsolete "GMT" zone name
-        date = format_datetime(recipient.date or datetime.now(UTC))
+        date = format_datetime(recipient.date) if recipient.date else _now_date()
         headers = b"".join(
             (
                 b"Date: ",
