@@ -104,7 +104,7 @@ def _console(conn: Connection) -> None:
     _create(schema.console_users, schema.audit_log)(conn)
     # the subscriber list's search by name prefix walks this index (never a scan)
     conn.exec_driver_sql(
-        "CREATE INDEX IF NOT EXISTS ix_subscribers_name_lower ON subscribers (lower(name))"
+        "CREATE INDEX IF NOT EXISTS ix_subscribers_name_lower ON subscribers (lower(name), id)"
     )
 
 

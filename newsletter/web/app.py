@@ -22,13 +22,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.content.render import Renderer
 from newsletter.content.templates import templates_dir
 from newsletter.core.config import Settings
 from newsletter.core.errors import NotFoundError, TokenError, TokenExpiredError
+from newsletter.web.admin.console import console_context, console_routes
 from newsletter.web.archive import routes as archive_routes
 from newsletter.web.csrf import Csrf
 from newsletter.web.headers import SecurityHeaders, security_headers
@@ -157,6 +158,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         *archive_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/static/site.css", stylesheet, methods=["GET"]),
+        Mount("/admin", routes=console_routes()),  # the editor's console
     ]
     app = Starlette(
         routes=routes,
@@ -181,4 +183,5 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         signup_limiter=RequestLimiter(engine, secret, "signup", limit=10, window=600.0),
         email_limiter=RequestLimiter(engine, secret, "email", limit=3, window=3600.0),
     )
+    app.state.admin = console_context(settings, engine, secret)
     return app

@@ -1,0 +1,209 @@
+"""Subscribers in the console: the list (search, filters, keyset pages), a person, and actions.
+
+Unsubscribing needs an editor; erasing (``newsletter.privacy.erase``: every
+table scrubbed, the address suppressed) needs an admin, or an editor when
+``NEWSLETTER_CONSOLE_EDITORS_MAY_SEND`` is on. The audit log names people by
+id, never by address, so an erasure leaves nothing of them there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from newsletter.core.db import utcnow
+from newsletter.core.schema import deliveries
+from newsletter.privacy import erase, forget_freed
+from newsletter.web.admin.audit import record
+from newsletter.web.admin.context import Visit, admin_of, go, render, view
+from newsletter.web.admin.listing import ListQuery, list_page
+from newsletter.web.admin.roles import Role
+from newsletter.web.admin.sending import may_send
+from subscribers import store
+from subscribers.states import SubscriberStatus
+
+__all__ = [
+    "erase_confirm",
+    "erase_person",
+    "list_query",
+    "person_page",
+    "routes",
+    "subscribers_page",
+    "unsubscribe_person",
+]
+
+_STATUSES = {s.value: s for s in SubscriberStatus}
+
+
+def list_query(request: Request) -> ListQuery:
+    """The list's query from the URL (``q``, ``by``, ``status``, ``topic``, ``after``)."""
+    params = request.query_params
+    by: Literal["email", "name"] = "name" if params.get("by") == "name" else "email"
+    return ListQuery(
+        q=params.get("q", "")[:320],
+        by=by,
+        status=_STATUSES.get(params.get("status", "")),
+        topic=params.get("topic", "")[:100],
+        after=params.get("after", "")[:400],
+    )
+
+
+@view(Role.VIEWER)
+async def subscribers_page(request: Request, visit: Visit) -> Response:
+    """GET /admin/subscribers: 50 a page, newest first or by the searched prefix."""
+    engine = admin_of(request).engine
+    query = list_query(request)
+
+    def load() -> Any:
+        with engine.connect() as conn:
+            page = list_page(conn, query)
+            conn.rollback()
+        return page
+
+    page = await run_in_threadpool(load)
+    keep = {
+        k: v for k, v in request.query_params.items() if k in ("q", "by", "status", "topic") and v
+    }
+    return render(
+        request,
+        "subscribers.html",
+        visit.user,
+        title="Subscribers",
+        nav="subscribers",
+        page=page,
+        query=query,
+        keep=keep,
+        statuses=list(_STATUSES),
+    )
+
+
+def _person_id(request: Request) -> int:
+    return int(request.path_params["subscriber_id"])
+
+
+@view(Role.VIEWER)
+async def person_page(request: Request, visit: Visit) -> Response:
+    """GET /admin/subscribers/{id}: everything held, their history and their last deliveries."""
+    ctx = admin_of(request)
+    person_id = _person_id(request)
+
+    def load() -> tuple[Any, Any, Any]:
+        with ctx.engine.connect() as conn:
+            person = store.get(conn, person_id)
+            history = store.events(conn, person_id)
+            d = deliveries.c
+            sent = conn.execute(
+                sa.select(d.edition_id, d.status, d.attempts, d.last_code, d.updated_at)
+                .where(d.subscriber_id == person_id)
+                .order_by(d.updated_at.desc())
+                .limit(50)
+            ).all()
+            conn.rollback()
+        return person, history, sent
+
+    person, history, sent = await run_in_threadpool(load)
+    return render(
+        request,
+        "subscriber.html",
+        visit.user,
+        title=person.name or person.email,
+        nav="subscribers",
+        p=person,
+        history=history,
+        sent=sent,
+        may_erase=may_send(visit.user, ctx.settings),
+        confirm=False,
+    )
+
+
+@view(Role.EDITOR)
+async def unsubscribe_person(request: Request, visit: Visit) -> Response:
+    """POST /admin/subscribers/{id}/unsubscribe: nothing more is sent to them."""
+    ctx = admin_of(request)
+    person_id = _person_id(request)
+
+    def write() -> None:
+        with ctx.engine.begin() as conn:
+            store.unsubscribe(conn, person_id, now=utcnow(), source="console")
+            record(conn, visit.user.email, "subscriber.unsubscribe", f"subscriber {person_id}")
+
+    await run_in_threadpool(write)
+    return go(request, f"/subscribers/{person_id}", "unsubscribed")
+
+
+def _erase_forbidden(request: Request, visit: Visit) -> Response:
+    return render(
+        request,
+        "message.html",
+        visit.user,
+        403,
+        title="Not allowed",
+        message="Erasing a person needs an admin "
+        "(or an editor, when NEWSLETTER_CONSOLE_EDITORS_MAY_SEND is on).",
+    )
+
+
+@view(Role.EDITOR)
+async def erase_confirm(request: Request, visit: Visit) -> Response:
+    """GET /admin/subscribers/{id}/erase: what erasing does, and the button."""
+    ctx = admin_of(request)
+    if not may_send(visit.user, ctx.settings):
+        return _erase_forbidden(request, visit)
+    person_id = _person_id(request)
+
+    def load() -> Any:
+        with ctx.engine.connect() as conn:
+            return store.get(conn, person_id)
+
+    person = await run_in_threadpool(load)
+    return render(
+        request,
+        "subscriber.html",
+        visit.user,
+        title=f"Erase {person.email}?",
+        nav="subscribers",
+        p=person,
+        history=[],
+        sent=[],
+        may_erase=True,
+        confirm=True,
+    )
+
+
+@view(Role.EDITOR)
+async def erase_person(request: Request, visit: Visit) -> Response:
+    """POST /admin/subscribers/{id}/erase: erase everywhere and suppress the address."""
+    ctx = admin_of(request)
+    if not may_send(visit.user, ctx.settings):
+        return _erase_forbidden(request, visit)
+    person_id = _person_id(request)
+    if visit.value("confirm") != "yes":
+        return go(request, f"/subscribers/{person_id}/erase")
+    secret = ctx.settings.secret()
+
+    def write() -> None:
+        with ctx.engine.begin() as conn:
+            person = store.get(conn, person_id)
+            erase(conn, person.email, secret=secret, now=utcnow())
+            record(conn, visit.user.email, "subscriber.erase", f"subscriber {person_id}")
+        forget_freed(ctx.engine)
+
+    await run_in_threadpool(write)
+    return go(request, "/subscribers", "erased")
+
+
+def routes() -> list[Route]:
+    """The subscriber routes (relative to ``/admin``); import and export are in :mod:`.imports`."""
+    base = "/subscribers/{subscriber_id:int}"
+    return [
+        Route("/subscribers", subscribers_page, methods=["GET"]),
+        Route(base, person_page, methods=["GET"]),
+        Route(base + "/unsubscribe", unsubscribe_person, methods=["POST"]),
+        Route(base + "/erase", erase_confirm, methods=["GET"]),
+        Route(base + "/erase", erase_person, methods=["POST"]),
+    ]

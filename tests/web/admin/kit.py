@@ -1,0 +1,57 @@
+"""Helpers for the console tests: an app at http://testserver, accounts, signing in, posting."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from newsletter.core.config import Settings
+from newsletter.web.admin.accounts import add_user
+from newsletter.web.admin.roles import Role
+from tests.support.web import WebEnv, make_env
+
+__all__ = ["PASSWORD", "account", "console_env", "form_token", "post", "sign_in"]
+
+PASSWORD = "plover-anchor-velvet-42"
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def console_env(settings: Settings, smtp_url: str, **changes: object) -> WebEnv:
+    """The app over a fresh database, served at http://testserver (so cookies travel)."""
+    update: dict[str, object] = {"base_url": "http://testserver", **changes}
+    return make_env(settings.model_copy(update=update), smtp_url)
+
+
+def account(env: WebEnv, email: str, role: Role, password: str = PASSWORD) -> None:
+    """A console account."""
+    with env.engine.begin() as conn:
+        add_user(conn, email, role, password)
+
+
+def form_token(html: str) -> str:
+    """The CSRF token in a page."""
+    found = _TOKEN.search(html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    """Fill in and post the sign-in form."""
+    page = await client.get("/admin/login")
+    return await client.post(
+        "/admin/login",
+        data={"csrf_token": form_token(page.text), "email": email, "password": password},
+    )
+
+
+async def post(
+    client: httpx.AsyncClient, page_path: str, action: str, data: dict[str, object] | None = None
+) -> httpx.Response:
+    """Open ``page_path`` for its CSRF token, then post ``data`` to ``action``."""
+    page = await client.get(page_path)
+    assert page.status_code == 200, page.text[:500]
+    fields = {"csrf_token": form_token(page.text), **(data or {})}
+    return await client.post(action, data=fields)
