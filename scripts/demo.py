@@ -23,6 +23,49 @@ DEMO = ROOT / "demo"
 SINCE = "2026-11-24T00:00:00Z"
 
 
+# The newsroom's look, shared by the email and the readers' pages.
+BRANDED = """\
+privacy_url = "https://news.example.com/privacy"
+schedule_text = "every morning at 7am"
+
+[brand]
+name = "The Morning Briefing"
+logo_url = "https://news.example.com/static/logo-white.png"
+logo_width = 180
+logo_height = 36
+logo_alt = "Britain's News Portal"
+colour = "#7a1020"
+accent = "#9c1c2c"
+font = "Georgia, 'Times New Roman', serif"
+footer_text = "Written by the Britain's News Portal newsroom in London."
+
+[[signup_sections]]
+topic = "uk"
+label = "UK"
+description = "What is happening across the four nations, from councils to courts."
+
+[[signup_sections]]
+topic = "politics"
+label = "Politics"
+description = "Westminster and the devolved governments, explained without the spin."
+
+[[signup_sections]]
+topic = "business"
+label = "Business"
+description = "Prices, pay and the companies that set them."
+
+[[signup_sections]]
+topic = "crime"
+label = "Crime"
+description = "Investigations and the court cases that matter."
+
+[[signup_sections]]
+topic = "world"
+label = "World"
+description = "The stories from abroad that will reach Britain next."
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -62,6 +105,7 @@ def wait_for_port(port: int, sink: subprocess.Popen[bytes]) -> None:
 def main() -> None:
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
+    (DEMO / "newsletter.toml").write_text(BRANDED, encoding="utf-8")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
