@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -70,9 +71,7 @@ def test_no_horizontal_scrolling_at_375px(
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert page.evaluate("document.body.scrollWidth") <= 375
         # the container took the narrow width instead of its desktop 600 px
-        width = page.evaluate(
-            "document.querySelector('table.container').getBoundingClientRect().width"
-        )
+        width = page.evaluate("document.querySelector('table.card').getBoundingClientRect().width")
         assert width <= 375
     finally:
         page.close()
@@ -81,9 +80,7 @@ def test_no_horizontal_scrolling_at_375px(
 def test_desktop_container_is_600px(browser: Any, settings: Settings, tmp_path: Path) -> None:
     page = _open(browser, _preview_file(settings, daily_edition(), tmp_path), 1024)
     try:
-        width = page.evaluate(
-            "document.querySelector('table.container').getBoundingClientRect().width"
-        )
+        width = page.evaluate("document.querySelector('table.card').getBoundingClientRect().width")
         assert width == 600
         size = page.evaluate(
             "parseFloat(getComputedStyle(document.querySelector('td.px p')).fontSize)"
@@ -126,7 +123,7 @@ def test_text_stays_readable_in_light_and_dark_mode(
     try:
         pairs = page.evaluate(_COLOURS)
         card = page.evaluate(
-            "getComputedStyle(document.querySelector('table.container')).backgroundColor"
+            "getComputedStyle(document.querySelector('table.card')).backgroundColor"
         )
     finally:
         page.close()
@@ -134,4 +131,35 @@ def test_text_stays_readable_in_light_and_dark_mode(
     for pair in pairs:
         ratio = contrast(_hex(pair["fg"]), _hex(pair["bg"]))
         assert ratio >= 4.5, f"{scheme}: {pair['text']!r} has contrast {ratio:.2f}"
+    assert (card == "rgb(255, 255, 255)") == (scheme == "light")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [375, 600])
+def test_screenshots_light_and_dark(
+    browser: Any, settings: Settings, tmp_path: Path, scheme: str, width: int
+) -> None:
+    """Screenshots of the digest (kept in $DIGEST_SCREENSHOTS when set, to look at)."""
+    keep = os.environ.get("DIGEST_SCREENSHOTS")
+    folder = Path(keep) if keep else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page = _open(browser, _preview_file(settings, daily_edition(), tmp_path), width, scheme)
+    try:
+        shot = folder / f"digest-{width}-{scheme}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        masthead = page.evaluate(
+            "getComputedStyle(document.querySelector('td.masthead')).backgroundColor"
+        )
+        card = page.evaluate(
+            "getComputedStyle(document.querySelector('table.card')).backgroundColor"
+        )
+        headline = page.evaluate("getComputedStyle(document.querySelector('h1 a')).color")
+        others = page.evaluate("getComputedStyle(document.querySelector('h3 a')).color")
+    finally:
+        page.close()
+    assert shot.stat().st_size > 10_000
+    assert masthead != "rgba(0, 0, 0, 0)"
+    # the lead headline keeps the same colour as the others in both schemes (never link blue)
+    assert headline == others
     assert (card == "rgb(255, 255, 255)") == (scheme == "light")
