@@ -46,6 +46,7 @@ __all__ = [
     "go",
     "login_page",
     "render",
+    "site_root",
     "view",
 ]
 
@@ -116,7 +117,12 @@ def admin_of(request: Request) -> AdminContext:
 
 def admin_root(request: Request) -> str:
     """The console's public path prefix (``/admin`` under the app's root)."""
-    return root_of(request) + "/admin"
+    return site_root(request) + "/admin"
+
+
+def site_root(request: Request) -> str:
+    """The app's public path prefix ("" at the root), also inside the console's mount."""
+    return str(request.scope.get("app_root_path", root_of(request))).rstrip("/")
 
 
 def render(
@@ -140,7 +146,7 @@ def render(
             language=web.settings.language,
             direction=web.settings.direction,
             csrf_token=web.csrf.form_token(nonce),
-            root=root_of(request),
+            root=site_root(request),
             admin=admin_root(request),
             user=user,
             **values,

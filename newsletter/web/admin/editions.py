@@ -182,7 +182,7 @@ async def edit(request: Request, visit: Visit) -> Response:
                 timezone=ctx.settings.timezone,
                 subject=visit.value("subject") or None,
                 preheader=visit.value("preheader") or None,
-                intro=visit.value("intro") if "intro" in visit.form else None,
+                intro=visit.value("intro") or None,  # empty keeps the note as it is
                 lead=lead if lead in kept and lead != ids[0] else None,
                 remove=remove,
                 moves=[(a, n) for n, a in enumerate(order, 1)] if order != kept else [],

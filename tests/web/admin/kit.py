@@ -11,7 +11,16 @@ from newsletter.web.admin.accounts import add_user
 from newsletter.web.admin.roles import Role
 from tests.support.web import WebEnv, make_env
 
-__all__ = ["PASSWORD", "account", "console_env", "form_token", "post", "sign_in"]
+__all__ = [
+    "PASSWORD",
+    "account",
+    "confirmed_people",
+    "console_env",
+    "form_token",
+    "fresh_articles",
+    "post",
+    "sign_in",
+]
 
 PASSWORD = "plover-anchor-velvet-42"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -55,3 +64,36 @@ async def post(
     assert page.status_code == 200, page.text[:500]
     fields = {"csrf_token": form_token(page.text), **(data or {})}
     return await client.post(action, data=fields)
+
+
+def fresh_articles(env: WebEnv, count: int = 4) -> list[str]:
+    """``count`` articles published in the last hours (the build page shows the last days)."""
+    from datetime import UTC, datetime, timedelta
+
+    from newsletter.content.articles import upsert_articles
+    from tests.support.sample_editions import article
+
+    now = datetime.now(UTC)
+    made = [
+        article(100 + n, "UK", ("politics",), published_at=now - timedelta(hours=n + 1))
+        for n in range(count)
+    ]
+    with env.engine.begin() as conn:
+        upsert_articles(conn, made, now)
+    return [a.id for a in made]
+
+
+def confirmed_people(env: WebEnv, count: int, prefix: str = "reader") -> None:
+    """``count`` confirmed subscribers, ``reader0001@example.org`` and on."""
+    from subscribers import store
+
+    secret = env.settings.secret()
+    with env.engine.begin() as conn:
+        for n in range(count):
+            store.add(
+                conn,
+                f"{prefix}{n:04d}@example.org",
+                name=f"Reader {n:04d}",
+                secret=secret,
+                confirmed=True,
+            )
