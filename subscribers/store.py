@@ -163,7 +163,8 @@ def add(
             pass  # a request to be confirmed by the mailbox's owner, who alone lifts it
         elif not resubscribe:
             raise SuppressedError(
-                f"{address.email} was erased at their request; adding them again needs --force"
+                f"{address.email} was erased at their request; "
+                "adding them again needs resubscribe=True"
             )
         else:
             suppressions.lift(conn, secret, address.key)
@@ -197,7 +198,8 @@ def add(
     if current.status in _INACTIVE:
         if not resubscribe:
             raise SuppressedError(
-                f"{address.email} is {current.status.value}; adding them again needs --force"
+                f"{address.email} is {current.status.value}; "
+                "adding them again needs resubscribe=True"
             )
         values.update(
             status=target.value,

@@ -174,7 +174,7 @@ def test_an_import_after_rotation_skips_the_erased(
 def test_the_cli_refuses_an_address_erased_before_rotation(run_cli: Run, workdir: Path) -> None:
     old_env = {"NEWSLETTER_SECRET_KEY": OLD}
     new_env = {"NEWSLETTER_SECRET_KEY": NEW, "NEWSLETTER_SECRET_KEYS_PREVIOUS": f"{OLD},{OLDER}"}
-    assert run_cli("subscribers", "add", "jo@example.com", env=old_env).code == 0
+    assert run_cli("subscribers", "add", "jo@example.com", "--no-email", env=old_env).code == 0
     assert run_cli("subscribers", "delete", "jo@example.com", env=old_env).code == 0
     refused = run_cli("subscribers", "add", "jo@example.com", env=new_env)
     assert refused.code == 1

@@ -63,7 +63,7 @@ _FLAGS = {"edition": "--edition", "run_at": "--at", "cron": "--cron", "tz": "--t
 def _message(exc: NewsletterError) -> str:
     if isinstance(exc, InputError) and exc.field in _FLAGS:
         return exc.with_field(_FLAGS[exc.field])
-    return str(exc)
+    return str(exc).replace("resubscribe=True", "--resubscribe")
 
 
 def _version(value: bool) -> None:

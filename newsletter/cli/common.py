@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError
@@ -33,6 +33,7 @@ __all__ = [
     "out",
     "plural",
     "sqlite_file",
+    "warn_unknown_topics",
 ]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -147,3 +148,24 @@ def get_engine() -> Engine:
     if settings.secret_key is not None:
         check_database_key(engine, settings.secret(), record=not reads_only)
     return engine
+
+
+def warn_unknown_topics(conn: Connection, topics: list[str] | None) -> None:
+    """Warn (on stderr) about topics no stored article has, suggesting a close one."""
+    import difflib
+
+    from newsletter.content.articles import known_topics
+    from newsletter.core.topics import normalise_topic
+
+    if not topics:
+        return
+    known = known_topics(conn)
+    if not known:
+        return  # no articles yet: nothing to compare with
+    for topic in topics:
+        slug = normalise_topic(topic)
+        if slug in known:
+            continue
+        close = difflib.get_close_matches(slug, list(known), n=1, cutoff=0.7)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        err.print(f"warning: no article has the topic {topic!r}{hint}", markup=False)

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.cli.common import ArticleTopics, err, get_engine, get_settings, out, plural
+from newsletter.cli.common import (
+    ArticleTopics,
+    err,
+    get_engine,
+    get_settings,
+    out,
+    plural,
+    warn_unknown_topics,
+)
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop
 from newsletter.cli.tables import compact_table, print_table, rest_of_line
 from newsletter.content.states import EditionKind
@@ -100,6 +108,7 @@ def build(
     now = utcnow()
     note = _note(intro, intro_file)
     with get_engine().begin() as conn:
+        warn_unknown_topics(conn, topic)
         edition = build_edition(
             conn,
             now=now,

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.cli.common import err, get_engine, get_settings, out, plural
+from newsletter.cli.common import err, get_engine, get_settings, out, plural, warn_unknown_topics
+from newsletter.cli.prompts import YES_HELP, confirm_or_stop
 from newsletter.cli.tables import fit, terminal_width
 from subscribers.states import SubscriberStatus
 
@@ -27,6 +28,7 @@ __all__ = [
     "export_command",
     "import_command",
     "list_command",
+    "resend_command",
     "show_command",
     "unsubscribe_command",
 ]
@@ -54,22 +56,30 @@ def add_command(
     confirmed: Annotated[
         bool, typer.Option("--confirmed", help="They already confirmed: skip double opt-in.")
     ] = False,
-    force: Annotated[
+    no_email: Annotated[
+        bool,
+        typer.Option("--no-email", help="Do not send the confirmation email (they stay pending)."),
+    ] = False,
+    resubscribe: Annotated[
         bool,
         typer.Option(
-            "--force", help="Add them again although they unsubscribed, bounced or were erased."
+            "--resubscribe",
+            "--force",
+            help="Add them again although they unsubscribed, bounced or were erased.",
         ),
     ] = False,
 ) -> None:
-    """Add one subscriber (pending, with a confirmation link), or update an existing one.
+    """Add one subscriber, or update an existing one.
+
+    A new person is pending and is sent the confirmation email (double opt-in),
+    unless --confirmed (they already agreed) or --no-email.
 
     Example:
 
         newsletter subscribers add ann@example.com --name "Ann Lee" --topic politics --topic uk
     """
+    from newsletter.core.errors import DeliveryError
     from subscribers import store
-    from subscribers.links import confirm_url
-    from subscribers.model import SubscriberStatus
 
     settings = get_settings()
     with get_engine().begin() as conn:
@@ -83,13 +93,81 @@ def add_command(
             timezone=timezone,
             confirmed=confirmed,
             consent_source="cli",
-            resubscribe=force,
+            resubscribe=resubscribe,
         )
+        warn_unknown_topics(conn, topic)
     verb = "added" if before is None else "updated"
     out.print(f"{verb} {subscriber.email} ({subscriber.status.value})", markup=False)
     if subscriber.status is SubscriberStatus.PENDING:
-        link = confirm_url(settings, subscriber.id, subscriber.email)
-        out.print(f"confirm link: {link}", markup=False)
+        if no_email:
+            out.print("no confirmation email sent (--no-email)", markup=False)
+            return
+        try:
+            _send_confirmations([subscriber])
+        except DeliveryError as exc:
+            raise DeliveryError(
+                f"{subscriber.email} is added (pending) but the confirmation email was not "
+                f"sent: {exc}; send it later with: newsletter subscribers resend-confirmation "
+                f"{subscriber.email}"
+            ) from None
+
+
+def _send_confirmations(people: list[Subscriber]) -> None:
+    """Send each pending person their confirmation email, over the one SMTP path."""
+    import asyncio
+
+    from newsletter.delivery.confirmation import (
+        Confirmation,
+        build_confirmation,
+        send_confirmation,
+    )
+    from subscribers.links import confirm_url
+
+    settings = get_settings()
+
+    async def send_all() -> None:
+        for person in people:
+            link = confirm_url(settings, person.id, person.email)
+            message = build_confirmation(settings, Confirmation(person.email, person.name, link))
+            await send_confirmation(settings, message)
+            out.print(f"sent the confirmation email to {person.email}", markup=False)
+
+    asyncio.run(send_all())
+
+
+@app.command("resend-confirmation")
+def resend_command(
+    email: Annotated[
+        str | None, typer.Argument(help="The pending person's address.", show_default=False)
+    ] = None,
+    all_pending: Annotated[
+        bool, typer.Option("--all-pending", help="Everyone still pending.")
+    ] = False,
+) -> None:
+    """Send the confirmation email again to a pending person, or to everyone pending.
+
+    Example:
+
+        newsletter subscribers resend-confirmation ann@example.com
+    """
+    from newsletter.core.errors import InputError, StateError
+    from subscribers import store
+
+    if (email is None) == (not all_pending):
+        raise InputError("give an address or --all-pending (not both)", field="EMAIL")
+    with get_engine().connect() as conn:
+        if email is not None:
+            person = store.get_by_email(conn, email)
+            if person.status is not SubscriberStatus.PENDING:
+                raise StateError(f"{person.email} is {person.status.value}, not pending")
+            people = [person]
+        else:
+            people = list(store.list_subscribers(conn, status=SubscriberStatus.PENDING))
+    if not people:
+        out.print("nobody is pending", markup=False)
+        return
+    _send_confirmations(people)
+    out.print(f"{plural(len(people), 'confirmation email')} sent", markup=False)
 
 
 @app.command("import")
@@ -234,7 +312,9 @@ def list_command(
 
 @app.command("show")
 def show_command(
-    email: _Email,
+    who: Annotated[
+        str, typer.Argument(metavar="EMAIL|ID", help="The address or the subscriber id.")
+    ],
 ) -> None:
     """Print everything held about one person as JSON (answers a GDPR access request).
 
@@ -243,8 +323,10 @@ def show_command(
         newsletter subscribers show ann@example.com
     """
     from newsletter import privacy
+    from subscribers import store
 
     with get_engine().connect() as conn:
+        email = store.get(conn, int(who)).email if who.isdigit() else who
         report = privacy.access_report(conn, email)
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
 
@@ -270,15 +352,19 @@ def unsubscribe_command(
 @app.command("delete")
 def delete_command(
     email: _Email,
+    yes: Annotated[bool, typer.Option("--yes", help=YES_HELP)] = False,
 ) -> None:
     """Erase a person's data; keep only a keyed hash so an import cannot re-add them unasked.
 
+    Asks first on a terminal (--yes skips the question).
+
     Example:
 
-        newsletter subscribers delete ann@example.com
+        newsletter subscribers delete ann@example.com --yes
     """
     from newsletter import privacy
 
+    confirm_or_stop(f"Erase everything held about {email.strip()}? This cannot be undone.", yes=yes)
     settings = get_settings()
     engine = get_engine()
     with engine.begin() as conn:

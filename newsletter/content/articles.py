@@ -7,6 +7,7 @@ its row in place, keyed by the article's stable ``id``; it never duplicates it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -151,3 +152,18 @@ def get_articles(conn: Connection, article_ids: Collection[str]) -> list[Article
         if article_id not in found:
             raise NotFoundError(f"no article with id {article_id!r}")
     return [found[article_id] for article_id in ids]
+
+
+def known_topics(conn: Connection) -> dict[str, str]:
+    """Every topic and section of the stored articles, slug to label, sorted by label."""
+    labels: dict[str, str] = {}
+    # PostgreSQL's json type has no equality, so DISTINCT compares the lists as text
+    topics_text = sa.cast(articles_table.c.topics, sa.Text)
+    query = sa.select(articles_table.c.section, topics_text).distinct()
+    for section, topics_json in conn.execute(query):
+        labels.setdefault(normalise_topic(section), section)
+        for topic in json.loads(topics_json) if topics_json else ():
+            slug = normalise_topic(str(topic))
+            if slug:
+                labels.setdefault(slug, slug.replace("-", " ").capitalize())
+    return dict(sorted(labels.items(), key=lambda item: item[1].casefold()))

@@ -7,16 +7,13 @@ which keeps the lifecycle, the events and the suppression list consistent.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from newsletter.content.articles import known_topics
 from newsletter.core.errors import NotFoundError
-from newsletter.core.schema import articles as articles_table
-from newsletter.core.topics import normalise_topic
 from subscribers import signup, store
 from subscribers.model import Consent, Subscriber
 from subscribers.signup import SignupKind
@@ -44,18 +41,8 @@ class SignupOutcome:
 
 
 def available_topics(conn: Connection) -> dict[str, str]:
-    """The topics readers may choose, slug to label: every article topic and section."""
-    labels: dict[str, str] = {}
-    # PostgreSQL's json type has no equality, so DISTINCT compares the lists as text
-    topics_text = sa.cast(articles_table.c.topics, sa.Text)
-    query = sa.select(articles_table.c.section, topics_text).distinct()
-    for section, topics_json in conn.execute(query):
-        labels.setdefault(normalise_topic(section), section)
-        for topic in json.loads(topics_json) if topics_json else ():
-            slug = normalise_topic(str(topic))
-            if slug:
-                labels.setdefault(slug, slug.replace("-", " ").capitalize())
-    return dict(sorted(labels.items(), key=lambda item: item[1].casefold()))
+    """The topics readers may choose, slug to label (every article topic and section)."""
+    return known_topics(conn)
 
 
 def get(conn: Connection, subscriber_id: int) -> Subscriber:

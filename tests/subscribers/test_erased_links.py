@@ -7,6 +7,8 @@ links (and a confirm link, and a late bounce) would act on the newcomer.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,7 @@ from tests.support.cli import CLIResult
 from tests.support.web import WebEnv, asgi_client, csrf_token, make_env, path_of
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-CONFIRM_RE = re.compile(r"confirm link: (\S+)")
+CONFIRM_RE = re.compile(r"(https://\S+/confirm/\S+)")
 
 
 def _all_links(settings: Settings, subscriber_id: int, address: str) -> dict[Purpose, str]:
@@ -115,13 +117,19 @@ async def test_the_erased_persons_links_do_nothing_to_the_next_signup(
     run_cli: Callable[..., CLIResult],
     database_url: str,
     web: tuple[WebEnv, httpx.AsyncClient],
+    smtp_server: SMTPServer,
 ) -> None:
     env, client = web
-    cli_env = {"NEWSLETTER_DATABASE_URL": database_url}
+    cli_env = {"NEWSLETTER_DATABASE_URL": database_url, "NEWSLETTER_SMTP_URL": smtp_server.url}
     assert run_cli("subscribers", "add", "early@example.com", "--confirmed", env=cli_env).code == 0
     added = run_cli("subscribers", "add", "old@example.com", "--name", "Olive Old", env=cli_env)
     assert added.code == 0, added.stderr
-    found = CONFIRM_RE.search(added.stdout)
+    assert "/confirm/" not in added.stdout + added.stderr  # a link token is never printed
+    [mail] = smtp_server.received
+    text = email.message_from_bytes(mail.data, policy=email.policy.default)
+    body = text.get_body(preferencelist=("plain",))
+    assert body is not None
+    found = CONFIRM_RE.search(body.get_content())
     assert found
     confirm = path_of(env.settings, found.group(1))
     with env.engine.connect() as conn:

@@ -95,7 +95,7 @@ def test_erasure_scrubs_the_relays_error_the_status_and_the_file(
 
 
 def test_the_database_file_is_private(run_cli: Run, workdir: Path) -> None:
-    _ok(run_cli("subscribers", "add", "cy@example.com"))
+    _ok(run_cli("subscribers", "add", "cy@example.com", "--no-email"))
     for name in ("test.db", "test.db-wal", "test.db-shm"):
         path = workdir / name
         if path.exists():
