@@ -12,6 +12,7 @@ three chunks are held at once, whatever the file's size.
 from __future__ import annotations
 
 import functools
+import operator
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -108,6 +109,8 @@ class Layout:
     consent_at: int
     consent_ip: int
     extra: tuple[tuple[int, str], ...]  # custom attribute columns: (position, name)
+    # the standard columns' cells, in csvio.COLUMNS order, taken in one call
+    cells: Callable[[list[str]], tuple[str, ...]]
 
     @classmethod
     def from_header(cls, names: list[str]) -> Layout:
@@ -117,29 +120,24 @@ class Layout:
         position = {name: i for i, name in enumerate(names) if name}
         spots = {column: position.get(column, width) for column in COLUMNS}
         extra = tuple((i, name) for i, name in enumerate(names) if name and name not in _RESERVED)
-        return cls(width=width, extra=extra, **spots)
+        cells = operator.itemgetter(*(spots[column] for column in COLUMNS))
+        return cls(width=width, extra=extra, cells=cells, **spots)
 
 
 def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
     """Check one record; :class:`SubscriberInputError` names the field that is wrong."""
-    if len(fields) > layout.width:
-        raise SubscriberInputError(f"has {len(fields)} fields but the header has {layout.width}")
+    count = len(fields)
+    if count > layout.width:
+        raise SubscriberInputError(f"has {count} fields but the header has {layout.width}")
     # spreadsheets drop trailing blank cells: pad, plus the blank cell of absent columns
-    cells = fields + [""] * (layout.width + 1 - len(fields))
-    raw_email = cells[layout.email].strip()
-    if not raw_email:
+    cells = fields + [""] * (layout.width + 1 - count)
+    email, name, topics, timezone, status_cell, source, at, ip = layout.cells(cells)
+    if not email or email.isspace():
         raise SubscriberInputError("no email address", field="email")
-    address = normalise_address(raw_email)
-    status_cell = cells[layout.status]
+    address = normalise_address(email)
     status = None
     if status_cell:
-        status_cell = status_cell.strip().lower()
-        status = _STATUSES.get(status_cell)
-        if status_cell and status is None:
-            raise SubscriberInputError(
-                f"{status_cell!r} is not one of {', '.join(_STATUSES)}", field="status"
-            )
-    topics = cells[layout.topics]
+        status = _STATUSES.get(status_cell) or _status(status_cell)
     attributes = {}
     for i, column in layout.extra:
         value = cells[i]
@@ -147,24 +145,29 @@ def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
             attributes[column] = (
                 clean_attribute(column, value) if len(value) > MAX_ATTRIBUTE else value
             )
-    consent_source, consent_at, consent_ip = (
-        cells[layout.consent_source],
-        cells[layout.consent_at],
-        cells[layout.consent_ip],
-    )
     return Row(
         line,
         address.key,
         address.email,
-        _name(cells[layout.name]),
+        _name(name),
         (split_topics(topics.strip()) or None) if topics else None,
-        _timezone(cells[layout.timezone]),
+        _timezone(timezone),
         status,
         attributes,
-        _short(consent_source.strip(), "consent_source") if consent_source else None,
-        _consent_at(consent_at.strip()) if consent_at else None,
-        _short(consent_ip.strip(), "consent_ip") if consent_ip else None,
+        _short(source.strip(), "consent_source") if source else None,
+        _consent_at(at.strip()) if at else None,
+        _short(ip.strip(), "consent_ip") if ip else None,
     )
+
+
+def _status(cell: str) -> SubscriberStatus | None:
+    folded = cell.strip().lower()
+    status = _STATUSES.get(folded)
+    if folded and status is None:
+        raise SubscriberInputError(
+            f"{folded!r} is not one of {', '.join(_STATUSES)}", field="status"
+        )
+    return status
 
 
 def _name(cell: str) -> str | None:
