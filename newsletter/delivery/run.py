@@ -327,15 +327,28 @@ class SendRun:
         # MessageTemplate and dkimpy emit CRLF line ends only (the tests check it).
         sender = self.return_path(row.subscriber_id, row.email)
         attempt = await connection.deliver(sender, row.email, data, ready=begun, crlf=True)
+        if _session_ended(attempt):
+            # The session ended under this message after delivering others (a
+            # per-session cap, an idle timeout): neither about this recipient nor
+            # congestion. Once, at once, on a fresh session, with the same row
+            # still `sending` and no attempt spent.
+            await self.pool.release(connection, reusable=False)
+            try:
+                connection = await self.pool.acquire()
+            except DeliveryError:
+                connection = None
+            else:
+                attempt = await connection.deliver(sender, row.email, data, ready=begun, crlf=True)
         if not await begun:
             # Unsubscribed or erased since the claim: the journal failed the row and
             # deliver() stopped before DATA.
             self._done(row)
         else:
             self._result(journal, row, attempt)
-        if attempt.reusable:
+        if connection is not None and attempt.reusable:
             return connection
-        await self.pool.release(connection, reusable=False)
+        if connection is not None:
+            await self.pool.release(connection, reusable=False)
         return None
 
     def _done(self, row: outbox.Claimed) -> None:
@@ -404,6 +417,15 @@ class SendRun:
         if self.failures_in_a_row >= self.threshold and not report.paused_reason:
             report.paused_reason = f"{self.failures_in_a_row} failures in a row (last: {error})"
             self.halt = True
+
+
+def _session_ended(attempt: Attempt) -> bool:
+    """A 421 or a drop before the payload on a session that had delivered (no slow-down)."""
+    return (
+        attempt.outcome is DeliveryStatus.DEFERRED
+        and attempt.code in (None, 421)
+        and not attempt.slow_down
+    )
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -117,10 +117,12 @@ async def test_a_couple_of_421s_are_retried_without_slowing_down(
         options=SendOptions(concurrency=2, rate=200, **FAST),
     )
     assert report.sent == 10
-    assert report.deferred == 2
-    # two 421s are not a burst: retried on fresh connections, the pace unchanged
+    # Each 421 ended a session that had delivered: retried at once on a fresh
+    # connection, without spending an attempt; and two are not a burst.
+    assert report.deferred == 0
     assert (report.slowdowns, report.slowed_to, report.pace) == (0, None, [])
     assert smtp_server.handler.replies_421 == 2
+    assert {attempts for _, attempts, _ in rows(engine, edition_id).values()} == {1}
     exactly_once(smtp_server, 10)
 
 
@@ -135,7 +137,9 @@ async def test_a_disconnect_mid_batch_is_retried_on_a_fresh_connection(
         edition_id,
         options=SendOptions(concurrency=2, **FAST),
     )
-    assert (report.sent, report.deferred, report.unknown) == (9, 2, 0)
+    # retried at once on a fresh session, or (a session's first message) after a backoff
+    assert (report.sent, report.unknown) == (9, 0)
+    assert report.deferred <= 2
     exactly_once(smtp_server, 9)
     # the dropped sessions were replaced: more sessions than connections
     assert len(smtp_server.handler.peers) >= 3

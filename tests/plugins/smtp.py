@@ -121,6 +121,13 @@ class Misbehaviour:
     pipelining: bool = False
 
 
+def _counts(session: Session) -> list[int]:
+    """[this connection's number, messages it delivered], kept on the session itself
+    ([0, 0] before its EHLO)."""
+    found: list[int] = getattr(session, "misbehaviour_counts", [0, 0])
+    return found
+
+
 def _every(n: int | None, number: int) -> bool:
     return n is not None and number % n == 0
 
@@ -143,7 +150,6 @@ class RecordingHandler:
         self.refused_connections = 0
         self.dropped_connections = 0
         self.tempfails = 0
-        self._sessions: dict[int, list[int]] = {}  # id(session) -> [number, messages]
         self._rng = random.Random(self.misbehave.seed)
         self._on_message = on_message
         self._lock = threading.Lock()
@@ -163,10 +169,10 @@ class RecordingHandler:
         m = self.misbehave
         session.host_name = hostname
         with self._lock:
-            if id(session) not in self._sessions:
+            if not hasattr(session, "misbehaviour_counts"):
                 self.connections += 1
-                self._sessions[id(session)] = [self.connections, 0]
-            number = self._sessions[id(session)][0]
+                session.misbehaviour_counts = [self.connections, 0]  # type: ignore[attr-defined]
+            number = _counts(session)[0]
         if self._faulty(number) and _every(m.refuse_every_nth_connection, number):
             with self._lock:
                 self.refused_connections += 1
@@ -182,7 +188,7 @@ class RecordingHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         limit = self.misbehave.session_limit
-        _, delivered = self._sessions.get(id(session), [0, 0])
+        _, delivered = _counts(session)
         if limit is not None and delivered >= limit:
             await server.push("421 4.7.0 closing")
             assert server.transport is not None
@@ -210,7 +216,7 @@ class RecordingHandler:
             accepted = len(self.received)
         if m.delay_rcpt and self._slow():
             await asyncio.sleep(m.delay_rcpt)
-        number, delivered = self._sessions.get(id(session), [0, 0])
+        number, delivered = _counts(session)
         if (
             delivered == 0
             and self._faulty(number)
@@ -269,8 +275,7 @@ class RecordingHandler:
         )
         with self._lock:
             self.received.append(item)
-            if id(session) in self._sessions:
-                self._sessions[id(session)][1] += 1
+            _counts(session)[1] += 1
         if self._on_message is not None:
             self._on_message(item)
         if set(envelope.rcpt_tos) & m.drop_after_data:
