@@ -30,12 +30,12 @@ __all__ = [
 
 
 def edition_html(renderer: Renderer, edition: Edition) -> str:
-    """The edition's HTML as any reader would see it, with no personal links in it.
+    """The edition's web copy: no greeting, no personal links, a signup line instead.
 
     The renderer caches the variant, so premailer runs once per edition and app.
     """
-    variant = renderer.render(edition, None)
-    # a visitor has no subscription to manage: both personal links lead to the signup page
+    variant = renderer.render(edition, None, web=True)
+    # the web copy holds no slot; any left would lead a visitor to the signup page
     signup = f"{renderer.settings.base_url}/"
     return variant.fill_html({"name": "", "unsubscribe_url": signup, "preferences_url": signup})
 
