@@ -20,7 +20,7 @@ from newsletter import privacy
 from newsletter.core.config import Settings, load_settings
 from newsletter.core.errors import ConfigError, SuppressedError, TokenError, TokenExpiredError
 from newsletter.core.keys import SigningSecret
-from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf
+from newsletter.web.csrf import CSRF_COOKIE, CSRF_FIELD, Csrf
 from subscribers import store
 from subscribers import suppressions as supp
 from subscribers.importer import import_file

@@ -22,7 +22,14 @@ from newsletter.core.schema import articles as articles_table
 from newsletter.core.text import plural
 from newsletter.core.topics import normalise_topic
 
-__all__ = ["ImportResult", "get_article", "get_articles", "list_articles", "upsert_articles"]
+__all__ = [
+    "ImportResult",
+    "get_article",
+    "get_articles",
+    "known_topics",
+    "list_articles",
+    "upsert_articles",
+]
 
 # SQLite allows 999 bound parameters in old builds; stay well below it.
 _CHUNK = 500
