@@ -6,6 +6,13 @@
 # without it, it says which tests will skip and carries on.
 set -euo pipefail
 
+# axe-core for the console's accessibility test, test-only, from the npm registry
+axe_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/web/admin/.axe"
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] && command -v npm >/dev/null 2>&1; then
+  npm install --prefix "$axe_dir" axe-core@4 --no-package-lock --no-audit --no-fund >/dev/null 2>&1 \
+    || echo "note: axe-core could not be installed; the console's accessibility checks will skip" >&2
+fi
+
 want=()
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)

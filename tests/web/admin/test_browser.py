@@ -1,0 +1,184 @@
+"""The console in headless Chromium: sign in, build, preview, test-send, send and watch,
+search and erase, import with rejects; axe-core finds no WCAG A/AA violation; nothing
+scrolls sideways at 375 px."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newsletter.core.config import Settings
+from newsletter.web.admin.roles import Role
+from tests.plugins.smtp import SMTPServer
+from tests.support.web import running_server, wait_for
+from tests.web.admin.kit import PASSWORD, account, confirmed_people, console_env, fresh_articles
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync", "--disable-quic"]
+AXE = Path(__file__).parent / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
+PEOPLE = 300
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (scripts/system-deps.sh)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is missing"
+    )
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _violations(page: Any) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page (empty when axe is not installed)."""
+    if not AXE.exists():
+        return []
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations"
+        ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"
+    )
+    return list(result)
+
+
+def _check(page: Any, seen: dict[str, list[str]]) -> None:
+    """No sideways scrolling at the page's width; axe's findings kept by path."""
+    width = page.viewport_size["width"]
+    wide = page.evaluate(
+        "w => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w)"
+        ".map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right).slice(0, 5)",
+        width,
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, (page.url, wide)
+    seen[re.sub(r"^https?://[^/]+", "", page.url)] = _violations(page)
+
+
+def test_an_editors_morning_in_the_console(
+    browser: Any, settings: Settings, smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    env = console_env(settings, smtp_server.url)
+    account(env, "admin@example.com", Role.ADMIN)
+    ids = fresh_articles(env, 4)
+    confirmed_people(env, PEOPLE)
+    findings: dict[str, list[str]] = {}
+    with running_server(env.app) as base:
+        context = browser.new_context(
+            viewport={"width": 375, "height": 800}, bypass_csp=True, accept_downloads=True
+        )
+        page = context.new_page()
+        page.route(re.compile(r"^https://"), lambda route: route.abort())  # offline pictures
+        try:
+            page.goto(base + "/admin/subscribers")
+            assert page.locator("input[name=password]").count() == 1  # the login, no data
+            assert "reader0001" not in page.content()
+            _check(page, findings)
+            page.fill("#email", "admin@example.com")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(r"/admin/subscribers$"))
+            _check(page, findings)
+
+            # build an edition from three chosen articles, the third as lead
+            page.goto(base + "/admin/editions/new")
+            _check(page, findings)
+            for n, article_id in enumerate(ids[:3], 1):
+                row = page.locator("li", has=page.locator(f"input[value='{article_id}']"))
+                row.locator("input[name=pick]").check()
+                row.locator("input[type=number]").fill(str(4 - n))
+            page.locator(f"input[name=lead][value='{ids[2]}']").check()
+            page.fill("#subject", "Your morning briefing, " + "very " * 12 + "long")
+            hint = page.locator("#subject-hint").inner_text()
+            assert "of 60 characters" in hint  # the live hint
+            page.fill("#subject", "Your morning briefing")
+            page.click("text=Build the draft")
+            page.wait_for_url(re.compile(r"/admin/editions/[^/]+\?done=built$"))
+            edition_url = page.url.split("?")[0]
+            _check(page, findings)
+
+            # preview side by side, then a test send to the sink
+            page.click("text=Preview")
+            page.wait_for_selector("iframe[title='The email at 375 px']")
+            assert "Your morning briefing" in page.inner_text("#inbox-row")
+            frame = page.frame_locator("iframe[title='The email at 600 px']")
+            assert frame.locator("h1").count() == 1
+            _check(page, findings)
+            page.goto(edition_url)
+            page.fill("#to", "desk@example.net")
+            page.click("text=Send test")
+            page.wait_for_selector("text=The test message was sent.")
+            assert [r.rcpt_tos for r in smtp_server.received] == [["desk@example.net"]]
+
+            # send to the list and watch the progress reach 100%
+            page.click("text=Send now")
+            assert page.inner_text("#recipient-count") == f"{PEOPLE:,}"
+            _check(page, findings)
+            page.click("button.danger")
+            page.wait_for_url(re.compile(r"/progress\?done=sending$"))
+            page.wait_for_selector("#progress[data-status=sent]", timeout=120_000)
+            assert page.get_attribute("#progress", "data-percent") == "100"
+            assert page.inner_text("[data-count=sent]") == str(PEOPLE)
+            _check(page, findings)
+            wait_for(lambda: len(smtp_server.received) == PEOPLE + 1, "every message")
+
+            # find someone by searching, and erase them
+            page.goto(base + "/admin/subscribers")
+            page.fill("#q", "reader0123")
+            page.click("form[role=search] button")
+            page.click("text=reader0123@example.org")
+            _check(page, findings)
+            page.click("text=Erase…")
+            _check(page, findings)
+            page.click("text=Erase this person")
+            page.wait_for_selector("text=The person was erased")
+            page.fill("#q", "reader0123")
+            page.click("form[role=search] button")
+            page.wait_for_selector("text=Nobody matches.")
+
+            # import a CSV with bad lines and download the report of rejects
+            upload = tmp_path / "people.csv"
+            upload.write_text(
+                "email,name\nnew1@example.org,New One\nbroken-address,Nobody\n"
+                "new2@example.org,New Two\n@@@,Worse\n",
+                encoding="utf-8",
+            )
+            page.goto(base + "/admin/subscribers/import")
+            _check(page, findings)
+            page.set_input_files("#file", str(upload))
+            page.click("#import-form button[type=submit]")
+            page.wait_for_selector("#import-summary")
+            assert "imported 2" in page.inner_text("#import-summary")
+            _check(page, findings)
+            with page.expect_download() as download:
+                page.click("text=Download the report")
+            report = Path(download.value.path()).read_text(encoding="utf-8")
+            assert [line.split(",")[0] for line in report.splitlines()] == ["line", "3", "5"]
+
+            for path in ("/admin/", "/admin/editions", "/admin/schedules", "/admin/audit"):
+                page.goto(base + path)
+                _check(page, findings)
+            page.goto(base + "/admin/schedules/new?cron=0+7+*+*+1-5&tz=Europe/London")
+            assert "Monday to Friday" in page.inner_text("#cron-reading")
+            _check(page, findings)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.goto(base + "/admin/")
+            _check(page, findings)
+        finally:
+            context.close()
+    bad = {path: found for path, found in findings.items() if found}
+    assert not bad, json.dumps(bad, indent=1)
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (scripts/system-deps.sh); only layout checked")
