@@ -55,14 +55,16 @@ def _violations(page: Any) -> list[str]:
     return list(result)
 
 
+# what sticks out past the right edge, to name it when the layout test fails
+_WIDE = """w => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > w)
+  .map(e => e.tagName + '.' + e.className).slice(0, 5)"""
+
+
 def _check(page: Any, seen: dict[str, list[str]]) -> None:
     """No sideways scrolling at the page's width; axe's findings kept by path."""
     width = page.viewport_size["width"]
-    wide = page.evaluate(
-        "w => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w)"
-        ".map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right).slice(0, 5)",
-        width,
-    )
+    wide = page.evaluate(_WIDE, width)
     assert page.evaluate("document.documentElement.scrollWidth") <= width, (page.url, wide)
     seen[re.sub(r"^https?://[^/]+", "", page.url)] = _violations(page)
 
