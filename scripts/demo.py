@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from console_demo import console_login
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"
 # The sample articles were published on 25-26 November 2026; the window starts before them.
@@ -160,6 +162,7 @@ def main() -> None:
     print(f"\nOpen the preview in a browser: file://{DEMO / 'preview' / f'{edition}.html'}")
     serve = f"cd demo && ../.venv/bin/newsletter preview {edition} --serve"
     print(f"Or see it at 600 px and 375 px: {serve}")
+    console_login(env, DEMO)  # the editor's console: a demo login (scripts/console_demo.py)
 
 
 if __name__ == "__main__":
