@@ -176,6 +176,8 @@ def preview_response(
         .get_template("preview.html")
         .render(
             subject=edition.subject,
+            sender=settings.sender,
+            preheader=edition.preheader,
             edition_id=edition.id,
             recipient=recipient.personal.email,
             variant_key=Variant.of(edition, recipient.topics).key,
