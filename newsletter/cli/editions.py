@@ -89,13 +89,21 @@ def build(
         Path | None,
         typer.Option("--intro-file", metavar="FILE", help="The editor's note, read from FILE."),
     ] = None,
+    allow_repeats: Annotated[
+        bool,
+        typer.Option(
+            "--allow-repeats",
+            help="Carry stories readers were already sent lately (e.g. a weekly round-up).",
+        ),
+    ] = False,
 ) -> None:
     """Build and store an edition as a draft; print only its id on stdout.
 
     A daily edition takes every article in the window (and topics) behind a top
     story, or exactly the --article ids in the order given; a breaking one
     carries one article, the newest breaking one or --article. --lead picks the
-    top story; --title heads the email.
+    top story; --title heads the email. A reader is not sent a story again within
+    NEWSLETTER_REPEAT_WINDOW (default 7d) unless --allow-repeats.
 
     Example:
 
@@ -123,6 +131,7 @@ def build(
             intro=note,
             site_name=settings.site_name,
             timezone=settings.timezone,
+            allow_repeats=allow_repeats,
         )
     articles = plural(len(edition.articles()), "article")
     err.print(f"built {edition.kind.value} edition, {articles}: {edition.subject}", markup=False)

@@ -263,6 +263,7 @@ def build_edition(
     article_ids: Collection[str] | None = None,
     site_name: str,
     timezone: str = "Europe/London",
+    allow_repeats: bool = False,
 ) -> Edition:
     """Build, store (as a draft) and return an edition of the articles that match.
 
@@ -327,6 +328,7 @@ def build_edition(
         generated=generated,
         window_start=since,
         created_at=now,
+        allow_repeats=allow_repeats,
     )
     return _store(conn, edition, f"{local:%Y-%m-%d}-{kind.value}")
 

@@ -120,6 +120,9 @@ class Edition(_Model):
     sent_at: AwareDatetime | None = None
     status: EditionStatus = EditionStatus.DRAFT
     status_reason: str | None = None
+    # carry stories a reader was already sent lately (a weekly round-up); else each
+    # reader's copy leaves them out (NEWSLETTER_REPEAT_WINDOW)
+    allow_repeats: bool = False
 
     def articles(self) -> list[Article]:
         """Every article of the edition, top story first, in reading order."""

@@ -1,9 +1,11 @@
 """Render an edition into HTML and text, once per variant.
 
 A *variant* is what differs in content between recipients: the subscriber's
-chosen topics intersected with the edition's (no topics chosen = everything).
-It has one type, :class:`Variant`, and one key format (``all``,
-``topics:a,b``, ``none``), stored on each outbox row. Its stages are
+chosen topics intersected with the edition's (no topics chosen = everything),
+less the stories they were already sent. It has one type, :class:`Variant`, and
+one key format (``all``, ``topics:a,b``, ``none``, each optionally followed by
+``|minus:<hex>``, a bitmask of the left-out positions in ``Edition.articles()``),
+stored on each outbox row. Its stages are
 :class:`Variant` -> :class:`RenderedVariant` (HTML and text, here) ->
 :class:`newsletter.content.message.MessageTemplate` (the MIME bytes).
 :class:`Renderer` runs Jinja2 and then premailer once per variant and caches the
@@ -112,9 +114,12 @@ class Variant:
     """The content one group of recipients gets: the topics kept (None = everything).
 
     An empty set means no article of the edition matches: such readers get nothing.
+    ``minus`` holds the positions (in ``Edition.articles()``) of stories left out
+    because these readers were already sent them.
     """
 
     topics: frozenset[str] | None
+    minus: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, edition: Edition, subscriber_topics: Collection[str] | None) -> Variant:
@@ -127,6 +132,13 @@ class Variant:
     @classmethod
     def parse(cls, key: str) -> Variant:
         """The variant stored as ``key``; :class:`ValueError` for anything else."""
+        key, marker, mask = key.partition("|minus:")
+        if marker:
+            if not re.fullmatch(r"[1-9a-f][0-9a-f]*", mask):
+                raise ValueError(f"not a variant key: {key + marker + mask!r}")
+            bits = int(mask, 16)
+            minus = frozenset(i for i in range(bits.bit_length()) if bits >> i & 1)
+            return cls(cls.parse(key).topics, minus)
         if key == "all":
             return cls(None)
         if key == "none":
@@ -137,10 +149,45 @@ class Variant:
 
     @property
     def key(self) -> str:
-        """``"all"``, ``"topics:a,b"`` (sorted) or ``"none"``: the one stored form."""
+        """``"all"``, ``"topics:a,b"`` (sorted) or ``"none"``, then ``"|minus:<hex>"`` when
+        stories are left out: the one stored form."""
         if self.topics is None:
-            return "all"
-        return "topics:" + ",".join(sorted(self.topics)) if self.topics else "none"
+            base = "all"
+        else:
+            base = "topics:" + ",".join(sorted(self.topics)) if self.topics else "none"
+        if not self.minus:
+            return base
+        return f"{base}|minus:{sum(1 << i for i in self.minus):x}"
+
+    def excluding(self, edition: Edition, article_ids: Collection[str]) -> Variant:
+        """This variant less the stories ``article_ids`` (only those it would show count)."""
+        kept = self.articles_of(edition)
+        gone = {a.id for a in kept if a.id in article_ids}
+        if not gone:
+            return self
+        where = {a.id: i for i, a in reversed(list(enumerate(edition.articles())))}
+        return Variant(self.topics, self.minus | {where[i] for i in gone})
+
+    def articles_of(self, edition: Edition) -> list[Article]:
+        """The stories of ``edition`` this variant shows, in reading order (top story first)."""
+        topics = self.topics
+        return [
+            a
+            for i, a in enumerate(edition.articles())
+            if i not in self.minus and (topics is None or a.topic_set & topics)
+        ]
+
+    def without(self, edition: Edition) -> Edition:
+        """``edition`` less the stories at the ``minus`` positions (the lead falls to the next)."""
+        if not self.minus:
+            return edition
+        gone = {id(a) for i, a in enumerate(edition.articles()) if i in self.minus}
+        top = edition.top_story if edition.top_story and id(edition.top_story) not in gone else None
+        sections = [
+            Section(name=s.name, articles=[a for a in s.articles if id(a) not in gone])
+            for s in edition.sections
+        ]
+        return edition.model_copy(update={"top_story": top, "sections": sections})
 
     @property
     def is_empty(self) -> bool:
@@ -329,7 +376,7 @@ class Renderer:
 
     def _context(self, edition: Edition, variant: Variant, web: bool) -> dict[str, Any]:
         topics = variant.topics
-        top, sections = select_articles(edition, topics)
+        top, sections = select_articles(variant.without(edition), topics)
         if top is None:
             raise StateError(f"no article of edition {edition.id} matches the chosen topics")
         settings = self.settings

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     dkim_key_path: Path | None = None
     timezone: str = "Europe/London"
     schedule_max_lateness: timedelta = timedelta(hours=2)
+    # a reader is not sent a story again within this span (edition build --allow-repeats)
+    repeat_window: timedelta = timedelta(days=7)
+    # article links through BASE_URL/c/<token>: off, counted per edition, or per reader
+    track_clicks: Literal["off", "aggregate", "per-subscriber"] = "aggregate"
     send_concurrency: int = Field(default=8, ge=1, le=256)
     send_rate: float | None = Field(default=None, gt=0)
     send_max_attempts: int = Field(default=5, ge=1, le=50)
@@ -134,7 +138,7 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.get())
         return (init_settings, env_settings, toml)
 
-    @field_validator("schedule_max_lateness", mode="before")
+    @field_validator("schedule_max_lateness", "repeat_window", mode="before")
     @classmethod
     def _lateness_span(cls, value: object) -> object:
         # Accept the spans the CLI accepts (90m, 3h, 1d) besides ISO 8601 and seconds.

@@ -1,12 +1,17 @@
 """Messages for a send: each variant rendered once, bytes personalised per recipient.
 
 Also the recipients of an edition as outbox rows: confirmed subscribers whose
-topics meet the edition's, each with the key of the variant they get.
+topics meet the edition's, each with the key of the variant they get. Unless the
+edition allows repeats, each reader's variant leaves out the stories they were
+sent within the repeat window (:mod:`newsletter.delivery.history`), so variants
+are grouped by (topics, stories already had); a reader left with nothing gets a
+``skipped`` row saying why, and is not sent the edition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,6 +23,8 @@ from newsletter.core.config import Settings
 from newsletter.core.schema import deliveries
 from newsletter.delivery import outbox
 from newsletter.delivery.dkim import DKIMSigner
+from newsletter.delivery.history import already_sent
+from newsletter.delivery.outcomes import DeliveryStatus
 from subscribers import store
 from subscribers.links import preferences_url, unsubscribe_links
 
@@ -66,15 +73,63 @@ class MessageBuilder:
         return self.signer.sign(data) if self.signer else data
 
 
-def outbox_rows(conn: Connection, edition: Edition) -> Iterator[outbox.NewDelivery]:
-    """The edition's recipients as new outbox rows, streamed (never all in memory)."""
+def outbox_rows(
+    conn: Connection,
+    edition: Edition,
+    *,
+    repeat_window: timedelta | None = None,
+    now: datetime | None = None,
+    only: Callable[[int], bool] | None = None,
+) -> Iterator[outbox.NewDelivery]:
+    """The edition's recipients as new outbox rows, streamed (never all in memory).
+
+    With ``repeat_window`` (and ``now``), stories a reader was sent since
+    ``now - repeat_window`` are left out of their variant, unless the edition
+    allows repeats; ``only(subscriber_id)`` keeps a subset (a wave), asked in id order.
+    """
     variants: dict[frozenset[str], Variant] = {}
+    history: Iterator[tuple[int, frozenset[str]]] = iter(())
+    if repeat_window and now is not None and not edition.allow_repeats:
+        history = already_sent(conn, edition, now - repeat_window)
+    pending = next(history, None)
+    minus: dict[tuple[str, frozenset[str]], Variant] = {}
+    reason = f"already sent every story of it in the last {_span(repeat_window)}"
     for r in store.iter_recipients(conn, topics=edition.topics):
+        if only is not None and not only(r.subscriber_id):
+            continue
         variant = variants.get(r.topics)
         if variant is None:
             variant = variants[r.topics] = Variant.of(edition, r.topics)
-        if not variant.is_empty:  # no article for their topics: they get nothing
-            yield outbox.NewDelivery(r.subscriber_id, r.email, r.name, variant.key)
+        if variant.is_empty:  # no article for their topics: they get nothing
+            continue
+        while pending is not None and pending[0] < r.subscriber_id:
+            pending = next(history, None)
+        if pending is not None and pending[0] == r.subscriber_id:
+            key = (variant.key, pending[1])
+            mine = minus.get(key)
+            if mine is None:
+                mine = minus[key] = variant.excluding(edition, pending[1])
+            if mine is not variant and not mine.articles_of(edition):
+                yield outbox.NewDelivery(
+                    r.subscriber_id,
+                    r.email,
+                    r.name,
+                    mine.key,
+                    status=DeliveryStatus.SKIPPED,
+                    reason=reason,
+                )
+                continue
+            variant = mine
+        yield outbox.NewDelivery(r.subscriber_id, r.email, r.name, variant.key)
+
+
+def _span(window: timedelta | None) -> str:
+    """``7d``, ``36h``, ``90m``: the repeat window as the setting is written."""
+    seconds = int(window.total_seconds()) if window else 0
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def variant_counts(conn: Connection, edition: Edition) -> dict[str, int]:
@@ -82,7 +137,10 @@ def variant_counts(conn: Connection, edition: Edition) -> dict[str, int]:
     would be written now (confirmed subscribers whose topics meet the edition's)."""
     query = (
         sa.select(deliveries.c.variant, sa.func.count())
-        .where(deliveries.c.edition_id == edition.id)
+        .where(
+            deliveries.c.edition_id == edition.id,
+            deliveries.c.status != DeliveryStatus.SKIPPED.value,
+        )
         .group_by(deliveries.c.variant)
     )
     written = {str(key): int(n) for key, n in conn.execute(query)}
@@ -90,5 +148,5 @@ def variant_counts(conn: Connection, edition: Edition) -> dict[str, int]:
         return written
     counts: dict[str, int] = {}
     for row in outbox_rows(conn, edition):
-        counts[row.variant] = counts.get(row.variant, 0) + 1
+        counts[row.variant] = counts.get(row.variant, 0) + 1  # before a send: no history
     return counts

@@ -28,6 +28,7 @@ from newsletter.content.message import new_message_id
 from newsletter.content.models import Edition
 from newsletter.content.render import Variant
 from newsletter.core.config import Settings
+from newsletter.core.db import utcnow
 from newsletter.core.errors import DeliveryError
 from newsletter.delivery import outbox
 from newsletter.delivery.compose import MessageBuilder, outbox_rows
@@ -88,7 +89,10 @@ def _dry_run(settings: Settings, engine: Engine, edition_id: str) -> SendReport:
             return report
         builder = MessageBuilder(settings, edition)
         domain = settings.sender_domain
-        for row in outbox_rows(conn, edition):
+        rows = outbox_rows(conn, edition, repeat_window=settings.repeat_window, now=utcnow())
+        for row in rows:
+            if row.status is DeliveryStatus.SKIPPED:  # already had every story lately
+                continue
             data = builder.build(
                 row.variant, row.subscriber_id, row.email, row.name, new_message_id(domain)
             )

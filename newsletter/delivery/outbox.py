@@ -69,6 +69,9 @@ class NewDelivery:
     email: str
     name: str | None
     variant: str
+    # SKIPPED (with the reason) records a reader who is not sent the edition
+    status: DeliveryStatus = DeliveryStatus.QUEUED
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +161,8 @@ def enqueue(
                 "email": r.email,
                 "name": r.name,
                 "variant": r.variant,
-                "status": DeliveryStatus.QUEUED.value,
+                "status": r.status.value,
+                "last_error": r.reason,
                 "attempts": 0,
                 "updated_at": now,
             }
@@ -420,7 +424,11 @@ def status(conn: Connection, edition_id: str, errors: int = 5) -> OutboxStatus:
         rate = (sent - 1) / (last - first).total_seconds()
     recent = conn.execute(
         sa.select(_D.email, _D.status, _D.last_code, _D.last_error, _D.updated_at)
-        .where(_D.edition_id == edition_id, _D.last_error.is_not(None))
+        .where(
+            _D.edition_id == edition_id,
+            _D.last_error.is_not(None),
+            _D.status != DeliveryStatus.SKIPPED.value,
+        )
         .order_by(_D.updated_at.desc())
         .limit(errors)
     )

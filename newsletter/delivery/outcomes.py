@@ -11,6 +11,7 @@ It follows anymail's normalised statuses (``queued``, ``sent``, ``deferred``,
     deferred  4xx, or a connection lost before the payload: retried later
     failed    5xx (a hard bounce when the relay refused the address): never retried
     unknown   lost after the payload was handed over: it may have arrived
+    skipped   never sent: the reader already had every story of their copy lately
 
 What comes back later (a bounce report, a complaint, an unsubscribe) changes
 the *subscriber's* state (:class:`subscribers.model.SubscriberStatus`), not a delivery's.
@@ -32,6 +33,7 @@ class DeliveryStatus(StrEnum):
     DEFERRED = "deferred"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    SKIPPED = "skipped"
 
 
 # Rows that still need work: an edition is sent when none of these remain.

@@ -99,7 +99,10 @@ class SendRun:
         # transaction: all rows or none); a resumed or second worker finds them.
         if edition.status is not EditionStatus.SENT and not outbox.exists(conn, self.edition_id):
             self.report.enqueued = outbox.enqueue(
-                conn, self.edition_id, outbox_rows(conn, edition), now
+                conn,
+                self.edition_id,
+                outbox_rows(conn, edition, repeat_window=self.settings.repeat_window, now=now),
+                now,
             )
         recovery.drop_unsubscribed(conn, self.edition_id, now)
         return edition
