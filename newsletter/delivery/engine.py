@@ -10,8 +10,9 @@
    take them one by one: personalise the variant's bytes, ``MAIL``/``RCPT``
    while the journal makes the row ``sending``, then ``DATA``;
 4. results go back through the journal in group commits; 4xx and drops are
-   retried later with backoff, 5xx fail (and bounce), a 421 halves the rate,
-   and a run of failures pauses the edition;
+   retried later with backoff, 5xx fail (and bounce), the pacer adapts the rate
+   and connections (:mod:`newsletter.delivery.pacing`), and a run of failures
+   pauses the edition; rows deferred far ahead end the run (``deferred_until``);
 5. on a stop request nothing new is taken, in-flight messages finish, and the
    untouched reservations are released, so the next run resumes.
 """
