@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ from newsletter.content.loaders import load_many  # noqa: E402
 from newsletter.content.message import MessageTemplate, Personal, new_message_id  # noqa: E402
 from newsletter.content.models import Edition  # noqa: E402
 from newsletter.content.render import Renderer, Variant  # noqa: E402
-from newsletter.core.config import load_settings  # noqa: E402
+from newsletter.core.config import Settings, load_settings  # noqa: E402
 from subscribers import links  # noqa: E402
 
 FIRST = ["Amelia", "Oliver", "Priya", "Tom", "Siobhán", "Zoë", "James", "Grace", "Fatima",
@@ -192,6 +193,99 @@ def main() -> None:
     print(f"  premailer calls on the per-recipient path: {extra}")
     if extra:
         raise SystemExit("premailer ran per recipient")
+    personalisation(settings, edition, count)
+
+
+def personalisation(settings: Settings, edition: Edition, count: int) -> None:
+    """No story twice: variants and render cost for a realistic mix, next to today's.
+
+    ``count`` readers in SQLite (60% take everything, the rest one of four topics);
+    earlier that day a breaking alert carrying the edition's top story went to 30%
+    of them. The outbox rows are written as a send writes them (history read from
+    the outbox), then every distinct variant is rendered once, as a send does.
+    """
+    from newsletter.core.schema import deliveries, editions
+    from newsletter.database import open_database
+    from newsletter.delivery.compose import outbox_rows
+    from subscribers.schema import subscribers
+
+    folder = Path(tempfile.mkdtemp())
+    engine = open_database(f"sqlite:///{folder / 'bench.db'}")
+    picks = [sorted(t) for t in variant_topics(edition) if t]
+    now = edition.created_at + timedelta(hours=1)
+    top = edition.articles()[0]
+    alert = edition.model_copy(
+        update={"id": "bench-breaking", "top_story": top, "sections": [], "topics": []}
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            subscribers.insert(),
+            [
+                {
+                    "email": f"r{n}@example.org",
+                    "email_key": f"r{n}@example.org",
+                    "name": f"Reader {n}",
+                    "status": "confirmed",
+                    "topics": [] if n % 10 < 6 else picks[n % 4],
+                    "attributes": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(count)
+            ],
+        )
+        for made in (edition, alert):
+            conn.execute(
+                editions.insert().values(
+                    id=made.id,
+                    kind=made.kind.value,
+                    status="draft",
+                    title=made.title,
+                    subject=made.subject,
+                    created_at=now,
+                    data=made.model_dump(mode="json"),
+                )
+            )
+        conn.execute(
+            deliveries.insert(),
+            [
+                {
+                    "edition_id": alert.id,
+                    "subscriber_id": n + 1,
+                    "email": f"r{n}@example.org",
+                    "variant": "all",
+                    "status": "sent",
+                    "attempts": 1,
+                    "updated_at": now - timedelta(hours=8),
+                    "sent_at": now - timedelta(hours=8),
+                }
+                for n in range(count)
+                if n % 10 in (0, 3, 7)  # 30%
+            ],
+        )
+    print(f"\nno story twice ({count:,} readers, an alert with the top story sent to 30%):")
+    for label, window in (
+        ("today (no repeat window)", None),
+        ("with the 7d window", timedelta(days=7)),
+    ):
+        with engine.connect() as conn:
+            started = time.perf_counter()
+            keys: dict[str, int] = {}
+            skipped = 0
+            for row in outbox_rows(conn, edition, repeat_window=window, now=now):
+                if row.status.value == "skipped":
+                    skipped += 1
+                else:
+                    keys[row.variant] = keys.get(row.variant, 0) + 1
+            rows_s = time.perf_counter() - started
+        fresh = Renderer(settings)
+        render_s, _ = timed(
+            lambda r=fresh, ks=list(keys): [r.render(edition, Variant.parse(k)) for k in ks]
+        )
+        print(
+            f"  {label:<26} {len(keys):>3} variants, {skipped:>5,} skipped; outbox rows "
+            f"{rows_s * 1e3:.0f} ms, rendering every variant {render_s * 1e3:.0f} ms"
+        )
 
 
 if __name__ == "__main__":
