@@ -30,6 +30,7 @@ __all__ = [
     "EditionLine",
     "NextRun",
     "dashboard",
+    "edition_line",
     "edition_lines",
     "growth",
     "next_runs",
@@ -89,31 +90,31 @@ def _after(conn: Connection, edition_id: str, kind: str) -> int:
     return int(conn.execute(query).scalar_one())
 
 
+def edition_line(conn: Connection, edition: Edition) -> EditionLine:
+    """One edition's delivery results (its report)."""
+    counts = outbox.counts(conn, edition.id)
+    bounced = conn.execute(
+        sa.select(sa.func.count()).where(
+            _D.edition_id == edition.id,
+            _D.status == DeliveryStatus.FAILED.value,
+            _D.last_code >= 500,
+        )
+    ).scalar_one()
+    return EditionLine(
+        edition=edition,
+        total=sum(counts.values()),
+        sent=counts[DeliveryStatus.SENT],
+        bounced=int(bounced),
+        failed=counts[DeliveryStatus.FAILED],
+        complaints=_after(conn, edition.id, SubscriberStatus.COMPLAINED.value),
+        unsubscribes=_after(conn, edition.id, SubscriberStatus.UNSUBSCRIBED.value),
+    )
+
+
 def edition_lines(conn: Connection, limit: int = 8) -> list[EditionLine]:
     """The newest editions with their delivery results."""
     editions = sorted(list_editions(conn), key=lambda e: e.created_at, reverse=True)[:limit]
-    lines = []
-    for edition in editions:
-        counts = outbox.counts(conn, edition.id)
-        bounced = conn.execute(
-            sa.select(sa.func.count()).where(
-                _D.edition_id == edition.id,
-                _D.status == DeliveryStatus.FAILED.value,
-                _D.last_code >= 500,
-            )
-        ).scalar_one()
-        lines.append(
-            EditionLine(
-                edition=edition,
-                total=sum(counts.values()),
-                sent=counts[DeliveryStatus.SENT],
-                bounced=int(bounced),
-                failed=counts[DeliveryStatus.FAILED],
-                complaints=_after(conn, edition.id, SubscriberStatus.COMPLAINED.value),
-                unsubscribes=_after(conn, edition.id, SubscriberStatus.UNSUBSCRIBED.value),
-            )
-        )
-    return lines
+    return [edition_line(conn, edition) for edition in editions]
 
 
 def growth(conn: Connection, today: date, days: int = 30) -> list[tuple[date, int]]:

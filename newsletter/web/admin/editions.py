@@ -27,6 +27,7 @@ from newsletter.scheduling.timing import Timing, get_zone, parse_at
 from newsletter.web.admin import previews
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, render, view
+from newsletter.web.admin.dashboard import edition_line
 from newsletter.web.admin.roles import Role
 from newsletter.web.admin.sending import may_send
 
@@ -44,6 +45,7 @@ __all__ = [
     "schedule",
 ]
 
+_UNSENT = ("draft", "scheduled")
 #: subjects longer than this are cut short in most inboxes (and on phones sooner)
 SUBJECT_HINT = 60
 
@@ -140,11 +142,14 @@ async def edition_page(request: Request, visit: Visit) -> Response:
     ctx = admin_of(request)
     edition_id = str(request.path_params["edition_id"])
 
-    def load() -> Any:
+    def load() -> tuple[Any, Any]:
         with ctx.engine.connect() as conn:
-            return get_edition(conn, edition_id)
+            edition = get_edition(conn, edition_id)
+            line = edition_line(conn, edition) if edition.status.value not in _UNSENT else None
+            conn.rollback()
+        return edition, line
 
-    edition = await run_in_threadpool(load)
+    edition, report = await run_in_threadpool(load)
     return render(
         request,
         "edition.html",
@@ -152,6 +157,7 @@ async def edition_page(request: Request, visit: Visit) -> Response:
         title=edition.subject,
         nav="editions",
         e=edition,
+        report=report,
         hint=SUBJECT_HINT,
         editable=edition.status.value in ("draft", "scheduled")
         and visit.user.role.at_least(Role.EDITOR),

@@ -49,12 +49,28 @@
     poll();
   }
 
-  // An upload shows a busy bar while the server reads the file.
+  // An upload shows its progress, then a busy bar while the server imports; the
+  // answer replaces the page, as the plain form post would.
   var form = document.getElementById("import-form");
-  if (form) {
-    form.addEventListener("submit", function () {
+  if (form && window.XMLHttpRequest && window.FormData) {
+    form.addEventListener("submit", function (event) {
       var bar = form.querySelector("progress.upload");
-      if (bar) { bar.hidden = false; bar.removeAttribute("value"); }
+      var xhr = new XMLHttpRequest();
+      event.preventDefault();
+      if (bar) { bar.hidden = false; bar.value = 0; }
+      xhr.upload.addEventListener("progress", function (e) {
+        if (!bar) return;
+        if (e.lengthComputable && e.loaded < e.total) bar.value = Math.round(100 * e.loaded / e.total);
+        else bar.removeAttribute("value");
+      });
+      xhr.addEventListener("load", function () {
+        document.open();
+        document.write(xhr.responseText);
+        document.close();
+      });
+      xhr.addEventListener("error", function () { form.submit(); });
+      xhr.open("POST", form.action);
+      xhr.send(new FormData(form));
     });
   }
 })();
