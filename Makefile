@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) demo build dist .pytest_cache .mypy_cache .ruff_cache

@@ -53,6 +53,7 @@ ArticleTopics = Annotated[
 READ_ONLY_COMMANDS = frozenset(
     {
         "articles list",
+        "audit",
         "edition list",
         "edition show",
         "preview",
@@ -63,6 +64,7 @@ READ_ONLY_COMMANDS = frozenset(
         "subscribers export",
         "subscribers list",
         "subscribers show",
+        "users list",
     }
 )
 
