@@ -151,6 +151,10 @@ def verify_token(
         subscriber_id, issued = int(id_hex, 16), int(issued_hex, 16)
     except ValueError:
         raise TokenError("the link is malformed (it may have been cut short)") from None
+    if code not in _PURPOSE:
+        raise TokenError("the link is malformed (it may have been cut short)")
+    if _PURPOSE[code] is not wanted:
+        raise TokenError(f"the link is not a {wanted.value} link")
     person = owner(subscriber_id)
     if person is None:
         raise TokenOwnerGoneError(subscriber_id)
