@@ -1,4 +1,4 @@
-"""Top-level ``serve`` command: the readers' web pages, with uvicorn."""
+"""Top-level ``serve`` command: the readers' pages and the editors' console, with uvicorn."""
 
 from __future__ import annotations
 
@@ -43,9 +43,10 @@ def serve(
         help="Listen on a public address although NEWSLETTER_BASE_URL is not https.",
     ),
 ) -> None:
-    """Serve signup with double opt-in, one-click unsubscribe, preferences and the archive.
+    """Serve the readers' pages (signup, unsubscribe, preferences, archive) and the console.
 
-    Links in every email point at NEWSLETTER_BASE_URL, which must reach this server.
+    The editors' console is at /admin (create an account first with
+    `newsletter users add EMAIL --role admin`). Links in every email point at NEWSLETTER_BASE_URL, which must reach this server.
     It listens on 127.0.0.1 by default; put it behind an https reverse proxy to
     publish it, and name that proxy in NEWSLETTER_TRUSTED_PROXIES so that its
     X-Forwarded-For is believed (nobody's is by default). Tokens in paths are
