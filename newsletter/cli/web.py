@@ -1,4 +1,4 @@
-"""Top-level ``serve`` command: the readers' pages and the editors' console, with uvicorn."""
+"""Top-level ``serve``: the readers' pages and the editors' console, with uvicorn."""
 
 from __future__ import annotations
 
