@@ -46,7 +46,8 @@ def serve(
     """Serve the readers' pages (signup, unsubscribe, preferences, archive) and the console.
 
     The editors' console is at /admin (create an account first with
-    `newsletter users add EMAIL --role admin`). Links in every email point at NEWSLETTER_BASE_URL, which must reach this server.
+    `newsletter users add EMAIL --role admin`). Links in every email point at
+    NEWSLETTER_BASE_URL, which must reach this server.
     It listens on 127.0.0.1 by default; put it behind an https reverse proxy to
     publish it, and name that proxy in NEWSLETTER_TRUSTED_PROXIES so that its
     X-Forwarded-For is believed (nobody's is by default). Tokens in paths are
