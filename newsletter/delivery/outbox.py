@@ -242,10 +242,11 @@ _RECORD = sa.text(
 )
 
 
-# SQLite's own spelling of the two statements, run on the driver directly: an
-# executemany of plain tuples, with the datetimes formatted as SQLAlchemy's
-# SQLite DATETIME stores them (UTC, naive). SQLAlchemy's per-execution work
-# (compiling parameters, type processing) cost more than SQLite's own.
+# SQLite's own spelling of the two statements, run on the driver's cursor inside
+# the caller's transaction: an executemany of plain tuples, with the datetimes
+# formatted as SQLAlchemy's SQLite DATETIME stores them (UTC, naive).
+# SQLAlchemy's per-execution work (an execution context, parameter processing)
+# cost more than SQLite's own.
 _MARK_SENDING_SQLITE = (
     "UPDATE deliveries SET status = 'sending', message_id = ?,"
     " attempts = attempts + 1, updated_at = ?"
@@ -260,6 +261,11 @@ _RECORD_SQLITE = (
     " claimed_by = CASE WHEN ? = 1 THEN NULL ELSE claimed_by END"
     " WHERE edition_id = ? AND subscriber_id = ?"
 )
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (in its transaction), for the hot statements."""
+    return conn.connection.driver_connection
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -291,7 +297,7 @@ def mark_sending(
         result = conn.execute(_MARK_SENDING, params)
     else:
         at = _sqlite_time(now)
-        result = conn.exec_driver_sql(
+        result = _driver(conn).executemany(
             _MARK_SENDING_SQLITE, [(mid, at, edition_id, sid, worker) for sid, mid in rows]
         )
     wanted = {sid for sid, _ in rows}
@@ -331,7 +337,7 @@ def record(conn: Connection, edition_id: str, marks: list[Mark], now: datetime) 
         return
     if not is_postgres(conn):
         at = _sqlite_time(now)
-        conn.exec_driver_sql(
+        _driver(conn).executemany(
             _RECORD_SQLITE,
             [
                 (
