@@ -124,6 +124,7 @@ MIGRATIONS: list[Migration] = [
     ("0006_database_key", _create(database_keys)),
     ("0007_web_limits", _create(schema.web_limits)),
     ("0009_console", _console),
+    ("0010_personal", _create(schema.schedule_waves, schema.clicks)),
 ]
 
 

@@ -257,13 +257,16 @@ def status(
     """
     from newsletter.content.editions import get_edition
     from newsletter.delivery import outbox
+    from newsletter.scheduling.waves import waves_of_edition
 
     with get_engine().connect() as conn:
         found = get_edition(conn, edition)
         report = outbox.status(conn, edition)
+        waves = waves_of_edition(conn, edition)  # sent in each reader's zone: the day's waves
     if as_json:
         data = report.model_dump(mode="json")
         data = {"edition_status": found.status.value, "reason": found.status_reason, **data}
+        data["waves"] = [w.model_dump(mode="json") for w in waves]
         out.print_json(json.dumps(data))
         return
     line = f"{edition}: {found.status.value}"
@@ -277,6 +280,8 @@ def status(
     out.print(table)
     if report.rate is not None:
         out.print(f"rate: {report.rate:.1f} messages/s", markup=False)
+    for wave in waves:
+        out.print(f"wave {wave.describe()}", markup=False)
     for error in report.last_errors:
         out.print(
             f"{error.at:%H:%M:%S} {error.email} {error.status.value}: {error.error}", markup=False

@@ -121,8 +121,19 @@ def add(
         EditionKind | None, typer.Option(case_sensitive=False, help="Build: daily or breaking.")
     ] = None,
     title: Annotated[str | None, typer.Option(help="Build: the edition's title.")] = None,
+    subscriber_zone: Annotated[
+        bool,
+        typer.Option(
+            "--subscriber-zone",
+            help="With --cron: at that local time in each subscriber's own zone, in waves.",
+        ),
+    ] = False,
 ) -> None:
     """Add a schedule: a fixed edition, or one built at run time from new articles.
+
+    --subscriber-zone sends at the cron's local time in each subscriber's own
+    time zone (theirs, else --tz): one edition, built when the first zone gets
+    there, delivered in waves; a wave later than the lateness limit is skipped.
 
     Cron fields match local wall-clock time in the zone, so '0 7 * * *' in
     Europe/London sends at 07:00 GMT in winter and 07:00 BST in summer. Each
@@ -161,6 +172,8 @@ def add(
         raise ScheduleError(
             "--edition goes with --at (an edition is sent once); --cron builds a new one each time"
         )
+    if subscriber_zone and cron is None:
+        raise ScheduleError("--subscriber-zone goes with --cron (a recurring local time)")
     if title is not None and has_line_break(title):
         raise ScheduleError("must be one line", field="--title")
     zone_name = tz or settings.timezone
@@ -177,6 +190,7 @@ def add(
         topics=list(topic or []),
         kind=kind or EditionKind.DAILY,
         title=title,
+        subscriber_zone=subscriber_zone,
     )
     with get_engine().begin() as conn:
         schedule = add_schedule(conn, timing=timing, now=now, edition_id=edition, build=build)
@@ -257,14 +271,20 @@ def show(
     from newsletter.scheduling.timing import describe_local
 
     now = _clock()()
+    from newsletter.scheduling.waves import waves_of_run
+
     with get_engine().connect() as conn:
         schedule = get_schedule(conn, schedule_id)
         runs = list_runs(conn, schedule_id)
-    hidden = len(runs) - limit if limit and len(runs) > limit else 0
-    runs = runs[: len(runs) - hidden]
+        hidden = len(runs) - limit if limit and len(runs) > limit else 0
+        runs = runs[: len(runs) - hidden]
+        waves = {r.id: waves_of_run(conn, r.id) for r in runs}
     if as_json:
         data = _schedule_json(schedule, now)
-        data["runs"] = [r.model_dump(mode="json") for r in runs]
+        data["runs"] = [
+            {**r.model_dump(mode="json"), "waves": [w.model_dump(mode="json") for w in waves[r.id]]}
+            for r in runs
+        ]
         typer.echo(json.dumps(data, indent=2))
         return
     out.print(f"schedule {schedule.id} ({schedule.status.value})", markup=False)
@@ -280,6 +300,8 @@ def show(
         if run.reason:
             line += f"  {run.reason}"
         out.print(line, markup=False)
+        for wave in waves[run.id]:
+            out.print(f"    wave {wave.describe()}", markup=False)
     if hidden:
         out.print(f"  ... and {hidden} older (--limit 0 shows all)", markup=False)
 

@@ -15,10 +15,12 @@ from newsletter.core.db import UTCDateTime, metadata
 __all__ = [
     "articles",
     "audit_log",
+    "clicks",
     "console_users",
     "deliveries",
     "editions",
     "schedule_runs",
+    "schedule_waves",
     "schedules",
     "web_limits",
 ]
@@ -161,4 +163,43 @@ audit_log = sa.Table(
     sa.Column("action", sa.String(60), nullable=False),
     sa.Column("target", sa.String(200), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
+)
+
+# --- every reader's own digest (issue 13) ------------------------------------
+
+# One wave per (run, zone) of a schedule sent at a local time in each reader's zone:
+# its instant (the run's wall time in that zone), and whether it went out or was
+# skipped (too late), with how many readers it wrote to the outbox.
+schedule_waves = sa.Table(
+    "schedule_waves",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("schedule_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("zone", sa.String(64), primary_key=True),
+    sa.Column("wave_at", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | sent | skipped
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("recipients", sa.Integer, nullable=False, default=0),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One row per click on a tracked article link (BASE_URL/c/<token>). The reader's id
+# only in per-subscriber mode (erased with them); else a keyed, per-edition visitor
+# hash for unique counts. Scanners (HEAD, known link checkers, clicks seconds after
+# delivery) are kept apart by ``kind``.
+clicks = sa.Table(
+    "clicks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("edition_id", sa.String(100), nullable=False),
+    sa.Column("article_id", sa.String(200), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, nullable=True, index=True),
+    sa.Column("visitor", sa.String(32), nullable=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # human | scanner
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_clicks_edition_article", "edition_id", "article_id"),
 )

@@ -54,7 +54,8 @@ from newsletter.scheduling.store import (
     get_schedule,
     list_schedules,
 )
-from newsletter.scheduling.timing import describe_local, format_delta, plan_due
+from newsletter.scheduling.timing import WAVE_SPAN, describe_local, format_delta, plan_due
+from newsletter.scheduling.waves import plan_waves, summarise, to_send, waves_of_run, write_due
 
 if TYPE_CHECKING:
     from newsletter.delivery.engine import SendReport
@@ -204,12 +205,14 @@ class Scheduler:
         with self.engine.connect() as conn:
             schedule = get_schedule(conn, schedule.id)
         now = self.clock()
+        limit = self.settings.schedule_max_lateness
         plan = plan_due(
             schedule.timing,
             handled_until=schedule.handled_until,
             created_at=schedule.created_at,
             now=now,
-            max_lateness=self.settings.schedule_max_lateness,
+            # a wave run is due from its first zone's time to its last zone's (plus the limit)
+            max_lateness=limit + WAVE_SPAN if schedule.build.subscriber_zone else limit,
         )
         if plan.handled_until is None:
             return None, [], False
@@ -239,6 +242,8 @@ class Scheduler:
         """Build (or pick) the run's edition, send it, and record the outcome."""
         with self.engine.connect() as conn:
             schedule = get_schedule(conn, run.schedule_id)
+        if schedule.build.subscriber_zone and schedule.status is not ScheduleStatus.CANCELLED:
+            return await self._execute_waves(schedule, run, stop)
         late = self.clock() - run.occurrence_at
         limit = self.settings.schedule_max_lateness
         if late >= limit:
@@ -270,6 +275,60 @@ class Scheduler:
             label = "deferred" if result.retry else "interrupted"
             return RunResult(run.schedule_id, run.occurrence_at, label, result.reason, edition_id)
         return self._finish(run, result.outcome, result.reason, edition_id)
+
+    async def _execute_waves(
+        self, schedule: ScheduleRecord, run: RunRecord, stop: asyncio.Event
+    ) -> RunResult:
+        """A run in each reader's zone: build the edition at the first wave due, write each
+        due wave's outbox rows (late ones skipped), send, and wait for the next wave."""
+        now = self.clock()
+        limit = self.settings.schedule_max_lateness
+        with self.engine.begin() as conn:
+            plan_waves(conn, run.id, run.occurrence_at, schedule.timezone)
+            waves = waves_of_run(conn, run.id)
+        edition_id = run.edition_id
+        ready = [w for w in waves if w.status == "pending" and w.wave_at <= now < w.wave_at + limit]
+        if edition_id is None and ready:
+            try:
+                edition_id = self._prepare(schedule, run)
+            except _LostClaim:
+                return RunResult(run.schedule_id, run.occurrence_at, "interrupted", "taken over")
+            except StateError as exc:
+                return self._finish(run, RunOutcome.SKIPPED, f"nothing new: {exc}", None)
+            except NewsletterError as exc:
+                return self._finish(run, RunOutcome.FAILED, str(exc), None)
+        with self.engine.begin() as conn:
+            edition = get_edition(conn, edition_id) if edition_id else None
+            step = write_due(
+                conn,
+                run.id,
+                edition,
+                now=now,
+                max_lateness=limit,
+                default_zone=schedule.timezone,
+                repeat_window=self.settings.repeat_window,
+            )
+            waiting = to_send(conn, edition_id)
+        if edition_id is not None and waiting:
+            result = await self._send_with_lease(run, edition_id, stop)
+            if result.interrupted:
+                release_run(
+                    self.engine, run.id, worker=self.worker, now=self.clock(), reason=result.reason
+                )
+                label = "deferred" if result.retry else "interrupted"
+                return RunResult(
+                    run.schedule_id, run.occurrence_at, label, result.reason, edition_id
+                )
+            if result.outcome is RunOutcome.FAILED:
+                return self._finish(run, RunOutcome.FAILED, result.reason, edition_id)
+        with self.engine.connect() as conn:
+            waves = waves_of_run(conn, run.id)
+        summary = summarise(waves, step.next_at)
+        if step.next_at is not None:
+            release_run(self.engine, run.id, worker=self.worker, now=self.clock(), reason=summary)
+            return RunResult(run.schedule_id, run.occurrence_at, "waiting", summary, edition_id)
+        outcome = RunOutcome.SENT if any(w.status == "sent" for w in waves) else RunOutcome.SKIPPED
+        return self._finish(run, outcome, summary, edition_id)
 
     def _prepare(self, schedule: ScheduleRecord, run: RunRecord) -> str:
         """Choose or build the run's edition and record it on the run, in one transaction."""

@@ -53,6 +53,8 @@ class BuildOptions(BaseModel):
     topics: list[str] = Field(default_factory=list)
     kind: EditionKind = EditionKind.DAILY
     title: str | None = None
+    # at the cron's local time in each subscriber's own zone (else the schedule's), in waves
+    subscriber_zone: bool = False
 
 
 class ScheduleRecord(BaseModel):
@@ -75,10 +77,18 @@ class ScheduleRecord(BaseModel):
     @property
     def timing(self) -> Timing:
         """When it fires, for :mod:`newsletter.scheduling.timing`."""
-        return Timing(kind=self.kind, tz=self.timezone, run_at=self.run_at, cron=self.cron)
+        return Timing(
+            kind=self.kind,
+            tz=self.timezone,
+            run_at=self.run_at,
+            cron=self.cron,
+            subscriber_zone=self.build.subscriber_zone,
+        )
 
     def describe(self) -> str:
         """``cron '0 7 * * *' Europe/London`` or ``once 2026-03-29 07:00 BST``."""
+        if self.kind == "cron" and self.build.subscriber_zone:
+            return f"cron {self.cron!r} in each subscriber's zone (else {self.timezone})"
         if self.kind == "cron":
             return f"cron {self.cron!r} {self.timezone}"
         assert self.run_at is not None
@@ -114,6 +124,11 @@ def add_schedule(
     :class:`StateError` for an edition that is sending, sent or cancelled.
     """
     build = build or BuildOptions()
+    if build.subscriber_zone and timing.kind != "cron":
+        raise ScheduleError(
+            "sending in each subscriber's zone needs a recurring time (--cron)",
+            field="subscriber-zone",
+        )
     if edition_id is not None:
         if timing.kind != "once":
             raise ScheduleError(

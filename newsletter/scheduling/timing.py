@@ -17,6 +17,12 @@ Daylight-saving policy (the same for ``--at`` and for cron):
   01:30 BST = 00:30 UTC). The repeated hour is not run again, so an hourly
   schedule has one run fewer that night.
 
+In each subscriber's own zone (``--subscriber-zone``): a run's cron wall time
+(07:00 on a date) is reached first where the clock is furthest ahead, UTC+14;
+the run's occurrence is that instant (:data:`EARLIEST_ZONE`), and each zone's
+wave is the same wall time read in that zone by the rules above
+(:func:`wave_instant`), so waves span :data:`WAVE_SPAN` at most.
+
 What is due (see :func:`plan_due`): the latest occurrence not later than now
 runs when it is less late than the lateness limit; every earlier unhandled
 occurrence, and a latest one that is too late, is skipped with a reason.
@@ -35,6 +41,8 @@ from newsletter.core.errors import ScheduleError
 from newsletter.core.times import parse_span, zone_info
 
 __all__ = [
+    "EARLIEST_ZONE",
+    "WAVE_SPAN",
     "DuePlan",
     "Skip",
     "Timing",
@@ -49,7 +57,13 @@ __all__ = [
     "parse_duration",
     "plan_due",
     "resolve_local",
+    "wave_instant",
 ]
+
+#: where a wall time comes first (UTC+14, no daylight saving): a wave run's occurrence
+EARLIEST_ZONE = "Etc/GMT-14"
+#: from the first zone's wall time to the last's (UTC+14 to UTC-12)
+WAVE_SPAN = timedelta(hours=26)
 
 _ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
@@ -204,14 +218,26 @@ def format_delta(delta: timedelta) -> str:
     return f"{int(delta.total_seconds())}s"
 
 
+def wave_instant(occurrence: datetime, zone: str | ZoneInfo) -> datetime:
+    """When a wave run's wall time (its occurrence read in :data:`EARLIEST_ZONE`) comes
+    in ``zone``, in UTC, with this module's gap and fold rules."""
+    wall = occurrence.astimezone(_zone(EARLIEST_ZONE)).replace(tzinfo=None)
+    return resolve_local(wall, zone)
+
+
 @dataclass(frozen=True)
 class Timing:
-    """When a schedule fires: once at ``run_at``, or on ``cron`` in zone ``tz``."""
+    """When a schedule fires: once at ``run_at``, or on ``cron`` in zone ``tz``.
+
+    ``subscriber_zone``: a cron run's occurrences are its wall times where they come
+    first (:data:`EARLIEST_ZONE`); each reader's wave follows (:func:`wave_instant`).
+    """
 
     kind: Literal["once", "cron"]
     tz: str
     run_at: datetime | None = None
     cron: str | None = None
+    subscriber_zone: bool = False
 
     def first_after(self, after: datetime) -> datetime | None:
         """The first occurrence strictly after ``after``, or None when there is none."""
@@ -219,7 +245,7 @@ class Timing:
             assert self.run_at is not None
             return self.run_at if self.run_at > after else None
         assert self.cron is not None
-        return next_run(self.cron, self.tz, after)
+        return next_run(self.cron, EARLIEST_ZONE if self.subscriber_zone else self.tz, after)
 
 
 @dataclass(frozen=True)
