@@ -31,6 +31,7 @@ from newsletter.core.config import Settings
 from newsletter.core.errors import NotFoundError, TokenError, TokenExpiredError
 from newsletter.web.admin.console import console_context, console_routes
 from newsletter.web.archive import routes as archive_routes
+from newsletter.web.clicks import routes as click_routes
 from newsletter.web.csrf import Csrf
 from newsletter.web.headers import SecurityHeaders, security_headers
 from newsletter.web.limits import RequestLimiter
@@ -156,6 +157,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         *signup_routes(),
         *preferences_routes(),
         *archive_routes(),
+        *click_routes(),  # BASE_URL/c/<token>: tracked article links
         Route("/healthz", healthz, methods=["GET"]),
         Route("/static/site.css", stylesheet, methods=["GET"]),
         Mount("/admin", routes=console_routes()),  # the editor's console
