@@ -357,19 +357,31 @@ def edit_command(
         list[str] | None,
         typer.Option("--move", metavar="ID:POSITION", help="Move a story; position 1 leads."),
     ] = None,
+    listed: Annotated[
+        bool | None,
+        typer.Option("--list/--unlist", help="Show it in the public archive, or not (any status)."),
+    ] = None,
 ) -> None:
     """Change a draft or scheduled edition; a sending or sent one refuses, saying why.
 
     Lines you give are kept as written; lines the builder wrote follow the new stories.
+    --unlist keeps any edition out of the archive's list (its page still answers).
 
     Example:
 
         newsletter edition edit 2026-11-26-daily --remove story-4 --move story-7:1
     """
     from newsletter.content.editing import edit_edition
+    from newsletter.content.editions import get_edition, save_edition
 
     settings = get_settings()
+    changes = (subject, preheader, intro, intro_file, lead, add, remove, move)
     with get_engine().begin() as conn:
+        if listed is not None and all(c is None for c in changes):
+            edition = get_edition(conn, edition_id)
+            save_edition(conn, edition.model_copy(update={"unlisted": not listed}))
+            out.print(f"{edition.id}: {'listed' if listed else 'unlisted'}", markup=False)
+            return
         edition = edit_edition(
             conn,
             edition_id,
@@ -383,6 +395,8 @@ def edit_command(
             remove=remove or (),
             moves=_moves(move or []),
         )
+        if listed is not None:
+            edition = save_edition(conn, edition.model_copy(update={"unlisted": not listed}))
     stories = plural(len(edition.articles()), "story", "stories")
     out.print(f"edited {edition.id}: {stories}, lead {edition.articles()[0].id}", markup=False)
     out.print(f"subject: {edition.subject}", markup=False)

@@ -123,6 +123,8 @@ class Edition(_Model):
     # carry stories a reader was already sent lately (a weekly round-up); else each
     # reader's copy leaves them out (NEWSLETTER_REPEAT_WINDOW)
     allow_repeats: bool = False
+    # kept out of the public archive's list (a test or a correction); its page still answers
+    unlisted: bool = False
 
     def articles(self) -> list[Article]:
         """Every article of the edition, top story first, in reading order."""

@@ -20,7 +20,9 @@ from newsletter.core.errors import InputError, NewsletterError, NotFoundError
 from newsletter.delivery.confirmation import Confirmation, build_confirmation, send_confirmation
 from newsletter.web import subscriptions as subs
 from newsletter.web.pages import (
+    Section,
     WebContext,
+    brand_stylesheet,
     checked_form,
     client_ip,
     context_of,
@@ -30,6 +32,7 @@ from newsletter.web.pages import (
     message_page,
     name_ok,
     page,
+    sections_of,
     token_subject,
     topics_of,
 )
@@ -54,7 +57,7 @@ __all__ = [
 
 def _signup_form(
     request: Request,
-    topics: dict[str, str],
+    sections: list[Section],
     status_code: int = 200,
     errors: dict[str, str] | None = None,
     values: dict[str, object] | None = None,
@@ -63,30 +66,33 @@ def _signup_form(
         request,
         "signup.html",
         status_code,
-        topics=topics,
+        sections=sections,
         errors=errors or {},
-        values=values or {"email": "", "name": "", "topics": [], "consent": False},
-        consent_statement=consent_statement(context_of(request).settings.site_name),
+        values=values or _blank(),
+        consent_statement=consent_statement(context_of(request).settings.newsletter_name),
     )
 
 
-def consent_statement(site_name: str) -> str:
+def _blank(email: str = "") -> dict[str, object]:
+    return {"email": email, "name": "", "receive": "all", "topics": [], "consent": False}
+
+
+def consent_statement(newsletter_name: str) -> str:
     """The words a reader agrees to by ticking the consent box (recorded with the signup)."""
     return (
-        f"I agree to receive the {site_name} newsletter by email. We record when and from "
+        f"I agree to receive {newsletter_name} by email. We record when and from "
         "where you agreed, use your address only to send you the newsletter, and you can "
         "unsubscribe at any time."
     )
 
 
 async def signup_form(request: Request) -> Response:
-    """GET /: the signup form, with a checkbox per topic found in the articles.
+    """GET /: the signup form: everything, or the sections a reader ticks (``signup_sections``).
 
     ``?email=`` pre-fills the address, so the portal's own signup box can lead here.
     """
     prefill = request.query_params.get("email", "")[:320]
-    values: dict[str, object] = {"email": prefill, "name": "", "topics": [], "consent": False}
-    return _signup_form(request, await topics_of(context_of(request)), values=values)
+    return _signup_form(request, await sections_of(context_of(request)), values=_blank(prefill))
 
 
 def _note(ctx: WebContext, outcome: subs.SignupOutcome, topics: dict[str, str]) -> Confirmation:
@@ -124,7 +130,7 @@ async def _record_and_notify(
                         name=name,
                         topics=chosen,
                         consent=consent,
-                        statement=consent_statement(ctx.settings.site_name),
+                        statement=consent_statement(ctx.settings.newsletter_name),
                     )
             except IntegrityError:
                 # two signups of one new address raced (PostgreSQL): the second now finds it
@@ -164,11 +170,16 @@ async def signup(request: Request) -> Response:
         return message_page(
             request, "Too many signups", "Please wait a few minutes and try again.", 429
         )
-    topics = await topics_of(ctx)
+    sections = await sections_of(ctx)
+    # a label for every slug the form may carry: the offered sections and, for the
+    # portal's own signup box, any topic the articles know
+    topics = {**await topics_of(ctx), **{s.slug: s.label for s in sections}}
     chosen = [t for t in form.get("topic", []) if t]
+    receive = first_value(form, "receive") or ("chosen" if chosen else "all")
     values: dict[str, object] = {
         "email": first_value(form, "email"),
         "name": first_value(form, "name"),
+        "receive": receive,
         "topics": chosen,
         "consent": bool(first_value(form, "consent")),
     }
@@ -180,12 +191,18 @@ async def signup(request: Request) -> Response:
     name = (form.get("name") or [""])[0]
     if not name_ok(name):
         errors["name"] = f"Enter a name on one line, at most {MAX_NAME} characters."
+    if receive not in {"all", "chosen"}:
+        errors["receive-all"] = "Choose everything, or the sections you want."
+    elif receive == "all":
+        chosen = []  # everything: no topic filter, whatever was ticked
+    elif not chosen:
+        errors["topics"] = "Choose at least one section, or choose everything."
     if any(t not in topics for t in chosen):
-        errors["topics"] = "Choose topics from the list."
+        errors["topics"] = "Choose sections from the list."
     if not values["consent"]:
         errors["consent"] = "Tick the box to agree to receive the newsletter."
     if errors:
-        return _signup_form(request, topics, 400, errors, values)
+        return _signup_form(request, sections, 400, errors, values)
 
     consent = Consent(source="web", at=utcnow(), ip=ip)
     background = BackgroundTask(
@@ -297,11 +314,13 @@ async def confirm(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    """The signup and confirmation routes."""
+    """The signup and confirmation routes, and the pages' brand stylesheet."""
     return [
         Route("/", signup_form, methods=["GET"]),
         Route("/signup", signup_form, methods=["GET"]),
         Route("/signup", signup, methods=["POST"]),
         Route("/confirm/{token}", confirm_page, methods=["GET"]),
         Route("/confirm/{token}", confirm, methods=["POST"]),
+        # the readers' pages' brand colours and font (here, as every page links it)
+        Route("/static/brand.css", brand_stylesheet, methods=["GET"]),
     ]
