@@ -221,6 +221,11 @@ class Stage:
         self._conn.exec_driver_sql("DELETE FROM import_stage")
         self._conn.exec_driver_sql("DELETE FROM import_hashes")
 
+    def finish(self) -> None:
+        """Leave no personal data staged: emptied now on SQLite, at the commit on PostgreSQL."""
+        if not self._postgres:
+            self.clear()
+
     def load(
         self, rows: Sequence[tuple[Any, ...]] | str, hashes: Sequence[tuple[str, str]]
     ) -> None:

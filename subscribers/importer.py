@@ -320,7 +320,7 @@ def _apply(conn: Connection, chunk: Chunk, options: _Options, hashing: bool) -> 
                 for person, kind, detail in events
             ],
         )
-    stage.clear()  # no personal data left in the connection's temporary tables
+    stage.finish()
     outcome.skipped.sort(key=lambda problem: problem.line)
     return outcome
 
