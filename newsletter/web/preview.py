@@ -1,10 +1,11 @@
 """The editor's preview page, behind ``newsletter preview --serve`` and the web app's /preview.
 
 One page shows the edition at 600 px and 375 px side by side, in sandboxed
-frames, next to its text part. A render is kept per (edition content, template
-files, reader) by a :class:`PreviewCache`, so reloading costs nothing and an
-edited template or edition shows on the next reload. The page links to its
-other views (``html``, ``text``, ``message.eml``) relatively, so the same page
+frames, then at 375 px in dark mode (:func:`dark_html`), next to its text
+part. A render is kept per (edition content, template files, reader) by a
+:class:`PreviewCache`, so reloading costs nothing and an edited template or
+edition shows on the next reload. The page links to its other views
+(``html``, ``dark``, ``text``, ``message.eml``) relatively, so the same page
 works at ``/`` of the preview server and at ``/preview/{edition}`` of the
 editors' preview listener.
 
@@ -19,6 +20,7 @@ loopback. ``newsletter preview --serve`` likewise binds to 127.0.0.1 only.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -56,6 +58,7 @@ __all__ = [
     "PreviewCache",
     "create_editor_preview_app",
     "create_preview_app",
+    "dark_html",
     "preview_links",
     "preview_response",
     "template_version",
@@ -73,7 +76,25 @@ _PAGE_CSP = (
 )
 
 # "" is the side-by-side page; the others are what it links to.
-PREVIEW_VIEWS = ("", "html", "text", "message.eml")
+PREVIEW_VIEWS = ("", "html", "dark", "text", "message.eml")
+
+_SCHEME_QUERY = re.compile(r"\(\s*prefers-color-scheme\s*:\s*(dark|light)\s*\)", re.IGNORECASE)
+_SCHEMES = re.compile(r"(color-schemes?\s*(?:\"\s+content=\"|:)\s*)light dark", re.IGNORECASE)
+
+
+def dark_html(html: str) -> str:
+    """``html`` as a mail client in dark mode shows it, whatever the viewer's own setting.
+
+    A browser applies ``prefers-color-scheme`` from the viewer's preference to
+    frames too (emulating it reaches only the top page), so the dark view
+    rewrites the email's own queries: its dark rules always apply, its light
+    ones never, and its declared schemes become ``dark`` alone.
+    """
+
+    def forced(match: re.Match[str]) -> str:
+        return "(min-width: 0px)" if match.group(1).lower() == "dark" else "(max-width: 0px)"
+
+    return _SCHEMES.sub(r"\1dark", _SCHEME_QUERY.sub(forced, html))
 
 
 def template_version(template_dir: Path | None = None) -> str:
@@ -161,8 +182,9 @@ def preview_response(
         doc = build_preview(
             settings, edition, recipient, Renderer(settings, template_dir=template_dir)
         )
-    if view == "html":
-        return HTMLResponse(doc.html, headers={"Content-Security-Policy": EMAIL_FRAME_CSP})
+    if view in {"html", "dark"}:
+        html = doc.html if view == "html" else dark_html(doc.html)
+        return HTMLResponse(html, headers={"Content-Security-Policy": EMAIL_FRAME_CSP})
     if view == "text":
         return PlainTextResponse(doc.text)
     if view == "message.eml":

@@ -190,9 +190,11 @@ async def test_preview_page_shows_desktop_mobile_and_text(
     root = lxml.html.document_fromstring(page.text)
     frames = root.xpath("//iframe")
     # the desktop frame leaves room around the 600 px container, below the mobile breakpoint
-    assert sorted(f.get("width") for f in frames) == ["375", "680"]
+    # (and the mobile width again, in dark mode)
+    assert sorted(f.get("width") for f in frames) == ["375", "375", "680"]
     # relative links, so the web app's /preview/{edition} can serve the same page
-    assert all(f.get("src") == "html" and f.get("sandbox") is not None for f in frames)
+    assert [f.get("src") for f in frames] == ["html", "html", "dark"]
+    assert all(f.get("sandbox") is not None for f in frames)
     assert root.xpath("//a/@href") == ["message.eml"]
     assert "Hello Reader," in root.xpath("//pre")[0].text_content()
     assert "frame-src 'self'" in page.headers["content-security-policy"]
@@ -254,7 +256,7 @@ def test_preview_serve_binds_loopback(run_cli: Callable[..., CLIResult], workdir
                     raise
                 time.sleep(0.2)
         assert response.status_code == 200
-        assert response.text.count("<iframe") == 2
+        assert response.text.count("<iframe") == 3
         listening = subprocess.run(
             ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=False
         ).stdout

@@ -486,10 +486,13 @@ async def test_the_public_app_never_previews_and_the_editors_listener_does(
         shown = await http.get(urljoin(str(page.url), frames[0].get("src")))
         text = await http.get(f"/preview/{draft.id}/text")
         eml = await http.get(urljoin(str(page.url), root.xpath("//a/@href")[0]))
+        dark = await http.get(urljoin(str(page.url), frames[2].get("src")))
         unknown = await http.get(f"/preview/{draft.id}/nothing")
         missing = await http.get("/preview/no-such-edition")
     assert page.status_code == 200
-    assert sorted(f.get("width") for f in frames) == ["375", "680"]
+    # desktop, mobile, and mobile in dark mode (the "dark" view forces the email's dark rules)
+    assert sorted(f.get("width") for f in frames) == ["375", "375", "680"]
+    assert [f.get("src").rsplit("/", 1)[-1] for f in frames] == ["html", "html", "dark"]
     assert all(f.get("sandbox") is not None for f in frames)
     assert "Story 1: council votes" in root.xpath("//pre")[0].text_content()
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
@@ -500,6 +503,11 @@ async def test_the_public_app_never_previews_and_the_editors_listener_does(
     assert "script-src" not in shown.headers["content-security-policy"]
     assert "frame-ancestors 'self'" in shown.headers["content-security-policy"]
     assert shown.headers["x-frame-options"] == "SAMEORIGIN"  # the page may frame it
+    assert dark.status_code == 200
+    assert "Story 1: council votes" in dark.text
+    assert "prefers-color-scheme" not in dark.text  # its dark rules always apply
+    assert '<meta name="color-scheme" content="dark">' in dark.text
+    assert dark.headers["content-security-policy"] == shown.headers["content-security-policy"]
     assert eml.url.path == f"/preview/{draft.id}/message.eml"
     assert unknown.status_code == 404
     assert missing.status_code == 404
