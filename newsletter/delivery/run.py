@@ -1,6 +1,10 @@
 """One run of a real send: claim, personalise, deliver, record, and stop or pause.
 
-See :mod:`newsletter.delivery.engine` for the steps; this is the machinery behind them.
+See :mod:`newsletter.delivery.engine` for the steps; this is the machinery behind them
+(the database work before and after is :mod:`newsletter.delivery.runsetup`'s). One
+claimer feeds K workers, one connection each; the :class:`~newsletter.delivery.pacing.Pacer`
+sets how fast and over how many of them. Over PIPELINING with no rate limit, a worker
+takes its next row early so that its envelope rides behind the current payload.
 """
 
 from __future__ import annotations
@@ -8,26 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from newsletter.content.editions import get_edition, set_status
+from newsletter.content.editions import set_status
 from newsletter.content.message import new_message_id
-from newsletter.content.models import Edition, EditionStatus
+from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.core.errors import DeliveryError, InputError, SendPausedError, StateError
-from newsletter.core.schema import deliveries
-from newsletter.delivery import outbox, recovery
-from newsletter.delivery.compose import MessageBuilder, outbox_rows
+from newsletter.delivery import outbox
+from newsletter.delivery.compose import MessageBuilder
 from newsletter.delivery.journal import DatabaseRunner, Journal, Result
 from newsletter.delivery.lease import take_lease
 from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.delivery.pacing import Pacer, backoff_delay
 from newsletter.delivery.report import SendOptions, SendProgress, SendReport
+from newsletter.delivery.runsetup import open_variants, prepare, settle
 from newsletter.delivery.smtp import Attempt, SMTPConnection, SMTPPool, smtp_pool
 from subscribers.bounces import return_paths
 
@@ -77,75 +79,7 @@ class SendRun:
         self.failures_in_a_row = 0
         self.halt = False  # no new rows: stop requested, or paused
         self.draining = False  # the claimer is done: every worker must see its end
-
-    # -- setup and teardown (blocking, run through the DatabaseRunner) ---------
-
-    def _prepare(self, conn: Connection, worker: str, is_alive: Callable[[str], bool]) -> Edition:
-        now = utcnow()
-        edition = get_edition(conn, self.edition_id)
-        if edition.status is EditionStatus.CANCELLED:
-            raise StateError(f"edition {self.edition_id} was cancelled; it cannot be sent")
-        recovered = recovery.recover(
-            conn,
-            self.edition_id,
-            me=worker,
-            is_alive=is_alive,
-            now=now,
-        )
-        self.report.recovered_unknown = recovered.unknown
-        if self.options.resend_unknown:
-            recovery.requeue_unknown(conn, self.edition_id, now)
-        # The recipients are a snapshot taken when the send first starts (in one
-        # transaction: all rows or none); a resumed or second worker finds them.
-        if edition.status is not EditionStatus.SENT and not outbox.exists(conn, self.edition_id):
-            self.report.enqueued = outbox.enqueue(
-                conn,
-                self.edition_id,
-                outbox_rows(conn, edition, repeat_window=self.settings.repeat_window, now=now),
-                now,
-            )
-        recovery.drop_unsubscribed(conn, self.edition_id, now)
-        return edition
-
-    def _variants(self, conn: Connection) -> list[str]:
-        query = (
-            sa.select(deliveries.c.variant)
-            .where(
-                deliveries.c.edition_id == self.edition_id,
-                deliveries.c.status.in_([s.value for s in outbox.OPEN_STATES]),
-            )
-            .distinct()
-        )
-        return list(conn.execute(query).scalars())
-
-    def _finish(self, conn: Connection) -> None:
-        now = utcnow()
-        counts = outbox.counts(conn, self.edition_id)
-        remaining = sum(counts[s] for s in outbox.OPEN_STATES)
-        others = counts[outbox.DeliveryStatus.SENDING]  # rows other live workers hold
-        self.report.counts = {s.value: n for s, n in counts.items()}
-        self.report.remaining = remaining
-        if self.report.paused_reason:
-            status, reason = EditionStatus.PAUSED, self.report.paused_reason
-        elif remaining == 0:
-            if get_edition(conn, self.edition_id).status is EditionStatus.SENT:
-                self.report.edition_status = EditionStatus.SENT
-                return  # a re-run with nothing to do: keep the first sent_at
-            status, reason = EditionStatus.SENT, None
-        elif self.report.stopped and not others:
-            status = EditionStatus.PAUSED
-            reason = f"stopped; resume with: newsletter send {self.edition_id}"
-        elif self.report.deferred_until is not None and not others:
-            status = EditionStatus.SENDING
-            reason = (
-                f"waiting to retry {counts[outbox.DeliveryStatus.DEFERRED]} deferred "
-                f"until {self.report.deferred_until:%Y-%m-%d %H:%M:%S} UTC"
-            )
-        else:
-            return  # other workers are still at it
-        self.report.edition_status = set_status(
-            conn, self.edition_id, status, reason, now=now
-        ).status
+        self.senders: dict[int, str] = {}  # return paths of rows whose envelope went ahead
 
     # -- the run ------------------------------------------------------------------
 
@@ -155,9 +89,12 @@ class SendRun:
         db = DatabaseRunner(self.engine)
         lease = await db.run(take_lease, self.engine)
         try:
-            edition = await db.transaction(self._prepare, lease.worker, lease.is_alive)
+            edition = await db.transaction(
+                prepare, self.settings, self.edition_id, self.options, self.report,
+                lease.worker, lease.is_alive,
+            )  # fmt: skip
             builder = MessageBuilder(self.settings, edition)
-            for key in await db.transaction(self._variants):
+            for key in await db.transaction(open_variants, self.edition_id):
                 builder.template(key)  # render every variant before the first message
             self.builder = builder
             total = await db.transaction(
@@ -170,7 +107,7 @@ class SendRun:
             if total:
                 await self._send(db, lease.worker, total)
             self.report.stopped = self.stop.is_set() and not self.report.paused_reason
-            await db.transaction(self._finish)
+            await db.transaction(settle, self.edition_id, self.report)
         finally:
             self.report.elapsed = time.perf_counter() - started
             self.report.pace = list(self.pacer.changes)
@@ -278,18 +215,22 @@ class SendRun:
 
     async def _worker(self, journal: Journal, number: int) -> None:
         connection: SMTPConnection | None = None
+        ahead: outbox.Claimed | None = None  # the next row, its envelope sent ahead
         try:
             while True:
                 if number >= self.pacer.concurrency and not (self._halted() or self.draining):
                     # Beyond the current number of connections: hand this one back
                     # and wait until the pacer lets more open.
+                    if ahead is not None:
+                        self.queue.put_nowait(ahead)
+                        ahead = None
                     if connection is not None:
                         await self.pool.release(connection, reusable=False)
                         connection = None
                     self.widened.clear()
                     await _wait(self.widened, 0.5)
                     continue
-                row = await self.queue.get()
+                row, ahead = (ahead, None) if ahead is not None else (await self.queue.get(), None)
                 if row is None:
                     return
                 if self._halted():
@@ -300,13 +241,36 @@ class SendRun:
                     # The relay closed an idle session: not a fault, just reconnect.
                     await self.pool.release(connection, reusable=False)
                     connection = None
-                connection = await self._send_one(journal, row, connection)
+                ahead = self._next_ahead(connection)
+                connection = await self._send_one(journal, row, connection, ahead)
         finally:
             if connection is not None:
                 await self.pool.release(connection, reusable=False)
 
+    def _next_ahead(self, connection: SMTPConnection | None) -> outbox.Claimed | None:
+        """The row to send next on ``connection``, taken now so that its envelope can
+        ride behind this payload: only over PIPELINING and with no rate limit."""
+        if connection is None or not connection.pipelining or self.pacer.rate is not None:
+            return None
+        if self.queue.empty():
+            return None
+        ahead = self.queue.get_nowait()
+        if ahead is None:
+            self.queue.put_nowait(None)  # the end: leave it for the loop to find
+        return ahead
+
+    def _sender(self, row: outbox.Claimed) -> str:
+        """The row's MAIL FROM (its VERP return path), the same string for its envelope
+        sent ahead and its message."""
+        found = self.senders.pop(row.subscriber_id, None)
+        return found or self.return_path(row.subscriber_id, row.email)
+
     async def _send_one(
-        self, journal: Journal, row: outbox.Claimed, connection: SMTPConnection | None
+        self,
+        journal: Journal,
+        row: outbox.Claimed,
+        connection: SMTPConnection | None,
+        ahead: outbox.Claimed | None = None,
     ) -> SMTPConnection | None:
         message_id = row.message_id or new_message_id(self.domain)
         try:
@@ -328,8 +292,14 @@ class SendRun:
                 return None
         begun = journal.begin(row.subscriber_id, message_id)
         # MessageTemplate and dkimpy emit CRLF line ends only (the tests check it).
-        sender = self.return_path(row.subscriber_id, row.email)
-        attempt = await connection.deliver(sender, row.email, data, ready=begun, crlf=True)
+        sender = self._sender(row)
+        then = None
+        if ahead is not None:
+            ahead_sender = self.senders[ahead.subscriber_id] = self._sender(ahead)
+            then = (ahead_sender, ahead.email)
+        attempt = await connection.deliver(
+            sender, row.email, data, ready=begun, crlf=True, then=then
+        )
         if _session_ended(attempt):
             # The session ended under this message after delivering others (a
             # per-session cap, an idle timeout): neither about this recipient nor
@@ -341,7 +311,9 @@ class SendRun:
             except DeliveryError:
                 connection = None
             else:
-                attempt = await connection.deliver(sender, row.email, data, ready=begun, crlf=True)
+                attempt = await connection.deliver(
+                    sender, row.email, data, ready=begun, crlf=True, then=then
+                )
         if not await begun:
             # Unsubscribed or erased since the claim: the journal failed the row and
             # deliver() stopped before DATA.

@@ -190,3 +190,32 @@ def test_cli_send_with_only_rows_deferred_far_ahead_exits_with_the_deferred_stat
     assert "1 deferred by the relay until" in result.stdout
     assert "send again then" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.smtp_misbehave(
+    pipelining=True,
+    session_limit=4,
+    refuse={"reader5@example.org": "550 5.1.1 no such user"},
+    soft_fail={"reader7@example.org": 1, "reader20@example.org": 2},
+    drop_every_nth_connection=6,
+)
+async def test_envelopes_sent_ahead_over_pipelining_keep_exactly_once(
+    settings: Settings, engine: Engine, smtp_server: SMTPServer
+) -> None:
+    # Each payload carries the next message's MAIL, RCPT and DATA; sessions end
+    # under them (the cap), some are dropped, some recipients refused or deferred.
+    readers = 40
+    edition_id = populate(engine, settings, readers)
+    report = await send_edition(
+        with_smtp(settings, smtp_server.url),
+        engine,
+        edition_id,
+        options=SendOptions(concurrency=3, **FAST),
+    )
+    assert (report.sent, report.failed, report.unknown) == (readers - 1, 1, 0)
+    copies = smtp_server.handler.copies()
+    assert address(5) not in copies
+    assert {n: copies[address(n)] for n in range(readers) if n != 5} == {
+        n: 1 for n in range(readers) if n != 5
+    }
+    assert states(engine, edition_id) == {S.SENT: readers - 1, S.FAILED: 1}
