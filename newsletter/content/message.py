@@ -26,6 +26,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 
 from newsletter.content.models import Edition
 from newsletter.content.render import BODY_SLOTS, SLOT_RE, RenderedVariant, greeting, slot
+from newsletter.content.tracking import CLICK_SLOT, ReaderSigner
 from newsletter.core.config import Settings
 from newsletter.core.errors import HeaderInjectionError, RenderError, SubscriberInputError
 from newsletter.core.text import single_line
@@ -50,7 +51,8 @@ class Personal:
 
     ``date`` defaults to the moment of personalisation; ``unsubscribe_mailto``
     adds the ``mailto:`` form to List-Unsubscribe; ``first_name``, when known,
-    is the name the greeting uses (else the first word of ``name``).
+    is the name the greeting uses (else the first word of ``name``);
+    ``subscriber_id`` signs their article links in per-subscriber click tracking.
     """
 
     email: str
@@ -61,6 +63,7 @@ class Personal:
     unsubscribe_mailto: str | None = None
     date: datetime | None = None
     first_name: str | None = None
+    subscriber_id: int | None = None
 
 
 def new_message_id(domain: str) -> str:
@@ -224,12 +227,19 @@ def feedback_id(variant: RenderedVariant, settings: Settings) -> str:
 class MessageTemplate:
     """A variant's complete message as byte segments and named per-recipient slots."""
 
-    __slots__ = ("_pieces", "edition_id", "subject", "variant_key")
+    __slots__ = ("_pieces", "_reader", "edition_id", "subject", "variant_key")
 
     def __init__(
-        self, pieces: tuple[bytes | str, ...], *, variant_key: str, edition_id: str, subject: str
+        self,
+        pieces: tuple[bytes | str, ...],
+        *,
+        variant_key: str,
+        edition_id: str,
+        subject: str,
+        reader: ReaderSigner | None = None,
     ) -> None:
         self._pieces = pieces
+        self._reader = reader  # signs the reader part of tracked links (per-subscriber)
         self.variant_key = variant_key
         self.edition_id = edition_id
         self.subject = subject
@@ -274,6 +284,11 @@ class MessageTemplate:
             variant_key=variant.key,
             edition_id=variant.edition_id,
             subject=subject,
+            reader=(
+                ReaderSigner(settings.secret(), variant.edition_id)
+                if CLICK_SLOT in variant.html or CLICK_SLOT in variant.text
+                else None
+            ),
         )
 
     def personalise(self, recipient: Personal) -> bytes:
@@ -298,6 +313,10 @@ class MessageTemplate:
         shown = greeting(name, recipient.first_name)
         unsubscribe = recipient.unsubscribe_url
         preferences = recipient.preferences_url
+        # one HMAC: the reader part every tracked link of theirs ends with; a leading "."
+        # after the slot's soft break is written "=2E" (a line never starts with a dot)
+        reader, who = self._reader, recipient.subscriber_id
+        click = b"=2E" + reader.suffix(who)[1:].encode() if reader and who is not None else b""
         values = {
             _HEADERS: headers,
             "text_greeting": _qp(shown.encode("utf-8")),
@@ -306,6 +325,8 @@ class MessageTemplate:
             "html_greeting": _qp(html.escape(shown).encode("utf-8")),
             "html_unsubscribe_url": _qp(html.escape(unsubscribe).encode("utf-8")),
             "html_preferences_url": _qp(html.escape(preferences).encode("utf-8")),
+            "text_click": click,
+            "html_click": click,
         }
         return b"".join([p if type(p) is bytes else values[p] for p in self._pieces])  # type: ignore[index]
 

@@ -34,6 +34,7 @@ from newsletter.content.filters import clean, paragraphs_html, paragraphs_text, 
 from newsletter.content.lines import derive_preheader, derive_subject, machine_intro
 from newsletter.content.models import Article, Edition, EditionKind, Section
 from newsletter.content.templates import email_environment
+from newsletter.content.tracking import click_links
 from newsletter.core.config import Settings
 from newsletter.core.errors import RenderError, StateError
 from newsletter.core.text import one_line
@@ -55,7 +56,7 @@ __all__ = [
     "variant_lines",
 ]
 
-BODY_SLOTS = ("greeting", "unsubscribe_url", "preferences_url")
+BODY_SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "click")
 SLOT_RE = re.compile(r"NLPH7([a-z_]+)7")
 # Gmail clips a message whose HTML passes about 102 KB; stay clear of it.
 MAX_HTML_BYTES = 100_000
@@ -310,7 +311,8 @@ class RenderedVariant:
 
 
 def _filled(values: Mapping[str, str]) -> dict[str, str]:
-    return {**values, "greeting": greeting(values.get("name"), values.get("first_name"))}
+    shown = greeting(values.get("name"), values.get("first_name"))
+    return {"click": "", **values, "greeting": shown}  # a preview's links: no reader part
 
 
 def _too_big(edition: Edition, context: Mapping[str, Any], size: int) -> str:
@@ -416,6 +418,7 @@ class Renderer:
             "why_line": f"You are receiving this because you subscribed to {name}.",
             "topic_names": sorted(topics) if topics else [],
             "top": top,
+            "track": click_links(settings, edition.id, web=web),  # article links, tracked or not
             "sections": sections,
             "lead_label": label,  # a breaking edition's badge says it all
             "breaking_badge": badge,

@@ -68,6 +68,7 @@ class MessageBuilder:
             preferences_url=preferences_url(settings, subscriber_id, email),
             message_id=message_id,
             unsubscribe_mailto=mailto,
+            subscriber_id=subscriber_id,  # signs their tracked links (per-subscriber mode)
         )
         data = self.template(key).personalise(personal)
         return self.signer.sign(data) if self.signer else data

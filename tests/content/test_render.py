@@ -40,7 +40,8 @@ VALUES = {
 
 @pytest.fixture
 def renderer(settings: Settings) -> Renderer:
-    return Renderer(settings)
+    # article links as written (tests/content/test_tracked_links.py checks tracked ones)
+    return Renderer(settings.model_copy(update={"track_clicks": "off"}))
 
 
 @pytest.fixture
