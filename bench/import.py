@@ -10,7 +10,11 @@ repeatable, for other sizes). For each size one CSV is generated, then, on each 
   on a throwaway cluster started here from ``/usr/lib/postgresql/*/bin``.
 
 The figure that matters is the ratio: our rows/s over the loader's rows/s, both
-measured on the same file in the same run, so the machine's load weighs on both.
+measured on the same file in the same run (the loader just before and just after
+our import, its mean time counting), so the machine's load weighs on both. On a
+shared machine a single ratio still moves a lot with its load; for SQLite, where
+both run in-process, the CPU-time ratio (the loader's CPU seconds over ours) is
+printed too, and moves much less.
 Our import does more than the loader: it validates and normalises every address,
 merges duplicates, checks each against the suppression list (a few hundred of
 the file's addresses are seeded as erased, so that the keyed-hash join runs),
@@ -87,9 +91,15 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
 # --- the loaders ------------------------------------------------------------------
 
 
-def sqlite_loader(csv_path: Path, folder: Path) -> float:
-    """Seconds the sqlite3 CLI takes to ``.import`` the file into a bare table."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sqlite_loader(csv_path: Path, folder: Path) -> tuple[float, float]:
+    """Seconds (wall, CPU) the sqlite3 CLI takes to ``.import`` the file into a bare table."""
     database = folder / "loader.db"
+    cpu = _children_cpu()
     started = time.perf_counter()
     subprocess.run(
         ["sqlite3", str(database), BARE, ".mode csv", f".import --skip 1 {csv_path} bare"],
@@ -98,7 +108,7 @@ def sqlite_loader(csv_path: Path, folder: Path) -> float:
     )
     elapsed = time.perf_counter() - started
     database.unlink()
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
 def psql_loader(csv_path: Path, url: str) -> float:
@@ -208,15 +218,28 @@ def child(csv_path: Path, url: str) -> dict[str, object]:
     return result
 
 
-def line(store: str, rows: int, ours: dict[str, object], loader_s: float, loader: str) -> str:
-    """One size on one store: both rates, the ratio, the counts and the peak memory."""
+def line(
+    store: str,
+    rows: int,
+    ours: dict[str, object],
+    loader_s: float,
+    loader: str,
+    loader_cpu: float | None = None,
+) -> str:
+    """One size on one store: both rates, the ratio, the counts and the peak memory.
+
+    With ``loader_cpu`` (SQLite, where both run in-process) the CPU-time ratio
+    too, which the machine's load moves much less than the wall-clock one.
+    """
     rate = rows / float(str(ours["import_s"]))
     loader_rate = rows / loader_s
+    cpu = float(str(ours["cpu_s"]))
+    by_cpu = f", CPU-time ratio {loader_cpu / cpu:.2f}" if loader_cpu is not None else ""
     return (
         f"{store:<10} {rows:>9,} rows: import {rate:>8,.0f} rows/s "
-        f"({rows / float(str(ours['cpu_s'])):,.0f} per CPU s), "
+        f"({rows / cpu:,.0f} per CPU s), "
         f"{loader} {loader_rate:>9,.0f} rows/s, "
-        f"ratio {rate / loader_rate:.2f}; imported {ours['imported']:,}, "
+        f"ratio {rate / loader_rate:.2f}{by_cpu}; imported {ours['imported']:,}, "
         f"skipped {ours['skipped']:,} (erased), rejected {ours['rejected']:,}; "
         f"peak RSS {ours['peak_rss_mb']} MB "
         f"(before the import {ours['peak_rss_mb_before_import']} MB)"
@@ -283,10 +306,12 @@ def main() -> None:
                 # the loader runs just before and just after our import, and its mean
                 # time counts, so that a change in the machine's load weighs on both
                 if "sqlite" in stores:
-                    before = sqlite_loader(csv_path, folder)
+                    wall, cpu = sqlite_loader(csv_path, folder)
                     ours = child(csv_path, f"sqlite:///{folder / 'bench.db'}")
-                    loader_s = (before + sqlite_loader(csv_path, folder)) / 2
-                    print(line("SQLite", rows, ours, loader_s, "sqlite3 .import"), flush=True)
+                    after = sqlite_loader(csv_path, folder)
+                    loader_s, loader_cpu = (wall + after[0]) / 2, (cpu + after[1]) / 2
+                    figures = line("SQLite", rows, ours, loader_s, "sqlite3 .import", loader_cpu)
+                    print(figures, flush=True)
                 if "postgresql" in stores:
                     assert admin is not None
                     with fresh_database(admin, f"bench_import_{rows}") as url:
