@@ -1,10 +1,13 @@
 """Data-protection requests: show everything held about a person, or erase them.
 
 ``access_report`` answers an access request (GDPR art. 15): the subscriber row,
-the consent record, the event history and what was sent to them. ``erase``
+the consent record, the event history, what was sent to them and the article
+links they followed (per-subscriber click tracking). ``erase``
 answers an erasure request (art. 17): the row and its history go, the outbox
-rows lose the address and name, and only a keyed hash of the address stays in
-the suppression list so that an import of an old list cannot re-add them unasked.
+rows lose the address and name, their clicks lose every tie to them (the
+anonymous count stays, so an edition's totals do not change), and only a keyed
+hash of the address stays in the suppression list so that an import of an old
+list cannot re-add them unasked.
 
 Stored text can quote the address too: a relay's ``550 <ann@example.com>: no such
 user`` in the outbox's last error, an edition's pause reason, a note in another
@@ -27,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from newsletter.core.db import checkpoint, metadata, utcnow
-from newsletter.core.schema import articles, deliveries
+from newsletter.core.schema import articles, clicks, deliveries
 from subscribers import store, suppressions
 from subscribers.addresses import normalise_address
 from subscribers.schema import subscriber_events, subscribers
@@ -72,6 +75,19 @@ def access_report(conn: Connection, email: str) -> dict[str, Any]:
                 "updated_at": row.updated_at.isoformat(),
             }
             for row in sent
+        ],
+        "clicks": [
+            {
+                "edition_id": c.edition_id,
+                "article_id": c.article_id,
+                "kind": c.kind,
+                "at": c.at.isoformat(),
+            }
+            for c in conn.execute(
+                sa.select(clicks.c.edition_id, clicks.c.article_id, clicks.c.kind, clicks.c.at)
+                .where(clicks.c.subscriber_id == subscriber.id)
+                .order_by(clicks.c.at, clicks.c.id)
+            )
         ],
     }
 
@@ -163,6 +179,12 @@ def erase(conn: Connection, email: str, *, secret: bytes, now: datetime | None =
         conn.execute(deliveries.update().where(mine).values(email="", name=None, updated_at=now))
         conn.execute(
             subscriber_events.delete().where(subscriber_events.c.subscriber_id == found.id)
+        )
+        # per-subscriber clicks: the reader and the visitor hash go, the bare count stays
+        conn.execute(
+            clicks.update()
+            .where(clicks.c.subscriber_id == found.id)
+            .values(subscriber_id=None, visitor=None)
         )
         conn.execute(subscribers.delete().where(subscribers.c.id == found.id))
     _scrub_everywhere(conn, needles)

@@ -19,6 +19,7 @@ from newsletter.cli import (
     inbound,
     init,
     preview,
+    report,
     schedules,
     sink,
     subscribers,
@@ -54,6 +55,7 @@ web.register(app)
 sink.register(app)
 inbound.register(app)
 audit.register(app)
+report.register(app)
 
 
 # Library errors name their parameters; on the command line they are these flags.

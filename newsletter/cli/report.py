@@ -1,0 +1,121 @@
+"""``newsletter report``: what an edition did, or trends over a span, as text, JSON or a page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.common import get_engine, get_settings, out
+from newsletter.core.errors import InputError
+
+if TYPE_CHECKING:
+    from newsletter.reports import EditionReport, Trends
+
+__all__ = ["register", "report"]
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _print_edition(found: EditionReport) -> None:
+    out.print(f"{found.edition_id}: {found.subject} ({found.status})", markup=False)
+    table = Table("", "count")
+    for name in ("recipients", "sent", "delivered", "deferred", "failed", "unknown", "skipped",
+                 "bounced", "complaints", "unsubscribes", "clicks", "unique_clickers",
+                 "scanner_clicks"):  # fmt: skip
+        table.add_row(name.replace("_", " "), f"{getattr(found, name):,}")
+    table.add_row("click-through rate", _rate(found.click_through_rate))
+    out.print(table)
+    stories = Table("story", "section", "clicks", "unique", "scanners")
+    for a in found.articles:
+        stories.add_row(a.id, a.section, str(a.clicks), str(a.unique_clicks), str(a.scanner_clicks))
+    out.print(stories)
+
+
+def _print_trends(found: Trends) -> None:
+    out.print(
+        f"{found.since:%Y-%m-%d %H:%M} to {found.until:%Y-%m-%d %H:%M} UTC: "
+        f"{found.joined:,} joined, {found.left:,} left",
+        markup=False,
+    )
+    growth = Table("day", "joined", "left")
+    for g in found.growth:
+        if g.joined or g.left:
+            growth.add_row(g.day.isoformat(), str(g.joined), str(g.left))
+    out.print(growth)
+    editions = Table("edition", "delivered", "unsubscribes", "complaints", "click-through")
+    for e in found.editions:
+        editions.add_row(
+            e.edition_id,
+            str(e.delivered),
+            str(e.unsubscribes),
+            str(e.complaints),
+            _rate(e.click_through_rate),
+        )
+    out.print(editions)
+    sections = Table("section", "clicks", "unique")
+    for s in found.sections:
+        sections.add_row(s.section, str(s.clicks), str(s.unique_clicks))
+    out.print(sections)
+
+
+def report(
+    edition: Annotated[
+        str | None, typer.Argument(metavar="[EDITION]", help="The edition id.", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(metavar="SPAN|DATE", help="Trends since: 30d, 12h, or an ISO date/time."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", metavar="FILE", help="Also write a self-contained page with SVG charts."
+        ),
+    ] = None,
+) -> None:
+    """Report on an edition (delivery, bounces, complaints, unsubscribes, clicks per
+    article) or, with --since, trends (list growth, unsubscribes per edition, clicks
+    per section). Complaints and unsubscribes count for the last edition a reader was
+    sent within the 7 days before; scanner clicks are counted apart.
+
+    Example:
+
+        newsletter report 2026-11-26-daily --json
+        newsletter report --since 30d --html trends.html
+    """
+    if (edition is None) == (since is None):
+        raise InputError("give an EDITION or --since SPAN, not both", field="--since")
+    from newsletter.core.db import utcnow
+    from newsletter.core.times import parse_since, zone_info
+    from newsletter.reports import edition_report, report_page, trends
+
+    settings = get_settings()
+    with get_engine().connect() as conn:
+        if edition is not None:
+            found: EditionReport | Trends = edition_report(conn, edition)
+        else:
+            now = utcnow()
+            start = parse_since(str(since), now, settings.timezone)
+            found = trends(conn, since=start, now=now, zone=zone_info(settings.timezone))
+    if html is not None:
+        html.write_text(report_page(found), encoding="utf-8")
+    if as_json:
+        out.print_json(json.dumps(found.model_dump(mode="json")))
+    elif edition is not None:
+        _print_edition(found)  # type: ignore[arg-type]
+    else:
+        _print_trends(found)  # type: ignore[arg-type]
+    if html is not None and not as_json:
+        out.print(f"wrote {html}", markup=False)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``report`` to ``root``."""
+    root.command("report")(report)
