@@ -346,7 +346,7 @@ def _update(
             reason = f"{current['email']} is {status.value} (--resubscribe subscribes them again)"
             outcome.skipped.append(Problem(row.line, "skipped", reason))
             return
-        target = target_status(row, options.confirmed)
+        target = target_status(row.status, options.confirmed)
         values.update(consent_source="import", consent_at=options.now, consent_ip=None)
         values.update(unsubscribed_at=None, bounced_at=None, complained_at=None)
     else:

@@ -207,12 +207,9 @@ def merge(earlier: Row, later: Row) -> Row:
     )
 
 
-_BLANK_ROW = Row(0, "", "", None, None, None, None, {}, None, None, None)
-
-
-def target_status(row: Row, confirmed: bool) -> SubscriberStatus:
+def target_status(wanted: SubscriberStatus | None, confirmed: bool) -> SubscriberStatus:
     """The status a new person arrives in: the row's, else pending (confirmed if asked)."""
-    status = row.status or SubscriberStatus.PENDING
+    status = wanted or SubscriberStatus.PENDING
     if status is SubscriberStatus.PENDING and confirmed:
         return SubscriberStatus.CONFIRMED
     return status
@@ -270,8 +267,9 @@ def _stage(
 ) -> Chunk:
     current = hashes[0] if hashes else None
     topics, attributes, time = encoder.topics, encoder.attributes, encoder.time
-    arrives = {status: target_status(_BLANK_ROW._replace(status=status), confirmed).value
-               for status in (None, *SubscriberStatus)}  # fmt: skip
+    arrives = {
+        status: target_status(status, confirmed).value for status in (None, *SubscriberStatus)
+    }
     staged = [
         (
             email,
