@@ -218,6 +218,8 @@ def send(
             _summary(exc.report)
         raise
     _summary(report)
+    if report.mode == "send" and report.sent:
+        _print_rate(edition)
     if report.stopped:
         raise typer.Exit(EXIT_TERMINATED if stopped_by == ["SIGTERM"] else EXIT_INTERRUPTED)
     if report.deferred_until is not None:
@@ -243,6 +245,21 @@ def _confirm_send(edition_id: str, *, yes: bool) -> None:
     noun = "recipient" if recipients == 1 else "recipients"
     question = f'Send {edition.id} "{edition.subject}" to {recipients:,} {noun}?'
     confirm_or_stop(question, yes=False)
+
+
+def _rate_text(rate: float) -> str:
+    """The one way ``send`` and ``status`` state an edition's rate."""
+    return f"rate: {rate:.1f} messages/s (between the first and the last message accepted)"
+
+
+def _print_rate(edition_id: str) -> None:
+    """After a send, the edition's rate exactly as ``status`` reports it."""
+    from newsletter.delivery import outbox
+
+    with get_engine().connect() as conn:
+        rate = outbox.status(conn, edition_id).rate
+    if rate is not None:
+        out.print(_rate_text(rate), markup=False)
 
 
 def status(
@@ -279,7 +296,7 @@ def status(
     table.add_row("total", str(report.total))
     out.print(table)
     if report.rate is not None:
-        out.print(f"rate: {report.rate:.1f} messages/s", markup=False)
+        out.print(_rate_text(report.rate), markup=False)
     for wave in waves:
         out.print(f"wave {wave.describe()}", markup=False)
     for error in report.last_errors:

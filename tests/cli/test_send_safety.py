@@ -48,3 +48,9 @@ def test_send_with_yes_or_off_a_terminal_does_not_ask(
     assert piped.code == 0, piped.stderr
     assert "[y/N]" not in piped.stdout + piped.stderr
     assert len(smtp_server.received) == 3
+    # send and status state the rate the same way, from the same numbers
+    said = [line for line in piped.stdout.splitlines() if line.startswith("rate: ")]
+    status = run_cli("status", edition_id, env=env)
+    shown = [line for line in status.stdout.splitlines() if line.startswith("rate: ")]
+    assert said == shown
+    assert len(said) == 1
