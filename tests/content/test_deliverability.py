@@ -72,7 +72,7 @@ def _head(data: bytes) -> list[str]:
 
 def _html(data: bytes) -> str:
     message = BytesParser(policy=policy.default).parsebytes(data)
-    part = message.get_body(("html",))  # type: ignore[attr-defined]
+    part = message.get_body(("html",))
     assert part is not None
     return str(part.get_content())
 

@@ -99,10 +99,13 @@ def test_a_hostile_message_is_well_formed(
     )
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
     message = BytesParser(policy=policy.default).parsebytes(raw)
-    html = message.get_body(("html",)).get_content()
+    html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+    assert html_part is not None
+    assert text_part is not None
+    html = html_part.get_content()
     assert "<script" not in html.lower()
     assert "Hello &lt;/td&gt;&lt;script&gt;x&lt;/script&gt;," in html
-    assert CLEAN_HEADLINE in one_line(message.get_body(("plain",)).get_content())
+    assert CLEAN_HEADLINE in one_line(text_part.get_content())
 
 
 def test_a_headline_with_cr_lf_cannot_become_a_header(settings: Settings) -> None:

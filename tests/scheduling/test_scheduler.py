@@ -76,7 +76,9 @@ def add(db: Engine, timing: Timing = LONDON_7AM, **kwargs: object) -> int:
         return add_schedule(conn, timing=timing, now=CREATED, **kwargs).id  # type: ignore[arg-type]
 
 
-def make(settings: Settings, db: Engine, clock: Clock, sender: MemorySender, worker: str = "w:1"):
+def make(
+    settings: Settings, db: Engine, clock: Clock, sender: MemorySender, worker: str = "w:1"
+) -> Scheduler:
     return Scheduler(settings, db, send=sender, clock=clock, worker=worker, is_gone=lambda _: False)
 
 
@@ -217,13 +219,14 @@ async def test_missing_fixed_edition_fails_with_why(settings: Settings, db: Engi
                 created_at=CREATED,
                 updated_at=CREATED,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert schedule_id is not None
     [result] = await make(settings, db, Clock(FIRST), MemorySender()).run_once()
     assert result.outcome == "failed"
     assert result.reason is not None
     assert "no-such-edition" in result.reason
     with db.connect() as conn:
-        assert list_runs(conn, schedule_id)[0].outcome is RunOutcome.FAILED
+        assert list_runs(conn, int(schedule_id[0]))[0].outcome is RunOutcome.FAILED
 
 
 async def test_a_failed_send_is_recorded(

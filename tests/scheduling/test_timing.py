@@ -11,6 +11,7 @@ is +05:30 all year; New York springs forward on 8 March (02:00 -> 03:00).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -352,7 +353,7 @@ def test_earlier_occurrences_within_the_limit_are_superseded() -> None:
 
 def test_one_off() -> None:
     once = Timing(kind="once", tz=L, run_at=t("2026-03-29T01:30Z"))
-    common = {"created_at": t("2026-03-01T00:00Z"), "max_lateness": TWO_HOURS}
+    common: dict[str, Any] = {"created_at": t("2026-03-01T00:00Z"), "max_lateness": TWO_HOURS}
     assert plan_due(once, handled_until=None, now=t("2026-03-29T01:29Z"), **common).run is None
     due = plan_due(once, handled_until=None, now=t("2026-03-29T01:31Z"), **common)
     assert due.run == t("2026-03-29T01:30Z")

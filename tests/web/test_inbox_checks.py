@@ -61,7 +61,7 @@ def _sent_html(settings: Settings, make: Any) -> str:
         )
     )
     message = BytesParser(policy=policy.default).parsebytes(raw)
-    part = message.get_body(("html",))  # type: ignore[attr-defined]
+    part = message.get_body(("html",))
     assert part is not None
     return str(part.get_content())
 
