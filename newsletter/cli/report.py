@@ -91,7 +91,7 @@ def report(
         newsletter report --since 30d --html trends.html
     """
     if (edition is None) == (since is None):
-        raise InputError("give an EDITION or --since SPAN, not both", field="--since")
+        raise InputError("give either an EDITION or --since SPAN (one of them)", field="--since")
     from newsletter.core.db import utcnow
     from newsletter.core.times import parse_since, zone_info
     from newsletter.reports import edition_report, report_page, trends
