@@ -9,10 +9,12 @@ statements do the rest inside the database, whatever the chunk's size:
   Python, under every accepted key) with ``suppressions``;
 - one ``INSERT ... SELECT ... ON CONFLICT (email_key) DO NOTHING`` adds the
   people not yet held, and their ``created`` events are written from the
-  inserted rows (PostgreSQL: a ``RETURNING`` CTE in the same statement, which
-  also takes them off the stage; SQLite, which holds the write lock for the
-  whole transaction: the ids above the highest one held before the insert);
-  a row another writer inserted meanwhile is simply not inserted again;
+  inserted rows (PostgreSQL: a ``RETURNING`` CTE in the same statement;
+  SQLite, which holds the write lock for the whole transaction: the ids above
+  the highest one held before the insert); a row another writer inserted
+  meanwhile is simply not inserted again. When not everyone was added, the
+  added rows leave the stage (PostgreSQL knows them by their ``xmin``, this
+  transaction's id);
 - what is left on the stage is the people already held: their rows come back
   from a join with ``subscribers`` (on PostgreSQL locked, with hash and merge
   joins off for that query, so that it probes the unique index instead of
@@ -25,10 +27,11 @@ distinct value where values repeat; no user input is ever part of the SQL text.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -90,18 +93,22 @@ _DETAIL = "CASE status {} END".format(
     " ".join(f"WHEN '{s.value}' THEN {{detail_{s.value}}}" for s in SubscriberStatus)
 )
 _EVENTS_COLUMNS = "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
-# PostgreSQL: the events of exactly the rows this statement inserted, and those
-# rows out of the stage, which is left holding the people already held
+# PostgreSQL: the events of exactly the rows this statement inserted
 _MERGE_PG = "".join(
     [
         "WITH added AS (",
         _INSERT,
-        " RETURNING id, email_key, status), events AS (",
+        " RETURNING id, status) ",
         _EVENTS_COLUMNS,
         "SELECT id, {now}, 'created', ",
         _DETAIL,
-        " FROM added) DELETE FROM import_stage st USING added WHERE st.email_key = added.email_key",
+        " FROM added",
     ]
+)
+# the rows this transaction inserted are the ones whose xmin is its own id
+_UNSTAGE_PG = (
+    "DELETE FROM import_stage st USING subscribers s "
+    "WHERE s.email_key = st.email_key AND s.xmin = pg_current_xact_id()::xid"
 )
 # SQLite: BEGIN IMMEDIATE holds the write lock, and AUTOINCREMENT ids only grow,
 # so the ids above the highest one held before the insert are exactly its rows
@@ -192,6 +199,7 @@ class Stage:
         self._postgres = conn.dialect.name == "postgresql"
         self._copy = self._postgres and conn.dialect.driver == "psycopg"
         self._encoder = encoder
+        self._left: int | None = None  # staged rows the merge did not add; None before it
         self._params: dict[str, Any] = {"now": encoder.now} | {
             f"detail_{s.value}": encoder.detail({"status": s.value, "source": "import"})
             for s in SubscriberStatus
@@ -273,30 +281,46 @@ class Stage:
         """
         if self._postgres:
             merge = self._sql(_MERGE_PG, order="")
-            return self._conn.exec_driver_sql(merge, self._params).rowcount
-        before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers").scalar()
-        after = str(int(before or 0))
-        self._conn.exec_driver_sql(self._sql(_INSERT, order=" ORDER BY email_key"), self._params)
-        events = self._sql(_EVENTS_SQLITE, before=after)
-        added = self._conn.exec_driver_sql(events, self._params).rowcount
-        if added == staged:
-            self.clear()
-        elif added:
-            self._conn.exec_driver_sql(_UNSTAGE_SQLITE.format(before=after))
+            added = int(self._conn.exec_driver_sql(merge, self._params).rowcount)
+            if 0 < added < staged:
+                with self._index_probes():
+                    self._conn.exec_driver_sql(_UNSTAGE_PG)
+        else:
+            before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers")
+            after = str(int(before.scalar() or 0))
+            self._conn.exec_driver_sql(
+                self._sql(_INSERT, order=" ORDER BY email_key"), self._params
+            )
+            events = self._sql(_EVENTS_SQLITE, before=after)
+            added = int(self._conn.exec_driver_sql(events, self._params).rowcount)
+            if 0 < added < staged:
+                self._conn.exec_driver_sql(_UNSTAGE_SQLITE.format(before=after))
+        self._left = staged - added
         return added
 
     def held(self) -> list[Any]:
         """The full, typed rows of the staged people already held (locked on PostgreSQL)."""
+        if self._left == 0:  # the merge added everyone staged
+            return []
         query = sa.select(subscribers).join(_STAGED, _STAGED.c.email_key == subscribers.c.email_key)
         if not self._postgres:
             return [row._mapping for row in self._conn.execute(query)]
-        # probe the unique index per staged row rather than hash the whole table,
-        # which would make a large import slow down as the list grows
+        with self._index_probes():
+            locked = query.with_for_update(of=subscribers)
+            return [row._mapping for row in self._conn.execute(locked)]
+
+    @contextlib.contextmanager
+    def _index_probes(self) -> Iterator[None]:
+        """PostgreSQL joins the stage by probing the unique index, row by row.
+
+        Left to itself, the planner (which has no statistics for the stage)
+        may hash the whole ``subscribers`` table for each chunk, and a large
+        import would slow down as the list grows.
+        """
         self._conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
         self._conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
         try:
-            locked = query.with_for_update(of=subscribers)
-            return [row._mapping for row in self._conn.execute(locked)]
+            yield
         finally:
             self._conn.exec_driver_sql("SET LOCAL enable_hashjoin = on")
             self._conn.exec_driver_sql("SET LOCAL enable_mergejoin = on")
