@@ -24,8 +24,8 @@ from sqlalchemy.engine import Engine
 from newsletter.content.editions import get_edition
 from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
+from newsletter.core.schema import deliveries
 from newsletter.database import open_database
-from newsletter.delivery import outbox
 from newsletter.delivery.outcomes import DeliveryStatus as S
 from tests.support.cli import ROOT
 from tests.support.sendkit import populate, states
@@ -145,9 +145,7 @@ def test_kill_9_mid_send_then_resume_sends_nobody_twice(
         assert "'unknown' and were not sent again" in stdout
 
     with engine.connect() as conn:
-        rows = conn.execute(
-            outbox.deliveries.select().where(outbox.deliveries.c.edition_id == edition_id)
-        ).all()
+        rows = conn.execute(deliveries.select().where(deliveries.c.edition_id == edition_id)).all()
         assert get_edition(conn, edition_id).status is EditionStatus.SENT
     copies = server_process.copies()
     for row in rows:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from newsletter.content.editions import get_edition
 from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
+from newsletter.core.schema import deliveries
 from newsletter.database import open_database
 from newsletter.delivery import outbox
 from newsletter.delivery.engine import SendOptions, send_edition
@@ -38,6 +39,12 @@ UNSUBSCRIBE_RE = re.compile(r"<(https://[^>]+/unsubscribe/([^>]+))>, <mailto:[^>
 def engine(settings: Settings) -> Engine:
     """The migrated database of the ``settings`` fixture (the one run_cli uses too)."""
     return open_database(settings.database_url)
+
+
+def _plain(message: email.message.EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
 
 
 def by_recipient(server: SMTPServer) -> dict[str, Received]:
@@ -62,7 +69,7 @@ async def test_every_message_is_built_right_and_sent_once(
     with engine.connect() as conn:
         held = {s.id: s for s in store.list_subscribers(conn)}
         ids = {s.email: s.id for s in held.values()}
-        rows = {r.email: r for r in conn.execute(outbox.deliveries.select()).all()}
+        rows = {r.email: r for r in conn.execute(deliveries.select()).all()}
         assert get_edition(conn, edition_id).status is EditionStatus.SENT
     message_ids = set()
     for rcpt, item in received.items():
@@ -139,16 +146,16 @@ async def test_recipients_are_confirmed_subscribers_whose_topics_match(
     assert sorted(received) == [address(0), address(1), address(3)]
     assert report.enqueued == 3
     with engine.connect() as conn:
-        variants = dict(conn.execute(outbox.deliveries.select().with_only_columns(
-            outbox.deliveries.c.email, outbox.deliveries.c.variant
+        variants = dict(conn.execute(deliveries.select().with_only_columns(
+            deliveries.c.email, deliveries.c.variant
         )).all())  # fmt: skip
     assert variants == {
         address(0): "all",
         address(1): "topics:crime",
         address(3): "topics:crime,sport",
     }
-    everything = received[address(0)].message().get_body(("plain",)).get_content()
-    crime_only = received[address(1)].message().get_body(("plain",)).get_content()
+    everything = _plain(received[address(0)].message())
+    crime_only = _plain(received[address(1)].message())
     assert "Met Police" in crime_only or "facial recognition" in crime_only.lower()
     assert len(crime_only) < len(everything)
 
@@ -223,7 +230,9 @@ async def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(
         assert dkim.verify(item.data, dnsfunc=dnsfunc)
         assert item.data.count(b"\n") == item.data.count(b"\r\n")
         signature = item.message()["DKIM-Signature"]
-        signed = re.search(r"h=([^;]+)", signature.replace(" ", "").replace("\r\n", "")).group(1)
+        found = re.search(r"h=([^;]+)", signature.replace(" ", "").replace("\r\n", ""))
+        assert found is not None
+        signed = found.group(1)
         names = signed.lower().split(":")
         assert "list-unsubscribe" in names
         assert "list-unsubscribe-post" in names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, Session
@@ -13,6 +14,7 @@ from newsletter.content.editions import get_edition
 from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
 from newsletter.core.errors import DeliveryError, SendPausedError, SMTPUnavailableError
+from newsletter.core.schema import deliveries
 from newsletter.database import open_database
 from newsletter.delivery import outbox
 from newsletter.delivery.engine import SendOptions, send_edition
@@ -24,7 +26,7 @@ from tests.support.cli import CLIResult
 from tests.support.sendkit import address, populate, states, with_smtp
 
 # Retries come back within a fraction of a second in tests.
-FAST = {"retry_base": 0.05, "retry_cap": 0.2}
+FAST: dict[str, Any] = {"retry_base": 0.05, "retry_cap": 0.2}
 
 
 @pytest.fixture
@@ -35,9 +37,7 @@ def engine(settings: Settings) -> Engine:
 def rows(engine: Engine, edition_id: str) -> dict[str, tuple[str, int, str | None]]:
     """email -> (status, attempts, last_error) for every outbox row."""
     with engine.connect() as conn:
-        found = conn.execute(
-            outbox.deliveries.select().where(outbox.deliveries.c.edition_id == edition_id)
-        ).all()
+        found = conn.execute(deliveries.select().where(deliveries.c.edition_id == edition_id)).all()
     return {r.email: (r.status, r.attempts, r.last_error) for r in found}
 
 

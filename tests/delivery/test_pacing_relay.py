@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,8 +20,8 @@ from newsletter.content.editions import get_edition
 from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
+from newsletter.core.schema import deliveries
 from newsletter.database import open_database
-from newsletter.delivery import outbox
 from newsletter.delivery.engine import SendOptions, send_edition
 from newsletter.delivery.outcomes import DeliveryStatus as S
 from newsletter.delivery.pacing import PacingPolicy
@@ -29,7 +30,7 @@ from tests.plugins.smtp import Misbehaviour, SMTPServer
 from tests.support.cli import CLIResult
 from tests.support.sendkit import address, populate, states, with_smtp
 
-FAST = {"retry_base": 0.05, "retry_cap": 0.2}
+FAST: dict[str, Any] = {"retry_base": 0.05, "retry_cap": 0.2}
 # Quick rounds, so that recovery shows within a few hundred messages.
 QUICK = PacingPolicy(burst=3, window=5.0, cooldown=0.3, increase_after=10, round_time=0.5)
 
@@ -158,8 +159,8 @@ async def test_rows_deferred_far_ahead_end_the_run_and_the_next_send_takes_them(
     # Once due, the next send delivers it and the edition is sent.
     with engine.begin() as conn:
         conn.execute(
-            sa.update(outbox.deliveries)
-            .where(outbox.deliveries.c.status == S.DEFERRED.value)
+            sa.update(deliveries)
+            .where(deliveries.c.status == S.DEFERRED.value)
             .values(next_attempt_at=utcnow())
         )
     last = await send_edition(config, engine, edition_id, options=slow_retry)
@@ -181,8 +182,8 @@ def test_cli_send_with_only_rows_deferred_far_ahead_exits_with_the_deferred_stat
     # The relay deferred one recipient for an hour (as if 4xx after 4xx).
     with engine.begin() as conn:
         conn.execute(
-            sa.update(outbox.deliveries)
-            .where(outbox.deliveries.c.email == address(1))
+            sa.update(deliveries)
+            .where(deliveries.c.email == address(1))
             .values(status=S.DEFERRED.value, next_attempt_at=utcnow() + timedelta(hours=1))
         )
     result = run_cli("send", edition_id, "--yes", env={"NEWSLETTER_SMTP_URL": smtp_server.url})

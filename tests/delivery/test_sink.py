@@ -9,6 +9,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -19,7 +20,7 @@ import pytest
 
 from newsletter.core.errors import ConfigError
 from newsletter.delivery.sink import MaildirHandler, start_sink
-from tests.support.cli import interrupt
+from tests.support.cli import CLIResult, interrupt
 
 
 def _message(subject: str, to: str = "reader@example.org") -> EmailMessage:
@@ -119,7 +120,9 @@ def test_sink_command(workdir: Path) -> None:
     assert len(box) == 1
 
 
-def test_sink_busy_port_from_the_command_line(workdir: Path, run_cli: object) -> None:
+def test_sink_busy_port_from_the_command_line(
+    workdir: Path, run_cli: Callable[..., CLIResult]
+) -> None:
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -212,7 +212,7 @@ class RecordingHandler:
         with self._lock:
             self.rcpt_attempts[address] += 1
             attempt = self.rcpt_attempts[address]
-            self.peers.add(session.peer)
+            self.peers.add(session.peer)  # type: ignore[arg-type]  # a (host, port) pair at run time
             accepted = len(self.received)
         if m.delay_rcpt and self._slow():
             await asyncio.sleep(m.delay_rcpt)
@@ -226,7 +226,7 @@ class RecordingHandler:
             with self._lock:
                 self.dropped_connections += 1
             assert server.transport is not None
-            server.transport.abort()  # no reply at all: the client sees the connection die
+            server.transport.abort()  # type: ignore[attr-defined]  # no reply at all: the client sees the connection die
             return "421 4.3.0 gone"  # never sent: the transport is gone
         if m.tempfail_share and self._rng.random() < m.tempfail_share:
             with self._lock:
@@ -266,7 +266,7 @@ class RecordingHandler:
             mail_from=str(envelope.mail_from),
             rcpt_tos=list(envelope.rcpt_tos),
             data=data,
-            peer=session.peer,
+            peer=session.peer,  # type: ignore[arg-type]  # a (host, port) pair at run time
             tls=session.ssl is not None
             or (
                 server.transport is not None and bool(server.transport.get_extra_info("ssl_object"))
@@ -296,8 +296,8 @@ class _PortZeroController(Controller):
 
     def _trigger_server(self) -> None:
         assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        self.port = self.server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 @dataclass

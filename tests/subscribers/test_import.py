@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -223,10 +224,8 @@ def test_export_reads_back_to_the_same_list(engine: Engine, other_sqlite: Engine
     assert _import(engine, text, now=T1).unchanged == 5
 
 
-_text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
-)
-_names = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30).map(
+_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
+_names = st.text(st.characters(exclude_categories=["Cs", "Cc", "Zl", "Zp"]), max_size=30).map(
     str.strip
 )
 _people_strategy = st.lists(
@@ -243,7 +242,7 @@ _people_strategy = st.lists(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(people=_people_strategy)
-def test_any_list_survives_export_and_import(people: list[tuple[object, ...]]) -> None:
+def test_any_list_survives_export_and_import(people: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         source = make_engine(f"sqlite:///{folder}/a.db")
         target = make_engine(f"sqlite:///{folder}/b.db")
