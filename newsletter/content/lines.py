@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from newsletter.content.models import Article, EditionKind
+from newsletter.content.models import Article, Edition, EditionKind, Section
 from newsletter.core.errors import InputError
 from newsletter.core.text import one_line, plural
 
@@ -25,6 +25,7 @@ __all__ = [
     "derive_preheader",
     "derive_subject",
     "machine_intro",
+    "variant_lines",
 ]
 
 SUBJECT_MAX = 60  # what a phone's inbox shows before cutting it
@@ -114,3 +115,33 @@ def clean_note(text: str, field: str = "intro") -> str:
     if len(note) > INTRO_MAX:
         raise InputError(f"is {len(note)} characters; keep it under {INTRO_MAX}", field=field)
     return note
+
+
+def variant_lines(
+    edition: Edition, top: Article, sections: list[Section], *, site_name: str, zone: ZoneInfo
+) -> tuple[str, str, str]:
+    """Subject, preheader and intro for a variant holding ``top`` and ``sections``.
+
+    The lines the builder wrote (``edition.generated``) are written again from
+    the variant's own stories, so a reader is not promised a story their topics
+    left out; lines an editor wrote are kept as written.
+    """
+    everything = edition.articles()
+    mine = [top, *(a for s in sections for a in s.articles)]
+    subject, preheader, intro = edition.subject, edition.preheader, edition.intro
+    if [a.id for a in mine] == [a.id for a in everything]:
+        return subject, preheader, intro
+    if "subject" in edition.generated:
+        subject = derive_subject(top, len(mine) - 1, edition.kind)
+    if "preheader" in edition.generated:
+        preheader = derive_preheader(mine)
+    if "intro" in edition.generated and edition.window_start is not None:
+        intro = machine_intro(
+            len(mine),
+            edition.kind,
+            site_name=site_name,
+            since=edition.window_start,
+            now=edition.created_at,
+            zone=zone,
+        )
+    return subject, preheader, intro

@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
 from newsletter.content.filters import clean, paragraphs_html, paragraphs_text, wrap
-from newsletter.content.lines import derive_preheader, derive_subject, machine_intro
+from newsletter.content.lines import variant_lines
 from newsletter.content.models import Article, Edition, EditionKind, Section
 from newsletter.content.templates import email_environment
 from newsletter.content.tracking import click_links
@@ -53,7 +52,6 @@ __all__ = [
     "inline_css",
     "select_articles",
     "slot",
-    "variant_lines",
 ]
 
 BODY_SLOTS = ("greeting", "unsubscribe_url", "preferences_url", "click")
@@ -217,36 +215,6 @@ def select_articles(
         if kept:
             sections.append(Section(name=section.name, articles=kept))
     return top, sections
-
-
-def variant_lines(
-    edition: Edition, top: Article, sections: list[Section], *, site_name: str, zone: ZoneInfo
-) -> tuple[str, str, str]:
-    """Subject, preheader and intro for a variant holding ``top`` and ``sections``.
-
-    The lines the builder wrote (``edition.generated``) are written again from
-    the variant's own stories, so a reader is not promised a story their topics
-    left out; lines an editor wrote are kept as written.
-    """
-    everything = edition.articles()
-    mine = [top, *(a for s in sections for a in s.articles)]
-    subject, preheader, intro = edition.subject, edition.preheader, edition.intro
-    if [a.id for a in mine] == [a.id for a in everything]:
-        return subject, preheader, intro
-    if "subject" in edition.generated:
-        subject = derive_subject(top, len(mine) - 1, edition.kind)
-    if "preheader" in edition.generated:
-        preheader = derive_preheader(mine)
-    if "intro" in edition.generated and edition.window_start is not None:
-        intro = machine_intro(
-            len(mine),
-            edition.kind,
-            site_name=site_name,
-            since=edition.window_start,
-            now=edition.created_at,
-            zone=zone,
-        )
-    return subject, preheader, intro
 
 
 def inline_css(document: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -32,9 +32,17 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from newsletter.core.db import UTCDateTime, is_postgres
+from newsletter.core.db import is_postgres
 from newsletter.core.schema import deliveries
 from newsletter.delivery.outcomes import OPEN_STATES, DeliveryStatus
+from newsletter.delivery.statements import (
+    MARK_SENDING,
+    MARK_SENDING_SQLITE,
+    RECORD,
+    RECORD_SQLITE,
+    driver,
+    sqlite_time,
+)
 from subscribers.schema import subscribers
 
 __all__ = [
@@ -215,66 +223,6 @@ def claim(
     return rows
 
 
-# The two statements run for every message, in group commits. Plain SQL text
-# (valid on SQLite and PostgreSQL) costs a third of the equivalent Core
-# construct per execution: these are the hot path of a send.
-_MARK_SENDING = sa.text(
-    "UPDATE deliveries SET status = 'sending', message_id = :mid,"
-    " attempts = attempts + 1, updated_at = :now"
-    " WHERE edition_id = :e AND subscriber_id = :sid AND claimed_by = :w"
-    " AND status IN ('queued', 'deferred')"
-    " AND EXISTS (SELECT 1 FROM subscribers"
-    " WHERE subscribers.id = deliveries.subscriber_id AND subscribers.status = 'confirmed')"
-).bindparams(sa.bindparam("now", type_=UTCDateTime()))
-
-_RECORD = sa.text(
-    "UPDATE deliveries SET status = :status, last_code = :code, last_error = :error,"
-    " next_attempt_at = :next, sent_at = :sent, updated_at = :now,"
-    " claimed_by = CASE WHEN :release = 1 THEN NULL ELSE claimed_by END"
-    " WHERE edition_id = :e AND subscriber_id = :sid"
-).bindparams(
-    sa.bindparam("now", type_=UTCDateTime()),
-    sa.bindparam("next", type_=UTCDateTime()),
-    sa.bindparam("sent", type_=UTCDateTime()),
-    sa.bindparam("code", type_=sa.Integer()),
-    sa.bindparam("error", type_=sa.Text()),
-    sa.bindparam("release", type_=sa.Integer()),
-)
-
-
-# SQLite's own spelling of the two statements, run on the driver's cursor inside
-# the caller's transaction: an executemany of plain tuples, with the datetimes
-# formatted as SQLAlchemy's SQLite DATETIME stores them (UTC, naive).
-# SQLAlchemy's per-execution work (an execution context, parameter processing)
-# cost more than SQLite's own.
-_MARK_SENDING_SQLITE = (
-    "UPDATE deliveries SET status = 'sending', message_id = ?,"
-    " attempts = attempts + 1, updated_at = ?"
-    " WHERE edition_id = ? AND subscriber_id = ? AND claimed_by = ?"
-    " AND status IN ('queued', 'deferred')"
-    " AND EXISTS (SELECT 1 FROM subscribers"
-    " WHERE subscribers.id = deliveries.subscriber_id AND subscribers.status = 'confirmed')"
-)
-_RECORD_SQLITE = (
-    "UPDATE deliveries SET status = ?, last_code = ?, last_error = ?,"
-    " next_attempt_at = ?, sent_at = ?, updated_at = ?,"
-    " claimed_by = CASE WHEN ? = 1 THEN NULL ELSE claimed_by END"
-    " WHERE edition_id = ? AND subscriber_id = ?"
-)
-
-
-def _driver(conn: Connection) -> Any:
-    """The DBAPI connection under ``conn`` (in its transaction), for the hot statements."""
-    return conn.connection.driver_connection
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    """``value`` as SQLAlchemy's DateTime stores it on SQLite (UTC, without the zone)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def mark_sending(
     conn: Connection,
     edition_id: str,
@@ -294,11 +242,11 @@ def mark_sending(
         params = [
             {"e": edition_id, "w": worker, "sid": sid, "mid": mid, "now": now} for sid, mid in rows
         ]
-        result = conn.execute(_MARK_SENDING, params)
+        result = conn.execute(MARK_SENDING, params)
     else:
-        at = _sqlite_time(now)
-        result = _driver(conn).executemany(
-            _MARK_SENDING_SQLITE, [(mid, at, edition_id, sid, worker) for sid, mid in rows]
+        at = sqlite_time(now)
+        result = driver(conn).executemany(
+            MARK_SENDING_SQLITE, [(mid, at, edition_id, sid, worker) for sid, mid in rows]
         )
     wanted = {sid for sid, _ in rows}
     if result.rowcount == len(rows):
@@ -336,15 +284,15 @@ def record(conn: Connection, edition_id: str, marks: list[Mark], now: datetime) 
     if not marks:
         return
     if not is_postgres(conn):
-        at = _sqlite_time(now)
-        _driver(conn).executemany(
-            _RECORD_SQLITE,
+        at = sqlite_time(now)
+        driver(conn).executemany(
+            RECORD_SQLITE,
             [
                 (
                     m.status.value,
                     m.code,
                     m.error,
-                    _sqlite_time(m.next_attempt_at),
+                    sqlite_time(m.next_attempt_at),
                     at if m.status is DeliveryStatus.SENT else None,
                     at,
                     1 if m.status is DeliveryStatus.DEFERRED else 0,
@@ -356,7 +304,7 @@ def record(conn: Connection, edition_id: str, marks: list[Mark], now: datetime) 
         )
         return
     conn.execute(
-        _RECORD,
+        RECORD,
         [
             {
                 "e": edition_id,

@@ -36,11 +36,13 @@ __all__ = [
     "add_confirmed",
     "asgi_client",
     "csrf_token",
+    "find_person",
     "free_port",
     "make_env",
     "path_of",
     "running_server",
     "serve_process",
+    "sign_up",
     "wait_for",
 ]
 
@@ -213,3 +215,17 @@ def serve_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def sign_up(client: httpx.AsyncClient, **fields: str | list[str]) -> httpx.Response:
+    """Post the signup form (with a fresh CSRF token and consent) with ``fields``."""
+    form = await client.get("/")
+    data: dict[str, str | list[str]] = {"csrf_token": csrf_token(form.text), "consent": "yes"}
+    data.update(fields)
+    return await client.post("/signup", data=data)
+
+
+def find_person(env: WebEnv, email: str) -> Subscriber | None:
+    """The subscriber with ``email`` in the app's database, or None."""
+    with env.engine.connect() as conn:
+        return store.find_by_email(conn, email)
