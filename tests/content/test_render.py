@@ -13,12 +13,10 @@ from newsletter.content.render import (
     MAX_HTML_BYTES,
     RenderedVariant,
     Renderer,
-    Variant,
-    select_articles,
     slot,
 )
 from newsletter.core.config import Settings
-from newsletter.core.errors import RenderError, StateError
+from newsletter.core.errors import RenderError
 from tests.support.html_checks import (
     background_of,
     color_of,
@@ -297,39 +295,6 @@ def test_render_and_inlining_run_once_per_variant(
     assert len(calls) == 2  # "all" and "topics:economy"
 
 
-def test_variant_key() -> None:
-    edition = daily_edition()
-    assert Variant.of(edition, None).key == "all"
-    assert Variant.of(edition, []).key == "all"
-    assert Variant.of(edition, ["Housing", "sport"]).key == "topics:housing"
-    assert Variant.of(edition, ["uk", "economy"]).key == "topics:economy,uk"
-    assert Variant.of(edition, ["sport"]).key == "none"
-    assert Variant.of(edition, ["sport"]).is_empty
-
-
-def test_a_variant_key_round_trips_and_refuses_garbage() -> None:
-    for key in ("all", "none", "topics:economy,uk"):
-        assert Variant.parse(key).key == key
-    for bad in ("", "topics:", "topics:a,,b", "everything"):
-        with pytest.raises(ValueError, match="not a variant key"):
-            Variant.parse(bad)
-
-
-def test_a_variant_holds_only_its_topics(renderer: Renderer, edition: Edition) -> None:
-    variant = renderer.render(edition, {"economy"})
-    assert variant.article_ids == ("story-5", "story-6")
-    top, sections = select_articles(edition, frozenset({"economy"}))
-    assert top is not None
-    assert top.id == "story-5"
-    assert [s.name for s in sections] == ["Business"]
-    root = parse(variant.html)
-    assert root.xpath("//h1")[0].text_content().strip() == top.headline
-    assert "story-1" not in variant.html
-    assert "Topics in this edition for you: economy." in _one_line(variant.text)
-    with pytest.raises(StateError):
-        renderer.render(edition, {"sport"})
-
-
 def test_template_error_is_one_line(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "email").mkdir()
     (tmp_path / "email" / "digest.html").write_text("{{ no_such_variable }}")
@@ -401,34 +366,6 @@ def test_rendering_is_offline_and_quiet(
     assert not [r for r in caplog.records if r.name.startswith(("cssutils", "CSSUTILS"))]
 
 
-def test_a_variant_derives_its_own_subject_preheader_and_intro(renderer: Renderer) -> None:
-    from newsletter.content.lines import derive_preheader, derive_subject
-
-    everything = daily_edition().articles()
-    edition = daily_edition(
-        id="derived",
-        preheader=derive_preheader(everything),
-        generated=["subject", "preheader", "intro"],
-    )
-    variant = renderer.render(edition, {"economy"})
-    mine = [a for a in everything if a.id in {"story-5", "story-6"}]
-    assert variant.subject == derive_subject(mine[0], 1)
-    assert variant.subject.endswith(" and 1 more story")
-    assert variant.preheader == derive_preheader(mine)
-    root = parse(variant.html)
-    assert root.find("body")[0][0].text_content().startswith(variant.preheader)
-    assert "2 stories from Britain's News Portal" in variant.text
-    # the whole edition keeps its own lines
-    assert renderer.render(edition).subject == edition.subject
-
-
-def test_an_editors_own_lines_are_kept_in_every_variant(renderer: Renderer) -> None:
-    edition = daily_edition(id="edited", subject="Your Thursday briefing", intro="Good morning.")
-    variant = renderer.render(edition, {"economy"})
-    assert variant.subject == "Your Thursday briefing"
-    assert "Good morning." in variant.text
-
-
 def test_text_part_lines_stay_within_78(renderer: Renderer) -> None:
     long_headline = "A very long headline about the council, the buses and the library " * 2
     stories = [
@@ -445,81 +382,3 @@ def test_text_part_lines_stay_within_78(renderer: Renderer) -> None:
         assert sum("26 November 2026" in line for line in lines) == 1
         for story in edition.articles():
             assert story.url in [line.strip() for line in lines]  # URLs on their own line
-
-
-def test_brand_masthead_and_web_version(settings: Settings, edition: Edition) -> None:
-    from newsletter.core.brand import Brand
-
-    branded = settings.model_copy(
-        update={
-            "brand": Brand(
-                name="The Fleet Street Briefing",
-                logo_url="https://news.example.com/logo.png",
-                logo_width=180,
-                logo_height=40,
-                logo_alt="Britain's News Portal",
-                colour="#7a1020",
-                accent="#0b5a33",
-                font="Merriweather, Georgia, serif",
-                footer_text="Written by the newsroom in London.",
-            ),
-            "privacy_url": "https://news.example.com/privacy",
-        }
-    )
-    generated = daily_edition(id="branded", generated=["title"])
-    variant = Renderer(branded).render(generated)
-    root = parse(variant.fill_html(VALUES))
-    masthead = root.xpath("//td[contains(@class, 'masthead')]")[0]
-    assert "The Fleet Street Briefing" in masthead.text_content()
-    assert "Thursday 26 November 2026" in masthead.text_content()
-    assert masthead.get("bgcolor") == "#7a1020"
-    logo = masthead.xpath(".//img")[0]
-    assert (logo.get("width"), logo.get("height"), logo.get("alt")) == (
-        "180",
-        "40",
-        "Britain's News Portal",
-    )
-    links = {_one_line(a.text_content()): a.get("href") for a in root.xpath("//a")}
-    assert links["View in browser"] == f"{settings.base_url}/archive/branded"
-    assert links["Sign up to The Fleet Street Briefing"] == f"{settings.base_url}/"
-    assert links["Privacy notice"] == "https://news.example.com/privacy"
-    visible = _one_line(root.text_content())
-    assert "Forwarded this?" in visible
-    assert "Written by the newsroom in London." in visible
-    assert "subscribed to The Fleet Street Briefing." in visible
-    contents = _one_line(root.xpath("//p[@class='contents']")[0].text_content())
-    assert contents == "In this edition: Top story · " + " · ".join(
-        s.name for s in generated.sections
-    )
-    css = "\n".join(s.text or "" for s in root.iter("style"))
-    assert "Merriweather, Georgia, serif" in css
-    # the editor's own title heads the email instead of the newsletter's name
-    titled = parse(Renderer(branded).render(edition).html)
-    assert edition.title in titled.xpath("//td[contains(@class, 'masthead')]")[0].text_content()
-
-
-def test_outlook_and_dark_mode_details(variant: RenderedVariant) -> None:
-    root = parse(variant.html)
-    css = "\n".join(s.text or "" for s in root.iter("style"))
-    assert re.search(r":root\s*\{\s*color-scheme:\s*light dark", css)
-    dark = css.partition("prefers-color-scheme: dark")[2]
-    assert re.search(r"h1 a[,\s{]", dark)
-    assert "<o:PixelsPerInch>96</o:PixelsPerInch>" in variant.html
-    h1_link = root.xpath("//h1/a")[0]
-    assert style_of(h1_link)["color"] == "#111317"  # explicit: Outlook paints inherit blue
-    assert "mso-line-height-rule" in style_of(root.xpath("//td[contains(@class, 'px')]")[0])
-    # the button is a padded cell with bgcolor, which Outlook honours
-    button = root.xpath("//a[@class='button']")[0]
-    cell = button.getparent()
-    assert cell.tag == "td"
-    assert cell.get("bgcolor")
-    assert style_of(cell)["padding"] == "12px 20px"
-
-
-def test_compact_items_have_thumbnails(renderer: Renderer) -> None:
-    stories = [article(1, image=True), article(2, image=True), article(3)]
-    root = parse(renderer.render(daily_edition(stories, id="thumbs")).html)
-    thumbs = root.xpath("//img[@class='thumb']")
-    assert [t.get("src") for t in thumbs] == ["https://img.example.com/2.jpg"]
-    assert thumbs[0].get("width") == "96"
-    assert thumbs[0].get("height") == "54"
