@@ -23,7 +23,6 @@ import re
 import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -39,12 +38,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from tests.support.tls import make_tls_certificate
+
 __all__ = [
     "Misbehaviour",
     "Received",
     "RecordingHandler",
     "SMTPServer",
-    "make_tls_certificate",
 ]
 
 
@@ -329,22 +329,6 @@ class SMTPServer:
     def stop(self) -> None:
         """Stop listening and close every session."""
         self.controller.stop()
-
-
-def make_tls_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and key for localhost / 127.0.0.1 (made with openssl)."""
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    if not cert.exists():
-        subprocess.run(
-            [
-                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout", str(key), "-out", str(cert),
-            ],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
-    return cert, key
 
 
 def start_server(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy.engine import Engine
 
 from newsletter.content.articles import upsert_articles
 from newsletter.content.editions import build_edition, get_edition, set_status
@@ -46,12 +45,6 @@ from tests.support.scheduling import (
     Clock,
     article,
 )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Engine:
-    return open_database(settings.database_url)
-
 
 OCCURS = "2026-03-29T06:00:00Z"  # 07:00 BST on the day the clocks go forward
 

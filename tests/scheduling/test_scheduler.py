@@ -8,24 +8,16 @@ scheduler processes against the real delivery engine and an aiosmtpd server.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 from sqlalchemy.engine import Engine
 
-from newsletter.content.articles import upsert_articles
 from newsletter.content.editions import build_edition, get_edition
-from newsletter.content.models import Article, EditionStatus
 from newsletter.core.config import Settings
-from newsletter.core.errors import ScheduleError, SendPausedError, SMTPUnavailableError
+from newsletter.core.errors import SendPausedError, SMTPUnavailableError
 from newsletter.core.schema import schedules
-from newsletter.database import open_database
 from newsletter.delivery.engine import SendReport
-from newsletter.delivery.lease import owner_is_gone
 from newsletter.scheduling.claims import (
     RunOutcome,
     RunRecord,
@@ -55,20 +47,6 @@ from tests.support.scheduling import (
     MemorySender,
     article,
 )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Engine:
-    return open_database(settings.database_url)
-
-
-@pytest.fixture
-def store(db: Engine) -> Callable[..., None]:
-    def put(*articles: Article) -> None:
-        with db.begin() as conn:
-            upsert_articles(conn, articles, CREATED)
-
-    return put
 
 
 def add(db: Engine, timing: Timing = LONDON_7AM, **kwargs: object) -> int:
@@ -424,41 +402,3 @@ def test_result_of_reads_the_delivery_report() -> None:
     assert left.outcome is RunOutcome.FAILED
     assert left.reason is not None
     assert left.reason.endswith("2 still to send")
-
-
-def test_owner_is_gone_only_for_dead_local_processes() -> None:
-    import socket
-
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    host = socket.gethostname()
-    assert owner_is_gone(f"{host}:{proc.pid}")
-    assert not owner_is_gone(f"{host}:{os.getpid()}")
-    assert not owner_is_gone(f"elsewhere.example:{proc.pid}")
-    assert not owner_is_gone("garbage")
-    assert owner_is_gone(f"{host}:{proc.pid}:0a1b2c3d")  # the sender's form, too
-    assert not owner_is_gone(f"{host}:{os.getpid()}:0a1b2c3d")
-
-
-def test_the_library_refuses_an_edition_on_a_recurring_schedule(
-    db: Engine, store: Callable[..., None]
-) -> None:
-    store(article("a", "2026-03-27T10:00Z"))
-    with db.begin() as conn:
-        fixed = build_edition(conn, now=CREATED, site_name="News").id
-    with pytest.raises(ScheduleError, match="sent once") as caught:
-        add(db, LONDON_7AM, edition_id=fixed)
-    assert caught.value.field == "edition"  # a parameter, not a CLI flag
-
-
-async def test_cancelling_in_the_library_puts_the_edition_back_to_draft(
-    db: Engine, store: Callable[..., None]
-) -> None:
-    store(article("a", "2026-03-27T10:00Z"))
-    with db.begin() as conn:
-        fixed = build_edition(conn, now=CREATED, site_name="News").id
-    schedule_id = add(db, Timing(kind="once", tz="Europe/London", run_at=FIRST), edition_id=fixed)
-    with db.begin() as conn:
-        assert get_edition(conn, fixed).status is EditionStatus.SCHEDULED
-        set_schedule_status(conn, schedule_id, "cancel", CREATED)
-        assert get_edition(conn, fixed).status is EditionStatus.DRAFT
