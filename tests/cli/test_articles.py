@@ -144,7 +144,10 @@ def test_a_bad_file_imports_nothing_and_names_where(run_cli: Run, workdir: Path)
     bad.write_text(json.dumps(fresh("bad", 1, url="/relative/path"), indent=2), encoding="utf-8")
     line = one_error_line(run_cli("articles", "import", str(good), str(bad)))
     assert re.match(rf"error: {re.escape(str(bad))}:\d+, field 'url': article 1 \(id 'bad'\)", line)
-    assert json.loads(run_cli("articles", "list", "--json").stdout) == []
+    listed = run_cli("articles", "list", "--json")
+    # nothing was written, not even a database: the command that only reads says so
+    assert listed.code == 1
+    assert "no database here" in listed.stderr
 
 
 def test_a_malformed_feed_is_one_line(run_cli: Run) -> None:
