@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple, TextIO
@@ -67,6 +68,23 @@ class Record(NamedTuple):
     line: int
     fields: list[str]
     error: str | None = None
+    end: int = 0  # its last physical line (a quoted field may span several)
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter a header line uses: comma, semicolon (European spreadsheets) or tab.
+
+    The one that occurs most outside quotes wins; a header with none is read as commas.
+    """
+    counts = dict.fromkeys(",;\t", 0)
+    quoted = False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(counts, key=lambda c: (counts[c], c == ","))
+    return best if counts[best] else ","
 
 
 def _not_utf8(stream: BinaryIO, source: str) -> SubscriberInputError:
@@ -100,24 +118,53 @@ def read_records(stream: BinaryIO, source: str) -> Iterator[Record]:
     """
     # utf-8-sig drops a byte-order mark; newline="" leaves quoted newlines to csv
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=False)
     last = 0
+    pending: Record | None = None  # held back one record: the last may hold an unclosed quote
+    pending_unclosed = False
     try:
+        header = text.readline()
+        raw: list[str] = []  # the physical lines of the record being read
+
+        def lines() -> Iterator[str]:
+            for physical in itertools.chain([header], text):
+                raw.append(physical)
+                yield physical
+
+        reader = csv.reader(lines(), delimiter=sniff_delimiter(header), strict=False)
         while True:
             try:
                 fields = next(reader)
             except StopIteration:
-                return
+                break
             except csv.Error as exc:
+                if pending is not None:
+                    yield pending
+                    pending = None
                 yield Record(last + 1, [], _csv_reason(exc))
                 last = reader.line_num
                 continue
             first, last = last + 1, reader.line_num
+            # an odd number of quotes: the record's quote never closed (csv read to the end)
+            unclosed = "".join(raw).count('"') % 2 == 1
+            raw.clear()
             if fields and any(fields):
                 # most records hold no cell that starts with a quote: skip the per-cell check
                 if "\x00'" in "\x00" + "\x00".join(fields):
                     fields = [unescape_cell(field) for field in fields]
-                yield Record(first, fields)
+                if pending is not None:
+                    yield pending
+                pending, pending_unclosed = Record(first, fields, None, last), unclosed
+        if pending is not None:
+            if pending_unclosed and pending.end > pending.line:
+                # csv read to the end of the file looking for the closing quote
+                pending = pending._replace(
+                    fields=[],
+                    error=(
+                        f"a quote opened on this line is never closed: lines {pending.line}-"
+                        f"{pending.end} were read as one field; close the quote and import again"
+                    ),
+                )
+            yield pending
     except UnicodeDecodeError:
         raise _not_utf8(stream, source) from None
     finally:

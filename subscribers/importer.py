@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,7 +61,7 @@ from subscribers.importrows import (
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
-__all__ = ["ImportReport", "Problem", "import_csv", "import_file"]
+__all__ = ["HEADER_ALIASES", "ImportReport", "Problem", "import_csv", "import_file"]
 
 _S = subscribers.c
 _ACTIVE = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
@@ -142,8 +142,13 @@ def import_csv(
     batch_size: int = 20_000,
     on_problem: Callable[[Problem], None] | None = None,
     on_commit: Callable[[ImportReport], None] | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> ImportReport:
     """Import a CSV byte stream with a header row (``email`` required), committing in chunks.
+
+    The delimiter (comma, semicolon or tab) is read off the header; other tools'
+    headers (``Email Address``, ``First Name``...) are recognised, and ``columns``
+    maps any other header name to one of ours (``{"E-Mail-Adresse": "email"}``).
 
     Each chunk of ``batch_size`` addresses is one transaction; ``on_commit`` is
     called after each with the counts so far. Each rejected or skipped line is
@@ -161,7 +166,7 @@ def import_csv(
             "is empty; expected a header row such as 'email,name,topics,timezone,status'",
             source=source,
         )
-    layout = Layout.from_header(_header(header_record.fields, source, header_record.line))
+    layout = Layout.from_header(_header(header_record.fields, source, header_record.line, columns))
     now = now or utcnow()
     encoder = bulk.Encoder(engine.dialect, now)
     options = _Options(secret, confirmed, resubscribe, now, source, on_problem, encoder)
@@ -203,11 +208,28 @@ def import_file(engine: Engine, path: Path, **options: Any) -> ImportReport:
         return import_csv(engine, stream, source=str(path), **options)
 
 
-def _header(fields: list[str], source: str, line: int) -> list[str]:
+# Other tools' export headers for our columns (Mailchimp, listmonk, Substack, spreadsheets);
+# first and last names are kept as the attributes the greeting reads.
+HEADER_ALIASES = {
+    "email address": "email",
+    "e-mail": "email",
+    "e-mail address": "email",
+    "email_address": "email",
+    "full name": "name",
+    "first name": "first_name",
+    "last name": "last_name",
+    "time zone": "timezone",
+    "tags": "topics",
+}
+
+
+def _header(
+    fields: list[str], source: str, line: int, columns: Mapping[str, str] | None = None
+) -> list[str]:
     # the standard columns match in any case; a custom attribute keeps its own spelling
-    names = [
-        name.strip().lower() if name.strip().lower() in COLUMNS else name.strip() for name in fields
-    ]
+    mapped = [(columns or {}).get(name.strip(), name.strip()) for name in fields]
+    mapped = [HEADER_ALIASES.get(name.lower(), name) for name in mapped]
+    names = [name.lower() if name.lower() in COLUMNS else name for name in mapped]
     if "email" not in names:
         raise SubscriberInputError(
             f"has no 'email' column (the header reads {','.join(fields)[:200]!r})",

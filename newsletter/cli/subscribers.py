@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from subscribers.model import Subscriber
 
 __all__ = [
+    "EXIT_REJECTED",
     "add_command",
     "app",
     "delete_command",
@@ -37,6 +38,10 @@ app = typer.Typer(
     help="Manage the subscriber list: add, import and export CSV, list, show, unsubscribe, erase.",
     no_args_is_help=True,
 )
+
+#: `subscribers import` exit status when some rows were rejected (the good ones went in);
+#: sysexits' EX_DATAERR
+EXIT_REJECTED = 65
 
 # the argument of add, show, unsubscribe and delete
 _Email = Annotated[str, typer.Argument(help="The person's email address.", show_default=False)]
@@ -184,19 +189,32 @@ def import_command(
             help="Subscribe again people who unsubscribed, bounced, complained or were erased.",
         ),
     ] = False,
+    column_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="'HEADER=COLUMN'",
+            help="Read the file's HEADER as our COLUMN, e.g. 'E-Mail-Adresse=email' (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Import subscribers from a UTF-8 CSV file; the same file twice changes nothing.
 
     The header row names the columns: email (required), name, topics, timezone,
-    status; any other column is kept as a custom attribute. Topics are separated
-    by ';' or '|'. People who unsubscribed, bounced, complained or were erased
-    are skipped unless --resubscribe.
-    Prints each rejected or skipped line with its number and reason, then the counts.
+    status; any other column is kept as a custom attribute. Mailchimp, listmonk
+    and Substack headers (Email Address, First Name...) are recognised; --map
+    names others. Commas, semicolons or tabs: the header tells. Topics are
+    separated by ';' or '|'. People who unsubscribed, bounced, complained or were
+    erased are skipped unless --resubscribe.
+    Prints each rejected or skipped line with its number and reason, then the
+    counts. Exits 0 when every row went in, 65 when some were rejected (the good
+    ones are imported).
 
     Example:
 
         newsletter subscribers import examples/subscribers.csv --confirmed
     """
+    from newsletter.core.errors import InputError
     from subscribers.importer import Problem, import_file
 
     settings = get_settings()
@@ -204,6 +222,12 @@ def import_command(
     def report(problem: Problem) -> None:
         out.print(f"{path}:{problem.line}: {problem.kind}: {problem.reason}", markup=False)
 
+    columns: dict[str, str] = {}
+    for pair in column_map or []:
+        header, sep, column = pair.partition("=")
+        if not sep or not header.strip() or not column.strip():
+            raise InputError(f"{pair!r} is not HEADER=COLUMN", field="--map")
+        columns[header.strip()] = column.strip()
     result = import_file(
         get_engine(),
         path,
@@ -211,8 +235,11 @@ def import_command(
         confirmed=confirmed,
         resubscribe=resubscribe,
         on_problem=report,
+        columns=columns,
     )
     out.print(result.summary(), markup=False)
+    if result.rejected:
+        raise typer.Exit(EXIT_REJECTED)
 
 
 @app.command("export")

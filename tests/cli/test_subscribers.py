@@ -103,7 +103,8 @@ def test_import_reports_rejected_lines_and_file_errors(run_cli: Run, workdir: Pa
         'email,name,notes\nok@example.com,Ok,"two\nlines"\nbad@,Bad,\nok2@example.com,,\n',
         encoding="utf-8",
     )
-    result = _ok(run_cli("subscribers", "import", "list.csv", "--confirmed"))
+    result = run_cli("subscribers", "import", "list.csv", "--confirmed")
+    assert result.code == 65, result.stderr  # some rows rejected, the good ones in
     assert "list.csv:4: rejected: 'bad@' is not a valid email address" in result.stdout
     assert "imported 2, updated 0, unchanged 0, skipped 0, rejected 1" in result.stdout
 
@@ -194,7 +195,8 @@ def test_names_lose_direction_controls_and_refuse_encoded_words_on_import(
         "enc@example.com,=?utf-8?b?UGF5UGFsIFNlY3VyaXR5?=\n",
         encoding="utf-8",
     )
-    result = _ok(run_cli("subscribers", "import", "names.csv"))
+    result = run_cli("subscribers", "import", "names.csv")
+    assert result.code == 65, result.stderr
     assert "names.csv:3: rejected: field 'name': looks like an encoded mail header" in result.stdout
     shown = json.loads(_ok(run_cli("subscribers", "show", "bidi@example.com")).stdout)
     assert shown["subscriber"]["name"] == "Ann gnp.exe Lee"
