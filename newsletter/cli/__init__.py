@@ -27,9 +27,12 @@ from newsletter.cli import (
     web,
 )
 from newsletter.cli.common import err
+from newsletter.cli.helpformat import install as _readable_help
 from newsletter.core.errors import InputError, NewsletterError
 
 __all__ = ["app", "main"]
+
+_readable_help()
 
 app = typer.Typer(
     name="newsletter",

@@ -28,7 +28,7 @@ def import_articles(
     sources: Annotated[
         list[str],
         typer.Argument(
-            metavar="PATH_OR_URL...",
+            metavar="PATH_OR_URL",
             help="JSON or YAML files, folders of them, RSS/Atom feed files or http(s) URLs.",
             show_default=False,
         ),

@@ -24,7 +24,7 @@ def preview(
     edition: Annotated[
         str | None,
         typer.Argument(
-            metavar="[EDITION]", help="Edition id (default: the latest built).", show_default=False
+            metavar="EDITION", help="Edition id (default: the latest built).", show_default=False
         ),
     ] = None,
     subscriber: Annotated[

@@ -66,7 +66,7 @@ def _print_trends(found: Trends) -> None:
 
 def report(
     edition: Annotated[
-        str | None, typer.Argument(metavar="[EDITION]", help="The edition id.", show_default=False)
+        str | None, typer.Argument(metavar="EDITION", help="The edition id.", show_default=False)
     ] = None,
     since: Annotated[
         str | None,

@@ -30,6 +30,9 @@ def test_design_commands_exist() -> None:
         "schedule resume", "schedule cancel", "scheduler", "subscribers add",
         "subscribers import", "subscribers export", "subscribers list", "subscribers show",
         "subscribers unsubscribe", "subscribers delete", "serve", "sink", "inbound",
+        "init", "edition show", "edition edit", "edition delete", "edition duplicate",
+        "subscribers resend-confirmation", "report", "users add", "users list", "users remove",
+        "users reset-password", "audit",
     }  # fmt: skip
     assert expected <= names, sorted(expected - names)
 
@@ -53,3 +56,15 @@ def test_unknown_command_is_a_usage_error(run_cli: Callable[..., CLIResult]) -> 
 
 def test_typer_app_is_typer() -> None:
     assert isinstance(app, typer.Typer)
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _commands()], ids=lambda p: " ".join(p) or "root")
+def test_help_shows_readable_metavars(path: tuple[str, ...]) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [*path, "--help"], prog_name="newsletter")
+    assert result.exit_code == 0, result.output
+    for python_type in ("<str>", "<int>", "<float>", "<path>", "<list", "[[", "...}..."):
+        assert python_type not in result.output, (
+            f"'newsletter {' '.join(path)} --help' shows {python_type}"
+        )
