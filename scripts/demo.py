@@ -112,7 +112,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         {
-            "NEWSLETTER_DATABASE_URL": f"sqlite:///{DEMO / 'newsletter.core.db'}",
+            "NEWSLETTER_DATABASE_URL": f"sqlite:///{DEMO / 'newsletter.db'}",
             "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{port}",
             "COLUMNS": "110",
         }
@@ -154,7 +154,7 @@ def main() -> None:
 
     received = len(mailbox.Maildir(str(maildir), create=False))
     print("\nWhere everything is:")
-    print(f"  database            {DEMO / 'newsletter.core.db'}")
+    print(f"  database            {DEMO / 'newsletter.db'}")
     for suffix in ("html", "txt", "eml"):
         print(f"  preview ({suffix:4})      {DEMO / 'preview' / f'{edition}.{suffix}'}")
     print(f"  delivered messages  {maildir}/new  ({received} messages)")
