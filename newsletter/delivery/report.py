@@ -99,7 +99,7 @@ class SendReport:
         text = (
             f"{self.edition_id}: sent {self.sent}, deferred {self.deferred}, "
             f"failed {self.failed} ({self.bounced} bounced), unknown {self.unknown} "
-            f"in {self.elapsed:.1f}s ({self.rate:.0f}/s)"
+            f"in {self.elapsed:.1f}s"
         )
         if self.slowdowns:
             lowest = f" (to {self.slowed_to:.1f}/s at the lowest)" if self.slowed_to else ""
