@@ -175,15 +175,7 @@ def _set(ctx_engine: Engine, edition_id: str, status: EditionStatus, who: str, a
 @view(Role.EDITOR)
 async def pause(request: Request, visit: Visit) -> Response:
     """POST /admin/editions/{id}/pause: stop taking rows; what is in flight finishes."""
-    ctx = admin_of(request)
-    if not may_send(visit.user, ctx.settings):
-        return _forbidden(request, visit)
-    edition_id = str(request.path_params["edition_id"])
-    await ctx.jobs.stop(edition_id)
-    await run_in_threadpool(
-        _set, ctx.engine, edition_id, EditionStatus.PAUSED, visit.user.email, "pause"
-    )
-    return go(request, f"/editions/{edition_id}/progress", "paused")
+    return await _stop_as(request, visit, EditionStatus.PAUSED, "pause")
 
 
 @view(Role.EDITOR)
@@ -209,15 +201,19 @@ async def resume(request: Request, visit: Visit) -> Response:
 @view(Role.EDITOR)
 async def cancel(request: Request, visit: Visit) -> Response:
     """POST /admin/editions/{id}/cancel: stop for good; nobody else gets this edition."""
+    return await _stop_as(request, visit, EditionStatus.CANCELLED, "cancel")
+
+
+async def _stop_as(request: Request, visit: Visit, status: EditionStatus, action: str) -> Response:
+    """Stop the send in this process and record ``status``; the progress page says so."""
     ctx = admin_of(request)
     if not may_send(visit.user, ctx.settings):
         return _forbidden(request, visit)
     edition_id = str(request.path_params["edition_id"])
     await ctx.jobs.stop(edition_id)
-    await run_in_threadpool(
-        _set, ctx.engine, edition_id, EditionStatus.CANCELLED, visit.user.email, "cancel"
-    )
-    return go(request, f"/editions/{edition_id}/progress", "cancelled")
+    await run_in_threadpool(_set, ctx.engine, edition_id, status, visit.user.email, action)
+    done = "paused" if status is EditionStatus.PAUSED else "cancelled"
+    return go(request, f"/editions/{edition_id}/progress", done)
 
 
 def _progress(engine: Engine, edition_id: str, running: bool) -> dict[str, object]:
