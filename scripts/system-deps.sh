@@ -2,7 +2,8 @@
 # Installs the Debian packages the test suite and benchmarks use, when missing:
 # chromium (browser tests), postgresql (the PostgreSQL store tests), postfix
 # (smtp-sink/smtp-source for bench/send), sqlite3 (the CLI whose .import
-# bench/import compares against; psql comes with postgresql). Needs root;
+# bench/import compares against; psql comes with postgresql), and with --inbox
+# spamassassin and a Java runtime (make check-inbox). Needs root;
 # without it, it says which tests will skip and carries on.
 set -euo pipefail
 
@@ -19,6 +20,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
 if [ "${1:-}" = "--bench" ]; then
   command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || want+=(postfix)
   command -v sqlite3 >/dev/null 2>&1 || want+=(sqlite3)
+fi
+if [ "${1:-}" = "--inbox" ]; then
+  # make check-inbox: SpamAssassin (local rules) and a Java runtime for the Nu checker
+  command -v spamassassin >/dev/null 2>&1 || want+=(spamassassin)
+  command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 
