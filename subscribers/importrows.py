@@ -145,6 +145,9 @@ def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
             attributes[column] = (
                 clean_attribute(column, value) if len(value) > MAX_ATTRIBUTE else value
             )
+    if not name and "first_name" in attributes:
+        # a Mailchimp-style export (First Name, Last Name): the greeting's first word is theirs
+        name = " ".join(attributes[k] for k in ("first_name", "last_name") if k in attributes)
     return Row(
         line,
         address.key,

@@ -30,6 +30,8 @@ def test_a_mailchimp_export_with_semicolons_goes_in(run_cli: Run, workdir: Path)
     assert "imported 2" in result.stdout
     ada = _show(run_cli, "ada@example.com")
     assert ada["attributes"] == {"first_name": "Ada", "last_name": "Lovelace"}
+    assert ada["name"] == "Ada Lovelace"  # made of the two, so the greeting says "Hello Ada,"
+    assert _show(run_cli, "bo@example.com")["name"] == "Bo"
     assert ada["topics"] == ["science"]
 
 
