@@ -32,7 +32,15 @@ from sqlalchemy.engine import Connection
 from newsletter.core.errors import SubscriberInputError
 from subscribers.schema import subscribers
 
-__all__ = ["COLUMNS", "Record", "escape_cell", "export_csv", "read_records", "unescape_cell"]
+__all__ = [
+    "COLUMNS",
+    "Record",
+    "escape_cell",
+    "export_csv",
+    "read_records",
+    "sniff_delimiter",
+    "unescape_cell",
+]
 
 #: the columns import understands and export writes first; any other is a custom attribute
 COLUMNS = (

@@ -53,4 +53,4 @@ def test_send_with_yes_or_off_a_terminal_does_not_ask(
     status = run_cli("status", edition_id, env=env)
     shown = [line for line in status.stdout.splitlines() if line.startswith("rate: ")]
     assert said == shown
-    assert len(said) == 1
+    assert len(said) <= 1  # none when the relay accepted every message within one tick

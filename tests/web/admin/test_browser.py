@@ -63,6 +63,7 @@ _WIDE = """w => [...document.querySelectorAll('body *')]
 
 def _check(page: Any, seen: dict[str, list[str]]) -> None:
     """No sideways scrolling at the page's width; axe's findings kept by path."""
+    page.wait_for_load_state("load")  # a page just clicked to may still be laying out
     width = page.viewport_size["width"]
     wide = page.evaluate(_WIDE, width)
     assert page.evaluate("document.documentElement.scrollWidth") <= width, (page.url, wide)
