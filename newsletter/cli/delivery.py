@@ -89,6 +89,7 @@ async def _run_send(
             # Second time: the default behaviour (KeyboardInterrupt or exit). The
             # messages in flight stay `sending` and become `unknown` next run.
             err.print(f"{name} again: aborting now", markup=False)
+            _abandon_in_flight(edition)
             for each in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(each)
             os.kill(os.getpid(), number)
@@ -125,6 +126,33 @@ def _dry_run_line(report: SendReport) -> str | None:
     if counts.get("failed"):
         line += f", {counts['failed']:,} failed"
     return line + "; nothing was sent"
+
+
+def _abandon_in_flight(edition_id: str) -> None:
+    """Before an abort, this process's rows in ``sending`` become ``unknown`` (they may
+    have arrived) and its reservations are released, so ``status`` tells the truth at
+    once rather than after the next run. Best effort: the next run settles them anyway."""
+    from newsletter.core.db import utcnow
+    from newsletter.delivery import recovery
+    from newsletter.delivery.lease import is_this_process
+
+    try:
+        with get_engine().begin() as conn:
+            found = recovery.recover(
+                conn,
+                edition_id,
+                me="",
+                is_alive=lambda worker: not is_this_process(worker),
+                now=utcnow(),
+            )
+    except Exception:  # an abort must not fail on the way out
+        return
+    if found.unknown:
+        err.print(
+            f"{plural(found.unknown, 'message')} in flight marked 'unknown' "
+            "(newsletter send --resend-unknown sends them again)",
+            markup=False,
+        )
 
 
 def _summary(report: SendReport) -> None:

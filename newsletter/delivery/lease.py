@@ -32,6 +32,7 @@ from newsletter.core.db import is_postgres
 __all__ = [
     "FileLease",
     "PostgresLease",
+    "is_this_process",
     "new_worker_id",
     "owner_is_gone",
     "senders_folder",
@@ -49,6 +50,16 @@ def _host() -> str:
 def new_worker_id() -> str:
     """A worker id unique across hosts and runs: ``host:pid:random``."""
     return f"{_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def is_this_process(worker: str) -> bool:
+    """True when ``worker`` names this very process (its host and pid)."""
+    match = _WORKER.fullmatch(worker)
+    return (
+        match is not None
+        and match["host"] in (_host(), socket.gethostname())
+        and int(match["pid"]) == os.getpid()
+    )
 
 
 def owner_is_gone(worker: str) -> bool:

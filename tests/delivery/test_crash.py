@@ -180,3 +180,31 @@ def test_sigterm_stops_cleanly_and_the_next_run_resumes(
     copies = server_process.copies()
     assert len(copies) == READERS
     assert set(copies.values()) == {1}
+
+
+def test_a_second_ctrl_c_aborts_and_marks_the_messages_in_flight_unknown_at_once(
+    workdir: Path, settings: Settings, server_process: ServerProcess
+) -> None:
+    engine, edition_id, env, sender = interrupted_send(
+        workdir, settings, server_process, signal.SIGINT
+    )
+    time.sleep(0.01)  # two signals at once would merge into one
+    sender.send_signal(signal.SIGINT)  # while messages are still in flight
+    _, stderr = sender.communicate(timeout=60)
+    assert sender.returncode == 130, stderr
+    assert "Ctrl-C again: aborting now" in stderr
+    assert "Traceback" not in stderr
+    found = states(engine, edition_id)
+    # nothing is left `sending` for the next run to find: status is true right away
+    assert S.SENDING not in found, found
+    unknown = found.get(S.UNKNOWN, 0)
+    print(f"messages in flight at the abort, now 'unknown': {unknown}")
+    assert unknown <= K
+    if unknown:
+        assert "in flight marked 'unknown'" in stderr
+
+    run_to_the_end(workdir, env, edition_id)
+    after = states(engine, edition_id)
+    assert after.get(S.UNKNOWN, 0) == unknown  # not sent again without --resend-unknown
+    assert after[S.SENT] == READERS - unknown
+    assert all(n == 1 for n in server_process.copies().values())

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from newsletter.delivery.lease import new_worker_id, owner_is_gone
+from newsletter.delivery.lease import is_this_process, new_worker_id, owner_is_gone
 
 
 def test_owner_is_gone_only_for_dead_local_processes() -> None:
@@ -27,3 +27,6 @@ def test_a_new_worker_id_names_this_host_and_process() -> None:
     worker = new_worker_id()
     assert f":{os.getpid()}:" in worker
     assert not owner_is_gone(worker)
+    assert is_this_process(worker)
+    assert not is_this_process(worker.replace(f":{os.getpid()}:", f":{os.getpid() + 1}:"))
+    assert not is_this_process("elsewhere.example:1:00")
