@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from newsletter.content.models import Edition
 from newsletter.content.render import (
     RenderedVariant,
@@ -24,22 +22,6 @@ FILLED = {
     "unsubscribe_url": "https://news.example.com/newsletter/unsubscribe/TOKEN-U",
     "preferences_url": "https://news.example.com/newsletter/preferences/TOKEN-P",
 }
-
-
-@pytest.fixture
-def renderer(settings: Settings) -> Renderer:
-    # article links as written (tests/content/test_tracked_links.py checks tracked ones)
-    return Renderer(settings.model_copy(update={"track_clicks": "off"}))
-
-
-@pytest.fixture
-def edition() -> Edition:
-    return daily_edition()
-
-
-@pytest.fixture
-def variant(renderer: Renderer, edition: Edition) -> RenderedVariant:
-    return renderer.render(edition, None)
 
 
 def test_brand_masthead_and_web_version(settings: Settings, edition: Edition) -> None:

@@ -36,22 +36,6 @@ VALUES = {
 }
 
 
-@pytest.fixture
-def renderer(settings: Settings) -> Renderer:
-    # article links as written (tests/content/test_tracked_links.py checks tracked ones)
-    return Renderer(settings.model_copy(update={"track_clicks": "off"}))
-
-
-@pytest.fixture
-def edition() -> Edition:
-    return daily_edition()
-
-
-@pytest.fixture
-def variant(renderer: Renderer, edition: Edition) -> RenderedVariant:
-    return renderer.render(edition, None)
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 

@@ -10,24 +10,12 @@ from newsletter.content.render import (
     Variant,
     select_articles,
 )
-from newsletter.core.config import Settings
 from newsletter.core.errors import StateError
 from newsletter.core.text import one_line
 from tests.support.html_checks import (
     parse,
 )
 from tests.support.sample_editions import daily_edition
-
-
-@pytest.fixture
-def renderer(settings: Settings) -> Renderer:
-    # article links as written (tests/content/test_tracked_links.py checks tracked ones)
-    return Renderer(settings.model_copy(update={"track_clicks": "off"}))
-
-
-@pytest.fixture
-def edition() -> Edition:
-    return daily_edition()
 
 
 def test_variant_key() -> None:

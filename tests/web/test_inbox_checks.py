@@ -21,9 +21,8 @@ import pytest
 from newsletter.content.message import MessageTemplate, Personal
 from newsletter.content.render import Renderer
 from newsletter.core.config import Settings
+from tests.support.chromium import chromium as launch_chromium
 from tests.support.sample_editions import breaking_edition, daily_edition
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _package_file(package: str, *parts: str) -> Path | None:
@@ -86,17 +85,10 @@ def test_nu_checker_finds_no_real_error(settings: Settings, tmp_path: Path, make
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() or AXE is None:
-        pytest.skip("needs Debian's chromium and axe-playwright-python's axe-core")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    if AXE is None:
+        pytest.skip("needs axe-playwright-python's axe-core")
+    with launch_chromium() as launched:
+        yield launched
 
 
 @pytest.mark.browser

@@ -45,6 +45,7 @@ __all__ = [
     "admin_root",
     "go",
     "login_page",
+    "not_allowed",
     "render",
     "site_root",
     "view",
@@ -123,6 +124,11 @@ def admin_root(request: Request) -> str:
 def site_root(request: Request) -> str:
     """The app's public path prefix ("" at the root), also inside the console's mount."""
     return str(request.scope.get("app_root_path", root_of(request))).rstrip("/")
+
+
+def not_allowed(request: Request, user: User, message: str) -> Response:
+    """The 403 page: what the signed-in ``user`` may not do, and why."""
+    return render(request, "message.html", user, 403, title="Not allowed", message=message)
 
 
 def render(
@@ -246,13 +252,10 @@ def view(role: Role, *, upload: bool = False) -> Callable[[Handler], Callable[..
             user, session = found
             visit = Visit(user)
             if not user.role.at_least(role):
-                response: Response = render(
+                response: Response = not_allowed(
                     request,
-                    "message.html",
                     user,
-                    403,
-                    title="Not allowed",
-                    message=f"Your role ({user.role.value}) cannot do this; "
+                    f"Your role ({user.role.value}) cannot do this; "
                     f"it needs {role.value} or above.",
                 )
             else:

@@ -20,7 +20,7 @@ from newsletter.core.db import utcnow
 from newsletter.core.schema import deliveries
 from newsletter.privacy import erase, forget_freed
 from newsletter.web.admin.audit import record
-from newsletter.web.admin.context import Visit, admin_of, go, render, view
+from newsletter.web.admin.context import Visit, admin_of, go, not_allowed, render, view
 from newsletter.web.admin.listing import ListQuery, list_page
 from newsletter.web.admin.roles import Role
 from newsletter.web.admin.sending import may_send
@@ -137,13 +137,10 @@ async def unsubscribe_person(request: Request, visit: Visit) -> Response:
 
 
 def _erase_forbidden(request: Request, visit: Visit) -> Response:
-    return render(
+    return not_allowed(
         request,
-        "message.html",
         visit.user,
-        403,
-        title="Not allowed",
-        message="Erasing a person needs an admin "
+        "Erasing a person needs an admin "
         "(or an editor, when NEWSLETTER_CONSOLE_EDITORS_MAY_SEND is on).",
     )
 

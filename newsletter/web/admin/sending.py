@@ -31,7 +31,7 @@ from newsletter.delivery.engine import SendOptions, send_edition
 from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.web.admin.accounts import User
 from newsletter.web.admin.audit import record
-from newsletter.web.admin.context import Visit, admin_of, go, render, view
+from newsletter.web.admin.context import Visit, admin_of, go, not_allowed, render, view
 from newsletter.web.admin.roles import Role
 
 __all__ = [
@@ -102,13 +102,10 @@ def may_send(user: User, settings: Settings) -> bool:
 
 
 def _forbidden(request: Request, visit: Visit) -> Response:
-    return render(
+    return not_allowed(
         request,
-        "message.html",
         visit.user,
-        403,
-        title="Not allowed",
-        message="Sending to the whole list needs an admin "
+        "Sending to the whole list needs an admin "
         "(or an editor, when NEWSLETTER_CONSOLE_EDITORS_MAY_SEND is on).",
     )
 
