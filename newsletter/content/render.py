@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from newsletter.core.topics import normalise_topic
 
 __all__ = [
     "BODY_SLOTS",
+    "MAX_GREETING_NAME",
     "MAX_HTML_BYTES",
     "SLOT_RE",
     "RenderedVariant",
@@ -62,12 +64,30 @@ _FORBIDDEN = re.compile(rb"<\s*(script|form|iframe|object|embed)\b", re.IGNORECA
 
 
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
+# A "first name" longer than this is not one (a pasted note, a hostile cell): not shown.
+MAX_GREETING_NAME = 40
+
+
+def _shown(value: str) -> str:
+    """``value`` as a greeting may show it: one line, no control or format characters
+    (line breaks, bidi overrides), spaces collapsed; "" when longer than
+    :data:`MAX_GREETING_NAME`. Escaping for HTML is the caller's."""
+    if not value.isprintable():
+        value = "".join(
+            c if c.isprintable() else ("" if unicodedata.category(c) == "Cf" else " ")
+            for c in value
+        )
+    value = " ".join(value.split())
+    return value if len(value) <= MAX_GREETING_NAME else ""
 
 
 def greeting_name(name: str | None, first_name: str | None = None) -> str:
-    """The name a greeting uses: ``first_name`` when given, else the first name of
-    ``name`` ("James" from "James Okafor" or "Okafor, James"), else "" (no name)."""
-    given = (first_name or "").strip()
+    """The name a greeting uses: ``first_name`` when given and usable, else the first
+    name of ``name`` ("James" from "James Okafor" or "Okafor, James"), else "" (no name).
+
+    The result is one line of at most :data:`MAX_GREETING_NAME` printable characters.
+    """
+    given = _shown(first_name) if first_name else ""
     if given:
         return given
     full = (name or "").strip()
@@ -78,8 +98,8 @@ def greeting_name(name: str | None, first_name: str | None = None) -> str:
     if len(words) > 2 and words[0].lower().rstrip(".") in _TITLES:
         words = words[1:]  # "Dr Ada King" -> "Ada"; "Dr King" stays whole
     elif len(words) == 2 and words[0].lower().rstrip(".") in _TITLES:
-        return full
-    return words[0] if words else ""
+        return _shown(full)
+    return _shown(words[0]) if words else ""
 
 
 def greeting(name: str | None, first_name: str | None = None) -> str:

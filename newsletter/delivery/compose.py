@@ -56,9 +56,16 @@ class MessageBuilder:
         return found
 
     def build(
-        self, key: str, subscriber_id: int, email: str, name: str | None, message_id: str
+        self,
+        key: str,
+        subscriber_id: int,
+        email: str,
+        name: str | None,
+        message_id: str,
+        first_name: str | None = None,
     ) -> bytes:
-        """The finished (and, with a key configured, DKIM-signed) bytes for one recipient."""
+        """The finished (and, with a key configured, DKIM-signed) bytes for one recipient;
+        the greeting uses ``first_name`` when given, else the first word of ``name``."""
         settings = self.settings
         unsubscribe, mailto = unsubscribe_links(settings, subscriber_id, email)
         personal = Personal(
@@ -68,6 +75,7 @@ class MessageBuilder:
             preferences_url=preferences_url(settings, subscriber_id, email),
             message_id=message_id,
             unsubscribe_mailto=mailto,
+            first_name=first_name,
             subscriber_id=subscriber_id,  # signs their tracked links (per-subscriber mode)
         )
         data = self.template(key).personalise(personal)

@@ -134,6 +134,7 @@ async def _test_send(
         address,
         known.name if known else None,
         new_message_id(settings.sender_domain),
+        known.attributes.get("first_name") if known else None,
     )
     attempt = await send_one(pool or smtp_pool(settings, 1), settings.sender_address, address, data)
     if attempt.outcome is not DeliveryStatus.SENT:

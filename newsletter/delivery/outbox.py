@@ -92,6 +92,8 @@ class Claimed:
     variant: str
     attempts: int
     message_id: str | None
+    # the subscriber's ``first_name`` attribute (a CSV's First Name), for the greeting
+    first_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,19 @@ def enqueue(
     return added
 
 
+def _first_name() -> Any:
+    """SQL: the claimed row's subscriber's ``first_name`` attribute (NULL when none).
+
+    Read with the claim, one primary-key lookup per row in the same statement, so
+    the greeting costs nothing more per message (and an erased reader has none).
+    """
+    return (
+        sa.select(subscribers.c.attributes["first_name"].as_string())
+        .where(subscribers.c.id == _D.subscriber_id)
+        .scalar_subquery()
+    )
+
+
 def confirmed(subscriber_id: Any) -> Any:
     """SQL: the subscriber with this id is still confirmed."""
     return sa.exists().where(subscribers.c.id == subscriber_id, subscribers.c.status == "confirmed")
@@ -193,8 +208,12 @@ def claim(
     """Reserve up to ``limit`` due rows (queued, or deferred and due) for ``worker``.
 
     The rows keep their state; they only become ``sending`` in :func:`mark_sending`.
+    Each comes with its subscriber's ``first_name`` attribute, if any (the greeting's).
     """
-    columns = (_D.subscriber_id, _D.email, _D.name, _D.variant, _D.attempts, _D.message_id)
+    columns = (
+        *(_D.subscriber_id, _D.email, _D.name, _D.variant, _D.attempts, _D.message_id),
+        _first_name(),
+    )
     free = (_D.edition_id == edition_id, _D.claimed_by.is_(None))
     queries = [
         sa.select(*columns).where(

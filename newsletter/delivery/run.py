@@ -275,7 +275,7 @@ class SendRun:
         message_id = row.message_id or new_message_id(self.domain)
         try:
             data = self.builder.build(
-                row.variant, row.subscriber_id, row.email, row.name, message_id
+                row.variant, row.subscriber_id, row.email, row.name, message_id, row.first_name
             )
         except (InputError, StateError) as exc:
             # This recipient's message cannot be built (a bad address, a header

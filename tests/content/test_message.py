@@ -158,6 +158,11 @@ def test_replies_go_to_the_from_address_unless_configured(settings: Settings) ->
         ("李小龍", None, "Hello 李小龍,"),
         ("", None, "Hello,"),
         ("  ", "", "Hello,"),
+        ("Ada King", "  ", "Hello Ada,"),  # a blank first name is no first name
+        ("Ada King", "Jo\r\nBcc: x@y.example", "Hello Jo Bcc: x@y.example,"),
+        ("Ada King", "Jo\u202eann\u0007", "Hello Joann,"),  # bidi override, control
+        ("Ada King", "x" * 41, "Hello Ada,"),  # too long for a first name
+        ("Y" * 41, None, "Hello,"),
     ],
 )
 def test_greeting_uses_the_first_name(

@@ -66,6 +66,19 @@ def test_claims_are_disjoint_reservations(engine: Engine) -> None:
     assert counts(engine) == {S.QUEUED: 10}
 
 
+def test_a_claim_carries_the_first_name_attribute(engine: Engine) -> None:
+    with engine.begin() as conn:
+        ids = [
+            store.add(
+                conn, f"f{i}@example.org", secret=SECRET, confirmed=True, now=NOW, attributes=a
+            ).id
+            for i, a in enumerate(({"first_name": "Zoë"}, {"city": "Leeds"}, None))
+        ]
+    enqueue(engine, ids)
+    found = {r.subscriber_id: r.first_name for r in claim(engine, "w", 10)}
+    assert found == {ids[0]: "Zoë", ids[1]: None, ids[2]: None}
+
+
 def test_only_reserved_confirmed_rows_become_sending(engine: Engine) -> None:
     ids = readers(engine, 3)
     enqueue(engine, ids)
