@@ -4,16 +4,25 @@ Everything is validated before anything is returned: the first problem raises
 an :class:`~newsletter.core.errors.ArticleError` that names the file, the line (for
 JSON and YAML, found through the node marks of ``yaml.compose``), the article
 (its position and id) and the field.
+
+A server fetching a URL an editor typed (:func:`load_url` with ``public_only``)
+connects only to public addresses: every connection, redirects included, is
+made to an address checked after resolving, so neither a redirect nor a DNS
+answer that changes between the check and the connection reaches a private,
+loopback or link-local host (169.254.169.254 and friends).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpcore
 import httpx
 import yaml
 from pydantic import ValidationError
@@ -27,9 +36,12 @@ __all__ = [
     "FETCH_TIMEOUT",
     "MAX_FETCH_BYTES",
     "SUFFIXES",
+    "display_source",
     "fetch",
     "load_articles",
+    "load_bytes",
     "load_many",
+    "load_url",
     "parse_articles",
 ]
 
@@ -56,6 +68,11 @@ def _display(source: str) -> str:
         netloc = f"{host}:{parts.port}" if parts.port else host
         return urlunsplit(parts._replace(netloc=netloc))
     return source
+
+
+def display_source(source: str) -> str:
+    """How errors name ``source``: a URL loses its user name and password."""
+    return _display(source)
 
 
 def _field_name(loc: Sequence[int | str]) -> str:
@@ -214,14 +231,86 @@ def _sniff(content: bytes, suffix: str, content_type: str = "") -> str:
     return "yaml"
 
 
-def fetch(url: str, *, timeout: float = FETCH_TIMEOUT) -> tuple[bytes, str]:
+class _NotPublic(Exception):
+    """A connection was about to go to an address that is not public."""
+
+
+def _public_address(host: str, port: int) -> str:
+    """The first address ``host`` resolves to, if every one of them is public."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise httpcore.ConnectError(f"cannot resolve {host}") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses or not all(_is_public(a) for a in addresses):
+        raise _NotPublic
+    return str(addresses[0])
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None) or address
+    return bool(mapped.is_global and not mapped.is_multicast)
+
+
+class _PublicOnlyBackend(httpcore.NetworkBackend):
+    """Connects only to public addresses, to the very address it checked."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        address = _public_address(host, port)
+        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise _NotPublic
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _PublicOnlyTransport(httpx.HTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        # httpx builds its pool without a way to pass a network backend: swap the pool
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=_PublicOnlyBackend()
+        )
+
+
+def fetch(
+    url: str, *, timeout: float = FETCH_TIMEOUT, public_only: bool = False
+) -> tuple[bytes, str]:
     """GET ``url`` (following redirects) and return its body and content type.
 
     Network failures, HTTP errors and oversized bodies are :class:`ArticleError`.
+    With ``public_only``, only http(s) URLs are fetched, no proxy from the
+    environment is used, and a connection (after any redirect) to an address
+    that is not public (private, loopback, link-local, reserved) is refused.
     """
     shown = _display(url)
+    if urlsplit(url).scheme not in {"http", "https"}:
+        raise ArticleError("only http and https addresses can be fetched", source=shown)
+    transport = _PublicOnlyTransport() if public_only else None
     try:
-        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+        with (
+            httpx.Client(
+                timeout=timeout,
+                follow_redirects=True,
+                transport=transport,
+                trust_env=not public_only,
+            ) as client,
+            client.stream("GET", url) as response,
+        ):
             if response.status_code >= 400:
                 raise ArticleError(
                     f"fetching failed: HTTP {response.status_code} {response.reason_phrase}",
@@ -235,6 +324,11 @@ def fetch(url: str, *, timeout: float = FETCH_TIMEOUT) -> tuple[bytes, str]:
                         f"fetching stopped: larger than {MAX_FETCH_BYTES} bytes", source=shown
                     )
             return bytes(body), response.headers.get("content-type", "")
+    except _NotPublic:
+        raise ArticleError(
+            "refused: the address (or a redirect) leads to a private, loopback or link-local host",
+            source=shown,
+        ) from None
     except httpx.HTTPError as exc:
         raise ArticleError(f"cannot fetch ({type(exc).__name__})", source=shown) from None
 
@@ -278,25 +372,51 @@ def _load_one(source: str | Path) -> list[tuple[Article, str]]:
     return [(a, text) for a in _load_file(path)]
 
 
+def _unique(found: Iterable[tuple[Article, str]]) -> list[Article]:
+    seen: dict[str, tuple[Article, str]] = {}
+    for article, where in found:
+        previous = seen.get(article.id)
+        if previous is not None and previous[0] != article:
+            raise ArticleError(
+                f"article id {article.id!r} is already used by a different article"
+                f" in {previous[1]}",
+                source=where,
+                field="id",
+            )
+        seen.setdefault(article.id, (article, where))
+    return [article for article, _ in seen.values()]
+
+
 def load_many(sources: Sequence[str | Path]) -> list[Article]:
     """Every article of every source, validated, in order; nothing is returned on any error.
 
     The same article twice is kept once; two different articles claiming one id
     raise :class:`ArticleError` naming both files.
     """
-    seen: dict[str, tuple[Article, str]] = {}
-    for source in sources:
-        for article, where in _load_one(source):
-            previous = seen.get(article.id)
-            if previous is not None and previous[0] != article:
-                raise ArticleError(
-                    f"article id {article.id!r} is already used by a different article"
-                    f" in {previous[1]}",
-                    source=where,
-                    field="id",
-                )
-            seen.setdefault(article.id, (article, where))
-    return [article for article, _ in seen.values()]
+    return _unique(pair for source in sources for pair in _load_one(source))
+
+
+def load_url(url: str, *, public_only: bool) -> list[Article]:
+    """Every article of the JSON, YAML or feed at ``url``, validated, as :func:`load_many` does.
+
+    ``public_only`` is for a server fetching a URL someone typed: see :func:`fetch`.
+    """
+    if urlsplit(url).scheme not in {"http", "https"}:
+        raise ArticleError("only http and https addresses can be fetched", source=_display(url))
+    content, content_type = fetch(url, public_only=public_only)
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    shown = _display(url)
+    found = parse_articles(content, shown, _sniff(content, suffix, content_type))
+    return _unique((a, shown) for a in found)
+
+
+def load_bytes(content: bytes, name: str) -> list[Article]:
+    """Every article in an uploaded file's ``content``, read by ``name``'s suffix (else sniffed).
+
+    Nothing touches the disk; errors name ``name`` as the file, with line and field.
+    """
+    found = parse_articles(content, name, _sniff(content, Path(name).suffix.lower()))
+    return _unique((a, name) for a in found)
 
 
 def load_articles(source: str | Path) -> list[Article]:

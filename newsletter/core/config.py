@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     console_idle_timeout: timedelta = timedelta(minutes=30)
     console_session_max: timedelta = timedelta(hours=12)
     console_editors_may_send: bool = False
+    # the console's article import may fetch feeds from private, loopback, link-local hosts
+    feed_allow_private: bool = False
     # the Maildir `newsletter inbound` reads: the console counts its quarantined messages
     inbound_maildir: Path | None = None
     # the email and the readers' pages: [brand] in newsletter.toml, NEWSLETTER_BRAND__COLOUR...

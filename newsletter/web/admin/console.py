@@ -12,7 +12,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from newsletter.core.config import Settings
-from newsletter.web.admin import dashboard, editions, imports, login, people, schedules, sending
+from newsletter.web.admin import (
+    articles,
+    dashboard,
+    editions,
+    imports,
+    login,
+    people,
+    schedules,
+    sending,
+)
 from newsletter.web.admin.audit import list_entries
 from newsletter.web.admin.context import AdminContext, Visit, admin_of, render, view
 from newsletter.web.admin.roles import Role
@@ -85,6 +94,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/static/{name}", static_file, methods=["GET"]),
         Route("/audit", audit_page, methods=["GET"]),
         *login.routes(),
+        *articles.routes(),
         *editions.routes(),
         *sending.routes(),
         *people.routes(),

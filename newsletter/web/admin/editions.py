@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from newsletter.content.articles import list_articles
+from newsletter.content.articles import get_articles, list_articles
 from newsletter.content.editing import delete_edition, duplicate_edition, edit_edition
 from newsletter.content.editions import build_edition, get_edition, list_editions
 from newsletter.content.models import EditionKind
@@ -67,14 +67,21 @@ async def editions_page(request: Request, visit: Visit) -> Response:
 
 @view(Role.EDITOR)
 async def new_page(request: Request, visit: Visit) -> Response:
-    """GET /admin/editions/new: pick articles (``?days=N``, default 2), order, lead, lines."""
+    """GET /admin/editions/new: pick articles (``?days=N``, default 2), order, lead, lines.
+
+    ``?pick=ID`` (repeated, from the articles page) preselects those stories, in
+    that order, whenever they were published.
+    """
     days = request.query_params.get("days", "2")
     window = int(days) if days.isdigit() and 0 < int(days) <= 365 else 2
+    picked = list(dict.fromkeys(request.query_params.getlist("pick")))[:100]
     engine = admin_of(request).engine
 
     def load() -> list[Any]:
         with engine.connect() as conn:
-            return list_articles(conn, since=utcnow() - timedelta(days=window))[:300]
+            chosen = get_articles(conn, picked)
+            recent = list_articles(conn, since=utcnow() - timedelta(days=window))[:300]
+        return chosen + [a for a in recent if a.id not in set(picked)]
 
     articles = await run_in_threadpool(load)
     return render(
@@ -84,6 +91,7 @@ async def new_page(request: Request, visit: Visit) -> Response:
         title="Build an edition",
         nav="editions",
         articles=articles,
+        picked=set(picked),
         days=window,
         hint=SUBJECT_HINT,
     )
