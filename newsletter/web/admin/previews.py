@@ -1,7 +1,9 @@
 """Previews of any edition (drafts too) and test sends, for signed-in editors only.
 
 The page shows the email at 600 and 375 px side by side in sandboxed frames,
-its inbox row (From, subject, preheader) and its text part; ``?subscriber=EMAIL``
+in light and in dark mode (the ``dark`` view applies the email's own
+``prefers-color-scheme: dark`` rules whatever the viewer's setting; no script
+needed, both are always shown), its inbox row (From, subject, preheader) and its text part; ``?subscriber=EMAIL``
 shows the variant that person gets, with their own links. Renders are cached
 per edition content and template version (:class:`~newsletter.web.preview.PreviewCache`).
 """
@@ -72,11 +74,11 @@ async def preview_page(request: Request, visit: Visit) -> Response:
 
 @view(Role.EDITOR)
 async def preview_view(request: Request, visit: Visit) -> Response:
-    """GET /admin/editions/{id}/preview/{view}: ``html``, ``text`` or ``message.eml``."""
+    """GET /admin/editions/{id}/preview/{view}: ``html``, ``dark``, ``text`` or ``message.eml``."""
     ctx = admin_of(request)
     edition_id = str(request.path_params["edition_id"])
     name = str(request.path_params["view"])
-    if name not in ("html", "text", "message.eml"):
+    if name not in ("html", "dark", "text", "message.eml"):
         return Response("no such view\n", status_code=404, media_type="text/plain")
 
     def respond() -> Response:

@@ -83,6 +83,12 @@ async def test_build_edit_and_preview(console: WebEnv, admin: httpx.AsyncClient)
     assert "<!DOCTYPE html>" in html.text or "<!doctype html>" in html.text.lower()
     text = await admin.get(f"/admin/editions/{edition_id}/preview/text")
     assert "Story 102" in text.text
+    assert f"/admin/editions/{edition_id}/preview/dark" in preview.text  # light and dark frames
+    dark = await admin.get(f"/admin/editions/{edition_id}/preview/dark")
+    assert dark.status_code == 200
+    assert "prefers-color-scheme: dark" in html.text
+    assert "prefers-color-scheme" not in dark.text  # its dark rules apply unconditionally
+    assert "#0f1216 !important" in dark.text
 
 
 async def test_test_send_reaches_the_sink(
