@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from newsletter.core import db, schema
@@ -170,6 +169,9 @@ def check_database_key(engine: Engine, secret: bytes, *, record: bool = True) ->
             return
         if found is None:
             if record:
+                # here, not at the top: a command that only reads never loads PostgreSQL's dialect
+                from sqlalchemy.dialects import postgresql, sqlite
+
                 dialect = postgresql if is_postgres(conn) else sqlite
                 conn.execute(
                     dialect.insert(database_keys)

@@ -30,7 +30,6 @@ from sqlalchemy.engine import Connection, Row
 from newsletter.core.db import utcnow
 from newsletter.core.errors import NotFoundError, StateError, SuppressedError
 from subscribers import suppressions
-from subscribers.addresses import normalise_address
 from subscribers.fields import clean_attribute, clean_name, clean_timezone, clean_topics
 from subscribers.model import Consent, Recipient, Subscriber, SubscriberEvent, SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
@@ -97,6 +96,8 @@ def record_event(
 
 def find_by_email(conn: Connection, email: str) -> Subscriber | None:
     """The subscriber with this address (compared normalised), or None."""
+    from subscribers.addresses import normalise_address  # email_validator: only when needed
+
     key = normalise_address(email).key
     row = conn.execute(sa.select(subscribers).where(_S.email_key == key)).first()
     return None if row is None else to_subscriber(row)
@@ -149,6 +150,8 @@ def add(
     With ``keep_suppression`` an erased address may be added as ``pending`` while
     its suppression stays (only :func:`confirm` with the secret lifts it).
     """
+    from subscribers.addresses import normalise_address  # email_validator: only when needed
+
     now = now or utcnow()
     address = normalise_address(email)
     name = clean_name(name)
@@ -268,6 +271,8 @@ def confirm(
     the confirmation proves the mailbox's owner asked to come back. Raises
     :class:`StateError` for someone who has since unsubscribed, bounced or complained.
     """
+    from subscribers.addresses import normalise_address  # email_validator: only when needed
+
     now = now or utcnow()
     current = get(conn, subscriber_id)
     if current.status in _INACTIVE:

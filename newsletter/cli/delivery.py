@@ -2,72 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop, on_terminal
 from newsletter.core.errors import SendPausedError
 
 if TYPE_CHECKING:
+    from newsletter.cli.progress import SendBar
     from newsletter.delivery.engine import SendOptions, SendReport
-    from newsletter.delivery.outcomes import DeliveryStatus
 
 __all__ = [
     "register",
     "send",
     "status",
 ]
-
-
-class _RateColumn(ProgressColumn):
-    """Messages per second, as rich estimates it."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} msg/s" if speed else "-- msg/s")
-
-
-class _Bar:
-    """The progress bar on stderr: done/total, rate and ETA."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _RateColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-        )
-        self.task: Any = None
-
-    def start(self, total: int) -> None:
-        self.task = self.progress.add_task("sending", total=total)
-        self.progress.start()
-
-    def advance(self, outcome: DeliveryStatus) -> None:
-        self.progress.advance(self.task)
-
-    def stop(self) -> None:
-        self.progress.stop()
 
 
 # Exit statuses of a send stopped by a signal (the shell's 128 + signal number):
@@ -77,8 +32,10 @@ EXIT_TERMINATED = 143  # SIGTERM
 
 
 async def _run_send(
-    edition: str, options: SendOptions, bar: _Bar | None, stopped_by: list[str]
+    edition: str, options: SendOptions, bar: SendBar | None, stopped_by: list[str]
 ) -> SendReport:
+    import asyncio
+
     from newsletter.delivery.engine import send_edition
 
     stop = asyncio.Event()
@@ -221,6 +178,9 @@ def send(
 
         newsletter send 2026-11-26-daily --concurrency 8 --rate 50
     """
+    import asyncio
+
+    from newsletter.cli.progress import SendBar
     from newsletter.delivery.engine import SendOptions, SendReport
     from newsletter.delivery.report import EXIT_DEFERRED
 
@@ -233,7 +193,7 @@ def send(
     )
     if not (dry_run or test_to):
         _confirm_send(edition, yes=yes)
-    bar = None if dry_run or test_to else _Bar()
+    bar = None if dry_run or test_to else SendBar()
     stopped_by: list[str] = []
     try:
         try:

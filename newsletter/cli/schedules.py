@@ -8,7 +8,6 @@ across a daylight-saving change; never set it in production.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -349,6 +348,8 @@ def cancel(schedule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
 
 
 async def _run_scheduler(once: bool, poll: float) -> list[RunResult]:
+    import asyncio
+
     from newsletter.scheduling.scheduler import (
         Scheduler,
         delivery_sender,
@@ -413,6 +414,8 @@ def register(root: typer.Typer) -> None:
 
             newsletter scheduler --once
         """
+        import asyncio
+
         results = asyncio.run(_run_scheduler(once, poll))
         if any(r.outcome in {"failed", "deferred"} for r in results):
             raise typer.Exit(1)

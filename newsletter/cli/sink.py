@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +33,8 @@ def sink(
 
         newsletter sink --port 1025 --maildir demo/maildir
     """
+    import asyncio
+
     from newsletter.delivery.sink import run_sink
 
     asyncio.run(run_sink(maildir, host=host, port=port, emit=_emit))

@@ -19,7 +19,8 @@ SENDING = {"aiosmtplib", "dkim"}
 STORAGE = {"sqlalchemy", "pydantic_settings"}
 
 
-def imported(workdir: Path, *args: str) -> set[str]:
+def imported_modules(workdir: Path, *args: str) -> set[str]:
+    """Every module (full dotted name) ``newsletter ARGS`` imports, from ``-X importtime``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_SECRET_KEY"] = "test-secret-key-not-for-production"
     result = subprocess.run(
@@ -33,10 +34,15 @@ def imported(workdir: Path, *args: str) -> set[str]:
     )
     assert "Traceback" not in result.stderr
     return {
-        line.rsplit("|", 1)[1].strip().split(".")[0]
+        line.rsplit("|", 1)[1].strip()
         for line in result.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
+
+
+def imported(workdir: Path, *args: str) -> set[str]:
+    """The top-level packages ``newsletter ARGS`` imports."""
+    return {name.split(".")[0] for name in imported_modules(workdir, *args)}
 
 
 @pytest.mark.parametrize(
@@ -103,3 +109,34 @@ def test_init_makes_a_working_folder_and_keeps_what_exists(workdir: Path) -> Non
     key = (workdir / ".newsletter-secret").read_text()
     assert "kept database" in init()
     assert (workdir / ".newsletter-secret").read_text() == key
+
+
+# What `subscribers list` must not load: it reads one table on SQLite and prints lines
+# (bench/startup.py holds it within 2.5x a bare Typer app's start-up).
+NOT_FOR_LISTING = {
+    "email_validator",  # only commands that take an address validate one
+    "sqlalchemy.dialects.postgresql",  # only a PostgreSQL URL needs its dialect
+    "psycopg",
+    "rich.progress",  # the send's progress bar only
+    "newsletter.content.render",
+    "newsletter.delivery",
+    "newsletter.scheduling",
+    "newsletter.web.app",
+    "jinja2",
+    "starlette",
+}
+
+
+def test_subscribers_list_loads_only_what_a_listing_needs(workdir: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "newsletter", "init"],
+        cwd=workdir,
+        env={**os.environ, "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production"},
+        capture_output=True,
+        check=True,
+    )
+    loaded = imported_modules(workdir, "subscribers", "list")
+    assert {"sqlalchemy", "sqlalchemy.dialects.sqlite", "subscribers.store"} <= loaded
+    assert not loaded & (NOT_FOR_LISTING | RENDERING | SENDING), sorted(
+        loaded & (NOT_FOR_LISTING | RENDERING | SENDING)
+    )
