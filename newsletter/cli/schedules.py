@@ -347,6 +347,30 @@ def cancel(schedule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     _change(schedule_id, "cancel")
 
 
+@app.command("attach")
+def attach(
+    schedule_id: Annotated[int, typer.Argument(metavar="ID")],
+    edition: Annotated[str | None, typer.Argument(metavar="EDITION", show_default=False)] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Take it off; a draft again.")] = False,
+) -> None:
+    """Send a draft at a recurring schedule's next run, instead of building one (that run only).
+
+    Example:
+
+        newsletter schedule attach 1 2026-03-29-daily
+    """
+    from newsletter.scheduling.store import attach_edition, detach_edition
+
+    if (edition is None) != detach:
+        raise InputError("give an EDITION, or --detach alone", field="edition")
+    with get_engine().begin() as conn:
+        if edition is None:
+            done = f"edition {detach_edition(conn, schedule_id, _clock()())} is a draft again"
+        else:
+            done = attach_edition(conn, schedule_id, edition, _clock()()).describe_what()
+    out.print(f"schedule {schedule_id}: {done}", markup=False)
+
+
 async def _run_scheduler(once: bool, poll: float) -> list[RunResult]:
     import asyncio
 

@@ -9,9 +9,9 @@ clock's now, records the skips and claims the run in one transaction (see
 * a run whose occurrence is now as late as ``Settings.schedule_max_lateness``
   (taken over after downtime) is not sent: a stale morning digest never goes
   out at tea-time; the reason says how to finish a half-sent edition by hand;
-* a schedule with a fixed edition sends it; otherwise an edition is built from
-  the articles published since the schedule's previous sent run (at most
-  ``--since`` back) with its topic filters; nothing new means ``skipped``;
+* a fixed edition (or the one attached to a recurring schedule's next run) is
+  sent; otherwise one is built from the articles published since the previous
+  sent run (at most ``--since`` back), topic-filtered; nothing new: ``skipped``;
 * the send is the delivery engine's, which resumes from the outbox, so a run
   taken over after a crash never sends anyone the edition twice.
 
@@ -53,6 +53,7 @@ from newsletter.scheduling.store import (
     ScheduleStatus,
     get_schedule,
     list_schedules,
+    take_attached,
 )
 from newsletter.scheduling.timing import WAVE_SPAN, describe_local, format_delta, plan_due
 from newsletter.scheduling.waves import plan_waves, summarise, to_send, waves_of_run, write_due
@@ -334,9 +335,12 @@ class Scheduler:
         """Choose or build the run's edition and record it on the run, in one transaction."""
         now = self.clock()
         with self.engine.begin() as conn:
-            if schedule.edition_id is not None:
-                edition_id = get_edition(conn, schedule.edition_id).id
-                articles_until = None
+            # an edition attached to a recurring schedule: this run sends it (and only this one)
+            attached = take_attached(conn, schedule.id, now) if schedule.kind == "cron" else None
+            if attached is not None:
+                edition_id, articles_until = attached, None
+            elif schedule.edition_id is not None and schedule.kind == "once":
+                edition_id, articles_until = get_edition(conn, schedule.edition_id).id, None
             else:
                 since = run.occurrence_at - schedule.build.since
                 previous = previous_sent_run(conn, schedule.id, run.occurrence_at)

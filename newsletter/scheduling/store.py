@@ -1,7 +1,12 @@
-"""Schedules in the database: add, get, list, pause, resume and cancel.
+"""Schedules in the database: add, get, list, pause, resume and cancel; attach an edition.
 
 A schedule's ``handled_until`` is its watermark: every occurrence at or before
 it has been claimed or skipped (see :mod:`newsletter.scheduling.claims`).
+
+A one-off schedule's ``edition_id`` is the edition it sends. On a recurring
+schedule, ``edition_id`` is an edition *attached* for its next run only: that
+run sends it instead of building one, and the scheduler clears it as it takes
+it (:func:`take_attached`); later runs build as before.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ __all__ = [
     "ScheduleRecord",
     "ScheduleStatus",
     "add_schedule",
+    "attach_edition",
+    "attached_to",
+    "detach_edition",
     "get_schedule",
     "list_schedules",
     "set_schedule_status",
+    "take_attached",
 ]
 
 
@@ -95,11 +104,17 @@ class ScheduleRecord(BaseModel):
         return f"once {describe_local(self.run_at, self.timezone)}"
 
     def describe_what(self) -> str:
-        """``edition 2026-03-29-daily`` or ``build daily, topics uk, politics``."""
+        """``edition 2026-03-29-daily`` or ``build daily, topics uk, politics``.
+
+        Recurring with an attached edition: ``edition X at the next run, then build ...``.
+        """
+        topics = ", ".join(self.build.topics) or "all topics"
+        built = f"build {self.build.kind.value} ({topics})"
+        if self.edition_id and self.kind == "cron":
+            return f"edition {self.edition_id} at the next run, then {built}"
         if self.edition_id:
             return f"edition {self.edition_id}"
-        topics = ", ".join(self.build.topics) or "all topics"
-        return f"build {self.build.kind.value} ({topics})"
+        return built
 
 
 def _schedule(row: sa.Row[Any]) -> ScheduleRecord:
@@ -138,6 +153,11 @@ def add_schedule(
         found = get_edition(conn, edition_id)
         if found.status not in {EditionStatus.DRAFT, EditionStatus.SCHEDULED}:
             raise StateError(f"edition {found.id} is {found.status.value}; it cannot be scheduled")
+        holder = attached_to(conn, found.id)
+        if holder is not None:
+            raise StateError(
+                f"edition {found.id} is attached to schedule {holder.id}; detach it first"
+            )
         set_status(conn, found.id, EditionStatus.SCHEDULED, now=now, scheduled_at=timing.run_at)
     result = conn.execute(
         schedules.insert().values(
@@ -205,3 +225,106 @@ def set_schedule_status(
         if edition.status is EditionStatus.SCHEDULED:
             set_status(conn, edition.id, EditionStatus.DRAFT, now=now)
     return get_schedule(conn, schedule_id)
+
+
+_HOLDING = (ScheduleStatus.ACTIVE.value, ScheduleStatus.PAUSED.value)
+
+
+def attached_to(conn: Connection, edition_id: str) -> ScheduleRecord | None:
+    """The active or paused recurring schedule whose next run sends ``edition_id``, if any."""
+    row = conn.execute(
+        sa.select(schedules).where(
+            schedules.c.kind == "cron",
+            schedules.c.edition_id == edition_id,
+            schedules.c.status.in_(_HOLDING),
+        )
+    ).first()
+    return None if row is None else _schedule(row)
+
+
+def attach_edition(
+    conn: Connection, schedule_id: int, edition_id: str, now: datetime
+) -> ScheduleRecord:
+    """Have the next run of recurring schedule ``schedule_id`` send ``edition_id`` (a draft).
+
+    The edition becomes ``scheduled`` for that run; an edition attached before
+    goes back to being a draft. Raises :class:`ScheduleError` for a one-off
+    schedule and :class:`StateError` for a schedule that is not active or an
+    edition that is not a draft (scheduled elsewhere, sending, sent, cancelled).
+    """
+    schedule = get_schedule(conn, schedule_id)
+    if schedule.kind != "cron":
+        raise ScheduleError(
+            f"schedule {schedule_id} runs once; attach to a recurring schedule", field="schedule"
+        )
+    if schedule.status is not ScheduleStatus.ACTIVE:
+        raise StateError(f"schedule {schedule_id} is {schedule.status.value}; cannot attach to it")
+    edition = get_edition(conn, edition_id)
+    if schedule.edition_id == edition.id:
+        return schedule
+    if edition.status is not EditionStatus.DRAFT:
+        raise StateError(
+            f"edition {edition.id} is {edition.status.value}; only a draft can be attached"
+        )
+    if schedule.edition_id is not None:
+        _back_to_draft(conn, schedule.edition_id, now)
+    after = max(filter(None, [now, schedule.handled_until]))
+    set_status(
+        conn,
+        edition.id,
+        EditionStatus.SCHEDULED,
+        now=now,
+        scheduled_at=schedule.timing.first_after(after),
+    )
+    conn.execute(
+        sa.update(schedules)
+        .where(schedules.c.id == schedule_id)
+        .values(edition_id=edition.id, updated_at=now)
+    )
+    return get_schedule(conn, schedule_id)
+
+
+def detach_edition(conn: Connection, schedule_id: int, now: datetime) -> str:
+    """Take the attached edition off recurring schedule ``schedule_id``; it becomes a draft.
+
+    Returns the edition's id; :class:`StateError` when nothing is attached.
+    """
+    schedule = get_schedule(conn, schedule_id)
+    if schedule.kind != "cron" or schedule.edition_id is None:
+        raise StateError(f"schedule {schedule_id} has no edition attached")
+    conn.execute(
+        sa.update(schedules)
+        .where(schedules.c.id == schedule_id)
+        .values(edition_id=None, updated_at=now)
+    )
+    _back_to_draft(conn, schedule.edition_id, now)
+    return schedule.edition_id
+
+
+def take_attached(conn: Connection, schedule_id: int, now: datetime) -> str | None:
+    """The edition attached to a recurring schedule, cleared from it (for the run sending it).
+
+    None when nothing is attached, or when the attached edition is no longer a
+    draft or scheduled (sent by hand meanwhile): then the run builds as usual.
+    """
+    schedule = get_schedule(conn, schedule_id)
+    if schedule.kind != "cron" or schedule.edition_id is None:
+        return None
+    conn.execute(
+        sa.update(schedules)
+        .where(schedules.c.id == schedule_id, schedules.c.edition_id == schedule.edition_id)
+        .values(edition_id=None, updated_at=now)
+    )
+    edition = get_edition(conn, schedule.edition_id)
+    if edition.status not in {EditionStatus.DRAFT, EditionStatus.SCHEDULED}:
+        return None
+    return edition.id
+
+
+def _back_to_draft(conn: Connection, edition_id: str, now: datetime) -> None:
+    try:
+        edition = get_edition(conn, edition_id)
+    except NotFoundError:
+        return
+    if edition.status is EditionStatus.SCHEDULED:
+        set_status(conn, edition.id, EditionStatus.DRAFT, now=now)
