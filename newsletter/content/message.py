@@ -144,15 +144,19 @@ def _bracketed(message_id: str) -> str:
 
 
 def _list_unsubscribe(url: str, mailto: str | None) -> bytes:
+    """The ``List-Unsubscribe:`` line, folded between its entries (RFC 5322 folds only
+    at white space; a URL is never broken). The https link stays on the name's line
+    only when that line fits in 78 characters; otherwise it starts a line of its own,
+    the shortest line it can have, and the mailto entry always has its own. An entry
+    longer than 76 characters gives a line over 78, never over 998 (checked here).
+    """
     entries = [f"<{single_line(url, 'unsubscribe_url')}>"]
     if mailto:
         entries.append(f"<{single_line(mailto, 'unsubscribe_mailto')}>")
-    # Each entry on its own line. The link moves off the name's line only when that
-    # brings it within 78 characters: a longer link gains nothing by it, and some
-    # parsers (Python's) then keep the folding space in front of the value.
     first = entries[0] + ("," if len(entries) > 1 else "")
-    helps = len("List-Unsubscribe: " + first) > _FOLD_AT >= len(" " + first)
-    lead = "List-Unsubscribe:\r\n " if helps else "List-Unsubscribe: "
+    lead = "List-Unsubscribe: "
+    if len(lead) + len(first) > _FOLD_AT:
+        lead = "List-Unsubscribe:\r\n "
     line = lead + ",\r\n ".join(entries) + "\r\n"
     if not line.isascii() or any(len(part) > _MAX_HEADER_LINE for part in line.split("\r\n")):
         raise HeaderInjectionError(

@@ -154,7 +154,7 @@ def test_preview_for_a_subscriber_uses_their_name_topics_and_links(
     message = _parse((workdir / "out" / f"{edition_id}.eml").read_bytes())
     assert message["To"].addresses[0].display_name == "Ada Lovelace"
     assert message["To"].addresses[0].addr_spec == "ada@example.org"
-    link = message["List-Unsubscribe"].split(">")[0].lstrip("<")
+    link = message["List-Unsubscribe"].strip().split(">")[0].lstrip("<")
     assert link.startswith("https://news.example.com/newsletter/unsubscribe/")
     with open_database(f"sqlite:///{workdir / 'test.db'}").connect() as conn:
         subscriber_id = verify_link(conn, SECRET, Purpose.UNSUBSCRIBE, link.rsplit("/", 1)[1])
