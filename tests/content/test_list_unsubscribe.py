@@ -9,6 +9,7 @@ import subprocess
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
@@ -29,7 +30,7 @@ IDS = [1, 70_000, 16**6 - 1]  # one, seventy thousand and 16.7 million readers
 
 
 def _settings(folder: Path, base_url: str | None, **more: object) -> Settings:
-    options: dict[str, object] = {"secret_key": SECRET, **more}
+    options: dict[str, Any] = {"secret_key": SECRET, **more}
     if base_url is not None:
         options["base_url"] = base_url
         options["sender"] = f"News <news@{base_url.split('//')[1].split('/')[0]}>"
