@@ -76,6 +76,8 @@ NOTICES = {
     "erased": "The person was erased; their address is suppressed.",
     "schedule-added": "The schedule was added.",
     "schedule-changed": "The schedule was changed.",
+    "attached": "The edition goes out at the schedule's next run.",
+    "detached": "The edition is off the schedule and a draft again.",
 }
 
 

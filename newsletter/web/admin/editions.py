@@ -21,8 +21,15 @@ from newsletter.content.editing import delete_edition, duplicate_edition, edit_e
 from newsletter.content.editions import build_edition, get_edition, list_editions
 from newsletter.content.models import EditionKind
 from newsletter.core.db import utcnow
-from newsletter.core.errors import InputError
-from newsletter.scheduling.store import add_schedule
+from newsletter.core.errors import InputError, StateError
+from newsletter.scheduling.store import (
+    ScheduleStatus,
+    add_schedule,
+    attach_edition,
+    attached_to,
+    detach_edition,
+    list_schedules,
+)
 from newsletter.scheduling.timing import Timing, get_zone, parse_at
 from newsletter.web.admin import previews
 from newsletter.web.admin.audit import record
@@ -33,8 +40,10 @@ from newsletter.web.admin.sending import may_send
 
 __all__ = [
     "SUBJECT_HINT",
+    "attach",
     "build",
     "delete",
+    "detach",
     "duplicate",
     "edit",
     "edition_page",
@@ -150,14 +159,18 @@ async def edition_page(request: Request, visit: Visit) -> Response:
     ctx = admin_of(request)
     edition_id = str(request.path_params["edition_id"])
 
-    def load() -> tuple[Any, Any]:
+    def load() -> tuple[Any, Any, Any, list[Any]]:
         with ctx.engine.connect() as conn:
             edition = get_edition(conn, edition_id)
             line = edition_line(conn, edition) if edition.status.value not in _UNSENT else None
+            holder = attached_to(conn, edition.id)
+            recurring = [
+                s for s in list_schedules(conn, (ScheduleStatus.ACTIVE,)) if s.kind == "cron"
+            ]
             conn.rollback()
-        return edition, line
+        return edition, line, holder, recurring
 
-    edition, report = await run_in_threadpool(load)
+    edition, report, holder, recurring = await run_in_threadpool(load)
     return render(
         request,
         "edition.html",
@@ -171,6 +184,8 @@ async def edition_page(request: Request, visit: Visit) -> Response:
         and visit.user.role.at_least(Role.EDITOR),
         can_send=may_send(visit.user, ctx.settings),
         zone=ctx.settings.timezone,
+        holder=holder,
+        recurring=recurring,
     )
 
 
@@ -263,6 +278,42 @@ async def schedule(request: Request, visit: Visit) -> Response:
     return go(request, f"/editions/{edition_id}", "scheduled")
 
 
+@view(Role.EDITOR)
+async def attach(request: Request, visit: Visit) -> Response:
+    """POST /admin/editions/{id}/attach: a recurring schedule's next run sends this draft."""
+    ctx = admin_of(request)
+    edition_id = str(request.path_params["edition_id"])
+    chosen = visit.value("schedule")
+    if not chosen.isdigit():
+        raise InputError("choose a recurring schedule", field="schedule")
+
+    def write() -> None:
+        with ctx.engine.begin() as conn:
+            found = attach_edition(conn, int(chosen), edition_id, utcnow())
+            record(conn, visit.user.email, "edition.attach", edition_id, f"schedule {found.id}")
+
+    await run_in_threadpool(write)
+    return go(request, f"/editions/{edition_id}", "attached")
+
+
+@view(Role.EDITOR)
+async def detach(request: Request, visit: Visit) -> Response:
+    """POST /admin/editions/{id}/detach: off its recurring schedule, and a draft again."""
+    ctx = admin_of(request)
+    edition_id = str(request.path_params["edition_id"])
+
+    def write() -> None:
+        with ctx.engine.begin() as conn:
+            holder = attached_to(conn, edition_id)
+            if holder is None:
+                raise StateError(f"edition {edition_id} is not attached to a schedule")
+            detach_edition(conn, holder.id, utcnow())
+            record(conn, visit.user.email, "edition.detach", edition_id, f"schedule {holder.id}")
+
+    await run_in_threadpool(write)
+    return go(request, f"/editions/{edition_id}", "detached")
+
+
 def routes() -> list[Route]:
     """The edition routes (relative to ``/admin``); previews are in :mod:`.previews`."""
     base = "/editions/{edition_id}"
@@ -276,4 +327,6 @@ def routes() -> list[Route]:
         Route(base + "/delete", delete, methods=["POST"]),
         Route(base + "/duplicate", duplicate, methods=["POST"]),
         Route(base + "/schedule", schedule, methods=["POST"]),
+        Route(base + "/attach", attach, methods=["POST"]),
+        Route(base + "/detach", detach, methods=["POST"]),
     ]

@@ -3,9 +3,10 @@
 The page shows the email at 600 and 375 px side by side in sandboxed frames,
 in light and in dark mode (the ``dark`` view applies the email's own
 ``prefers-color-scheme: dark`` rules whatever the viewer's setting; no script
-needed, both are always shown), its inbox row (From, subject, preheader) and its text part; ``?subscriber=EMAIL``
-shows the variant that person gets, with their own links. Renders are cached
-per edition content and template version (:class:`~newsletter.web.preview.PreviewCache`).
+needed, both are always shown), its inbox row (From, subject, preheader) and
+its text part; ``?subscriber=EMAIL`` shows the variant that person gets, with
+their own links. Renders are cached per edition content and template version
+(:class:`~newsletter.web.preview.PreviewCache`).
 """
 
 from __future__ import annotations
