@@ -19,6 +19,7 @@ from newsletter.web.admin import (
     imports,
     login,
     people,
+    reports,
     schedules,
     sending,
 )
@@ -100,4 +101,5 @@ def console_routes() -> list[BaseRoute]:
         *people.routes(),
         *imports.routes(),
         *schedules.routes(),
+        *reports.routes(),
     ]

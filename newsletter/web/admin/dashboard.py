@@ -1,4 +1,8 @@
-"""The console's dashboard: what runs next, how the last editions went, the list, and alerts."""
+"""The console's dashboard: what runs next, how the last editions went, the list, and alerts.
+
+The last editions show their readers who clicked and the click-through rate
+(per message sent) whenever click tracking is on.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.scheduling.store import ScheduleRecord, ScheduleStatus, list_schedules
 from newsletter.web.admin.charts import LineChart, line_chart
 from newsletter.web.admin.context import Visit, admin_of, render, view
+from newsletter.web.admin.reports import ClickSummary, click_summary
 from newsletter.web.admin.roles import Role
 from subscribers.schema import subscriber_events, subscribers
 from subscribers.states import SubscriberStatus
@@ -164,6 +169,7 @@ class _Board:
     chart: LineChart
     paused: list[Edition]
     quarantined: int | None
+    clicks: dict[str, ClickSummary] | None  # by edition id; None when tracking is off
 
 
 @view(Role.VIEWER)
@@ -176,14 +182,22 @@ async def dashboard(request: Request, visit: Visit) -> Response:
         with ctx.engine.connect() as conn:
             by_status = count_by_status(conn)
             editions = list_editions(conn)
+            lines = edition_lines(conn)
+            clicks = None
+            if ctx.settings.track_clicks != "off":
+                clicks = {
+                    line.edition.id: click_summary(conn, line.edition.id, line.sent)
+                    for line in lines
+                }
             board = _Board(
                 runs=next_runs(conn, now),
-                lines=edition_lines(conn),
+                lines=lines,
                 size=by_status[SubscriberStatus.CONFIRMED],
                 by_status=by_status,
                 chart=line_chart(growth(conn, now.astimezone(UTC).date())),
                 paused=[e for e in editions if e.status is EditionStatus.PAUSED],
                 quarantined=quarantined(ctx.settings.inbound_maildir),
+                clicks=clicks,
             )
             conn.rollback()
         return board
