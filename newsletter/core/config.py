@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     # the email and the readers' pages: [brand] in newsletter.toml, NEWSLETTER_BRAND__COLOUR...
     brand: Brand = Field(default_factory=Brand)
     greetings: bool = True  # "Hello Ada," at the top of each email; false: no greeting
+    # a welcome email once a reader confirms (what they will get, their links); false: none
+    welcome_email: bool = True
     # Feedback-ID's sender field (Gmail Postmaster Tools); default: the From domain
     feedback_id_sender: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
     privacy_url: str | None = None  # the privacy notice, linked from signup and every footer

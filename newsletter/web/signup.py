@@ -17,7 +17,13 @@ from starlette.routing import Route
 
 from newsletter.core.db import utcnow
 from newsletter.core.errors import InputError, NewsletterError, NotFoundError
-from newsletter.delivery.confirmation import Confirmation, build_confirmation, send_confirmation
+from newsletter.delivery.confirmation import (
+    Confirmation,
+    build_confirmation,
+    send_confirmation,
+    send_welcome,
+    welcome_for,
+)
 from newsletter.web import subscriptions as subs
 from newsletter.web.pages import (
     Section,
@@ -36,7 +42,7 @@ from newsletter.web.pages import (
     token_subject,
     topics_of,
 )
-from subscribers import links
+from subscribers import links, store
 from subscribers.addresses import normalise_address
 from subscribers.fields import MAX_NAME
 from subscribers.model import Consent, Subscriber, SubscriberStatus
@@ -244,13 +250,16 @@ def _not_waiting(request: Request) -> Response:
     )
 
 
-def _subscribed(request: Request, person: Subscriber) -> Response:
+def _subscribed(
+    request: Request, person: Subscriber, background: BackgroundTask | None = None
+) -> Response:
     settings = context_of(request).settings
     return message_page(
         request,
         "You are subscribed",
         f"Thank you: {person.email} will receive the {settings.site_name} newsletter.",
         link=(links.preferences_url(settings, person.id, person.email), "Choose your topics"),
+        background=background,
     )
 
 
@@ -297,20 +306,39 @@ async def confirm(request: Request) -> Response:
     if isinstance(form, HTMLResponse):
         return form
 
-    def apply() -> Subscriber | None:
+    def apply() -> tuple[Subscriber | None, bool]:
         with ctx.engine.begin() as conn:
-            return subs.confirm(
+            before = store.find(conn, subscriber_id)
+            person = subs.confirm(
                 conn,
                 subscriber_id,
                 secret=ctx.settings.secret(),
                 now=utcnow(),
                 ip=client_ip(request),
             )
+        # welcomed once: the press that made them confirmed, never a second press
+        newly = before is None or before.status is not SubscriberStatus.CONFIRMED
+        return person, newly
 
-    person = await run_in_threadpool(apply)
+    person, newly = await run_in_threadpool(apply)
     if person is None or person.status is not SubscriberStatus.CONFIRMED:
         return _not_waiting(request)
-    return _subscribed(request, person)
+    welcome = None
+    if newly and ctx.settings.welcome_email:
+        welcome = BackgroundTask(_welcome, ctx, person)
+    return _subscribed(request, person, background=welcome)
+
+
+async def _welcome(ctx: WebContext, person: Subscriber) -> None:
+    """Send the welcome after the page: a failure is logged (one line), the confirmation stays."""
+    try:
+        sections = {s.slug: s.label for s in await sections_of(ctx)}
+        labels = {**await topics_of(ctx), **sections}
+        await send_welcome(ctx.settings, welcome_for(ctx.settings, person, labels))
+    except NewsletterError as exc:
+        log.warning("welcome email not sent to subscriber %d: %s", person.id, exc)
+    except Exception as exc:  # the reader is confirmed and has their page: log it, one line
+        log.error("welcome email not sent to subscriber %d: %s", person.id, type(exc).__name__)
 
 
 def routes() -> list[Route]:
