@@ -45,6 +45,10 @@ async def http(console: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
         "/admin/audit",
         "/admin/subscribers/export.csv",
         "/admin/editions/x/progress.json",
+        "/admin/articles",
+        "/admin/articles/import",
+        "/admin/editions/x/report",
+        "/admin/editions/x/preview/dark",
     ],
 )
 async def test_unauthenticated_gets_the_login_page_and_no_data(

@@ -4,15 +4,22 @@ scrolls sideways at 375 px."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from newsletter.content.editions import build_edition
 from newsletter.core.config import Settings
+from newsletter.core.db import utcnow
+from newsletter.delivery.engine import send_edition
+from newsletter.scheduling.store import add_schedule
+from newsletter.scheduling.timing import Timing
 from newsletter.web.admin.roles import Role
 from tests.plugins.smtp import SMTPServer
 from tests.support.chromium import chromium
@@ -172,5 +179,98 @@ def test_an_editors_morning_in_the_console(
             context.close()
     bad = {path: found for path, found in findings.items() if found}
     assert not bad, json.dumps(bad, indent=1)
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (scripts/system-deps.sh); only layout checked")
+
+
+def _rgb(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def test_articles_previews_in_dark_attach_and_reports(
+    browser: Any, settings: Settings, smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    env = console_env(settings, smtp_server.url)
+    account(env, "editor@example.com", Role.EDITOR)
+    ids = fresh_articles(env, 6)
+    confirmed_people(env, 3)
+    with env.engine.begin() as conn:
+        timing = Timing(kind="cron", tz="Europe/London", cron="0 7 * * *")
+        schedule_id = add_schedule(conn, timing=timing, now=utcnow()).id
+        sent_id = build_edition(conn, now=utcnow(), article_ids=ids[3:], site_name="News").id
+    with ThreadPoolExecutor(1) as pool:  # playwright's loop holds this thread
+        sent = pool.submit(asyncio.run, send_edition(env.settings, env.engine, sent_id))
+        assert sent.result(timeout=120).remaining == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"id": "x", "url": "/relative"}]', encoding="utf-8")
+    findings: dict[str, list[str]] = {}
+    with running_server(env.app) as base:
+        context = browser.new_context(viewport={"width": 375, "height": 800}, bypass_csp=True)
+        page = context.new_page()
+        page.route(re.compile(r"^https://"), lambda route: route.abort())  # offline pictures
+        try:
+            page.goto(base + "/admin/articles")
+            assert page.locator("input[name=password]").count() == 1  # the login, no data
+            assert "Story 101" not in page.content()
+            page.fill("#email", "editor@example.com")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(r"/admin/articles$"))
+            _check(page, findings)
+            page.fill("#q", "story 10")
+            page.click("form[role=search] button")
+            page.wait_for_url(re.compile(r"q=story"))
+            for article_id in ids[:2]:
+                page.locator(f"input[name=pick][value='{article_id}']").check()
+            page.click("text=Start an edition with the ticked stories")
+            page.wait_for_url(re.compile(r"/admin/editions/new\?pick="))
+            assert page.locator("input[name=pick]:checked").count() == 2
+            page.click("text=Build the draft")
+            page.wait_for_url(re.compile(r"/admin/editions/[^/]+\?done=built$"))
+            edition_url = page.url.split("?")[0]
+            _check(page, findings)
+
+            # light and dark previews: the dark frame applies the email's dark rules
+            page.goto(edition_url + "/preview")
+            page.wait_for_selector("iframe[title='The email at 375 px in dark mode']")
+            colours = {}
+            for title in ("The email at 375 px", "The email at 375 px in dark mode"):
+                frame = page.frame_locator(f"iframe[title='{title}']")
+                colours[title] = _rgb(
+                    frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
+                )
+            assert sum(colours["The email at 375 px"]) > 600, colours
+            assert sum(colours["The email at 375 px in dark mode"]) < 150, colours
+            _check(page, findings)
+
+            # attach the draft to the recurring schedule's next run
+            page.goto(edition_url)
+            page.select_option("#attach-schedule", str(schedule_id))
+            page.click("#attach button[type=submit]")
+            page.wait_for_selector("text=goes out at the schedule's next run")
+            assert f"schedule {schedule_id}" in page.inner_text("#attached")
+            _check(page, findings)
+
+            page.goto(base + "/admin/articles/import")
+            _check(page, findings)
+            page.set_input_files("#file", str(bad))
+            page.click("text=Import the file")
+            page.wait_for_selector("#import-error")
+            assert page.inner_text("#import-error").startswith("bad.json:")
+            _check(page, findings)
+
+            page.goto(base + f"/admin/editions/{sent_id}/report")
+            assert page.locator("svg[role=img]").count() == 2
+            _check(page, findings)
+            page.goto(base + "/admin/")
+            assert "Clicked (CTR)" in page.content()
+            _check(page, findings)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.goto(base + f"/admin/editions/{sent_id}/report")
+            _check(page, findings)
+        finally:
+            context.close()
+    bad_pages = {path: found for path, found in findings.items() if found}
+    assert not bad_pages, json.dumps(bad_pages, indent=1)
     if not AXE.exists():
         pytest.skip("axe-core is not installed (scripts/system-deps.sh); only layout checked")
