@@ -68,7 +68,11 @@ def _after(cursor: str) -> sa.ColumnElement[bool] | None:
         return None
     if not sep or at.tzinfo is None:
         return None
-    return sa.or_(_A.published_at < at, sa.and_(_A.published_at == at, _A.id > last_id))
+    # the first term is what the published_at index seeks to; the second breaks ties by id
+    return sa.and_(
+        _A.published_at <= at,
+        sa.or_(_A.published_at < at, sa.and_(_A.published_at == at, _A.id > last_id)),
+    )
 
 
 def _filtered(query: ArticleQuery) -> sa.Select[Any]:
