@@ -8,6 +8,8 @@ every slot is framed by soft line breaks (``=\\r\\n``), so a recipient's value c
 be QP-encoded alone and dropped in without re-encoding the body or passing 76
 characters a line. :meth:`MessageTemplate.personalise` then only escapes, encodes
 and joins a handful of short strings: no Jinja2, no premailer, no ``EmailMessage``.
+No body line starts with "." (QP writes it "=2E"), so SMTP's dot-stuffing, the
+one pass over each message's bytes a sender would make, finds nothing to do.
 """
 
 from __future__ import annotations
@@ -72,8 +74,33 @@ def new_message_id(domain: str) -> str:
 
 
 def _qp(data: bytes) -> bytes:
-    # binascii marks soft breaks with a bare LF; the message uses CRLF throughout.
-    return binascii.b2a_qp(data).replace(b"\n", b"\r\n")
+    """A slot's value QP-encoded: lines within 75 characters before the slot's closing
+    soft break ("="), none starting with a dot, CRLF line ends."""
+    encoded = binascii.b2a_qp(data)  # soft breaks as a bare LF
+    if len(encoded) - encoded.rfind(b"\n") > 76:  # 76 with the closing "=" would be 77
+        cut = len(encoded) - (3 if encoded[-3:-2] == b"=" else 1)  # never inside "=XX"
+        encoded = encoded[:cut] + b"=\n" + encoded[cut:]
+    if b"\n." in encoded or encoded.startswith(b"."):  # a long value wrapped before a dot
+        encoded = _no_leading_dots(encoded.decode("ascii")).encode("ascii")
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _no_leading_dots(encoded: str) -> str:
+    """QP ``encoded`` ("\\n" line ends) with every line-leading "." written "=2E".
+
+    So no body line starts with a dot: SMTP's dot-stuffing then has nothing to do
+    (the sender checks and skips it) and no relay can mistake one for the end of
+    data. A line that would pass 76 characters keeps its "=2E" on a line of its own.
+    """
+    out: list[str] = []
+    for line in encoded.split("\n"):
+        while line.startswith(".") and len(line) + 2 > 76:
+            out.append("=2E=")  # then a soft break
+            line = line[1:]
+        if line.startswith("."):
+            line = "=2E" + line[1:]
+        out.append(line)
+    return "\n".join(out)
 
 
 def _encode_body(text: str, part: str) -> str:
@@ -89,7 +116,7 @@ def _encode_body(text: str, part: str) -> str:
         pieces.append(f"=\n{slot(f'{part}_{name}')}=\n")
         position = match.end()
     pieces.append(binascii.b2a_qp(text[position:].encode("utf-8")).decode("ascii"))
-    return "".join(pieces)
+    return _no_leading_dots("".join(pieces))
 
 
 def _header_address(email: str) -> str:

@@ -291,14 +291,15 @@ class SendRun:
                 self._result(journal, row, refused, begun=False)
                 return None
         begun = journal.begin(row.subscriber_id, message_id)
-        # MessageTemplate and dkimpy emit CRLF line ends only (the tests check it).
+        # MessageTemplate and dkimpy emit CRLF line ends only, and no line starting
+        # with a dot (the tests check both): the bytes need no pass before DATA.
         sender = self._sender(row)
         then = None
         if ahead is not None:
             ahead_sender = self.senders[ahead.subscriber_id] = self._sender(ahead)
             then = (ahead_sender, ahead.email)
         attempt = await connection.deliver(
-            sender, row.email, data, ready=begun, crlf=True, then=then
+            sender, row.email, data, ready=begun, clean=True, then=then
         )
         if _session_ended(attempt):
             # The session ended under this message after delivering others (a
@@ -312,7 +313,7 @@ class SendRun:
                 connection = None
             else:
                 attempt = await connection.deliver(
-                    sender, row.email, data, ready=begun, crlf=True, then=then
+                    sender, row.email, data, ready=begun, clean=True, then=then
                 )
         if not await begun:
             # Unsubscribed or erased since the claim: the journal failed the row and

@@ -220,6 +220,24 @@ def test_crlf_and_line_lengths(template: MessageTemplate) -> None:
     assert f'href="{long_url}"' in html
 
 
+def test_no_body_line_starts_with_a_dot(module_settings: Settings) -> None:
+    # lines of dots in the text, and links with a dot at every offset QP may wrap at:
+    # the sender passes the bytes to DATA without dot-stuffing them
+    intro = "\n\n".join(["." * k + " and so on" for k in range(1, 6)] + [". x " * 40])
+    variant = Renderer(module_settings).render(daily_edition(intro=intro, id="dots"))
+    template = MessageTemplate.from_variant(variant, module_settings)
+    for n in range(40, 130):
+        link = "https://news.example.com/u/" + "a" * n + ".b" * 30 + "..c"
+        who = personal(unsubscribe_url=link, preferences_url=link.replace("/u/", "/p/."))
+        raw = template.personalise(who)
+        assert b"\r\n." not in raw, n
+        body = raw.partition(b"\r\n\r\n")[2]
+        assert all(len(line) <= 76 for line in body.split(b"\r\n")), n
+        assert bodies(parsed(raw)) == expected(variant, who), n
+    text, _ = bodies(parsed(raw))
+    assert "... and so on" in text.splitlines()
+
+
 def test_round_trip_bodies_exactly(template: MessageTemplate, variant: RenderedVariant) -> None:
     who = personal(7)
     text, html = bodies(parsed(template.personalise(who)))

@@ -70,6 +70,9 @@ async def test_greeting_uses_first_name_from_the_csv(
 
     assert _greeting(got["james@example.org"][1]) == "Hello Jim,"
     assert ">Hello Jim,</p>" in got["james@example.org"][2]
+    # CSS lines starting with a dot arrive whole, though the sender does not dot-stuff
+    # (the bytes have none at a line start: QP writes "=2E")
+    assert any(line.startswith(".") for line in got["james@example.org"][2].splitlines())
     assert _greeting(got["ada@example.org"][1]) == "Hello Ada,"
     assert _greeting(got["mx@example.org"][1]) == "Hello Sam,"
 
