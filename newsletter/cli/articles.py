@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import ArticleTopics, get_engine, get_settings, out, plural
-from newsletter.cli.tables import compact_table, print_table, rest_of_line
+from newsletter.cli.tables import Column, print_list
 from newsletter.core.times import parse_since, zone_info
 
 __all__ = [
@@ -92,19 +92,14 @@ def list_command(
         typer.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=2))
         return
     zone = zone_info(settings.timezone)
-    table = compact_table(plural(len(found), "article"))
-    table.add_column("Published", no_wrap=True)
+    columns = [Column("published")]
     if wide:
-        table.add_column("ID", no_wrap=True)
-        table.add_column("Section", no_wrap=True)
-        table.add_column("Headline", no_wrap=True)
-        table.add_column("Topics", no_wrap=True)
-    else:
-        # one line per article: a headline cut with "…" reads better than one word per line
-        section = min(14, max((len(a.section) for a in found), default=7))
-        table.add_column("Section", no_wrap=True, overflow="ellipsis", width=section)
-        headline = rest_of_line(out, 16, section)
-        table.add_column("Headline", no_wrap=True, overflow="ellipsis", width=headline)
+        columns.append(Column("id", key=True))
+    # one line per article: a headline cut with "…" reads better than one word per line
+    columns += [Column("section"), Column("headline", flex=True)]
+    if wide:
+        columns.append(Column("topics"))
+    rows = []
     for article in found:
         flag = "BREAKING: " if article.breaking else ""
         cells = [f"{article.published_at.astimezone(zone):%Y-%m-%d %H:%M}"]
@@ -113,5 +108,5 @@ def list_command(
         cells += [article.section, flag + article.headline]
         if wide:
             cells.append(", ".join(article.topics))
-        table.add_row(*cells)
-    print_table(out, table, wide=wide)
+        rows.append(cells)
+    print_list(columns, rows, plural(len(found), "article"), wide=wide)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, get_engine, out
+from newsletter.cli.common import get_engine, out, plural
+from newsletter.cli.tables import Column, print_list
 
 __all__ = ["audit", "register"]
 
@@ -40,10 +41,18 @@ def audit(
         typer.echo(json.dumps([e.as_json() for e in entries], indent=2))
         return
     if not entries:
-        err.print("the audit log is empty", markup=False)
+        out.print("the audit log is empty", markup=False)
         return
-    for e in entries:
-        where = f" {e.target}" if e.target else ""
-        detail = f" ({e.detail})" if e.detail else ""
-        line = f"{e.at:%Y-%m-%d %H:%M:%S} UTC  {e.actor}  {e.action}{where}{detail}"
-        out.print(line, markup=False)
+    rows = [
+        [
+            f"{e.at:%Y-%m-%d %H:%M:%S} UTC",
+            e.actor,
+            e.action,
+            e.target or "-",
+            e.detail or "",
+        ]
+        for e in entries
+    ]
+    columns = [Column("at"), Column("actor", key=True), Column("action"), Column("target")]
+    columns.append(Column("detail", flex=True))
+    print_list(columns, rows, plural(len(rows), "entry", "entries"))

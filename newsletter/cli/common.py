@@ -11,11 +11,12 @@ key yet and holds nobody; a command that only reads never creates a secret.
 from __future__ import annotations
 
 import functools
+import json
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -27,6 +28,7 @@ from newsletter.core.text import plural
 __all__ = [
     "READ_ONLY_COMMANDS",
     "ArticleTopics",
+    "Printer",
     "err",
     "get_engine",
     "get_settings",
@@ -36,8 +38,35 @@ __all__ = [
     "warn_unknown_topics",
 ]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class Printer:
+    """Plain lines on stdout or stderr: exactly the text given, one ``print`` a line.
+
+    No markup, emoji codes, highlighting or wrapping is applied (a subject holding
+    ``[bold]`` or ``:fire:`` prints as written), and nothing from rich is loaded.
+    ``markup`` is accepted, and ignored, for calls written for rich's console.
+    """
+
+    def __init__(self, stream: str) -> None:
+        self._stream = stream
+
+    @property
+    def file(self) -> TextIO:
+        """The stream written to now (looked up on each write, as pytest swaps it)."""
+        found: TextIO = getattr(sys, self._stream)
+        return found
+
+    def print(self, *values: object, markup: bool = False, end: str = "\n") -> None:
+        """Write ``values`` joined by a space, then ``end``."""
+        self.file.write(" ".join(map(str, values)) + end)
+
+    def print_json(self, text: str) -> None:
+        """Write the JSON document ``text`` indented by two spaces."""
+        self.print(json.dumps(json.loads(text), indent=2, ensure_ascii=False))
+
+
+out = Printer("stdout")
+err = Printer("stderr")
 
 # the same filter in `articles list` and `edition build`: one definition keeps their help alike
 ArticleTopics = Annotated[

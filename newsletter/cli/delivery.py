@@ -8,10 +8,10 @@ import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop, on_terminal
+from newsletter.cli.tables import Column, print_list
 from newsletter.core.errors import SendPausedError
 
 if TYPE_CHECKING:
@@ -278,11 +278,12 @@ def status(
     if found.status_reason:
         line += f" ({found.status_reason})"
     out.print(line, markup=False)
-    table = Table("state", "messages")
-    for state, number in report.counts.items():
-        table.add_row(state.value, str(number))
-    table.add_row("total", str(report.total))
-    out.print(table)
+    rows = [[state.value, f"{number:,}"] for state, number in report.counts.items()]
+    print_list(
+        [Column("state"), Column("messages", right=True)],
+        rows,
+        f"{plural(report.total, 'message')} in all",
+    )
     if report.rate is not None:
         out.print(_rate_text(report.rate), markup=False)
     for wave in waves:

@@ -19,7 +19,7 @@ from newsletter.cli.common import (
     warn_unknown_topics,
 )
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop
-from newsletter.cli.tables import compact_table, print_table, rest_of_line
+from newsletter.cli.tables import Column, print_list, terminal_width
 from newsletter.content.states import EditionKind
 from newsletter.core.errors import InputError
 from newsletter.core.times import parse_since, zone_info
@@ -188,33 +188,25 @@ def list_command(
         return
     zone = zone_info(settings.timezone)
     # the kind is usually in the id already; the count is nice to have: both need room
-    extras = wide or out.width >= 120
-    table = compact_table(plural(len(editions), "edition"))
-    ident = max((len(e.id) for e in editions), default=2)
-    table.add_column("ID", no_wrap=True, min_width=ident)
-    if extras:
-        table.add_column("Kind", no_wrap=True)
-    status = max((len(e.status.value) for e in editions), default=6)
-    table.add_column("Status", no_wrap=True, min_width=status)
-    table.add_column("Created", no_wrap=True, min_width=16)
-    if extras:
-        table.add_column("Articles", no_wrap=True, justify="right")
-    if wide:
-        table.add_column("Subject", no_wrap=True)
-    else:
-        fixed = [ident, max(status, 6), 16] + ([8, 8] if extras else [])
-        subject = rest_of_line(out, *fixed)
-        table.add_column("Subject", no_wrap=True, overflow="ellipsis", width=subject)
-    for edition in editions:
-        cells = [edition.id]
-        if extras:
-            cells.append(edition.kind.value)
-        cells += [edition.status.value, f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}"]
-        if extras:
-            cells.append(str(len(edition.articles())))
-        cells.append(edition.subject)
-        table.add_row(*cells)
-    print_table(out, table, wide=wide)
+    room = terminal_width()
+    extras = wide or room is None or room >= 120
+    columns = [Column("id", key=True), Column("kind"), Column("status"), Column("created")]
+    columns += [Column("articles", right=True), Column("subject", flex=True)]
+    lines = [
+        [
+            e.id,
+            e.kind.value,
+            e.status.value,
+            f"{e.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            str(len(e.articles())),
+            e.subject,
+        ]
+        for e in editions
+    ]
+    if not extras:
+        columns = [c for c in columns if c.name not in ("kind", "articles")]
+        lines = [[r[0], r[2], r[3], r[5]] for r in lines]
+    print_list(columns, lines, plural(len(editions), "edition"), wide=wide)
 
 
 def _note(intro: str | None, intro_file: Path | None) -> str | None:
@@ -295,17 +287,17 @@ def show_command(
     out.print("intro:", markup=False)
     for paragraph in edition.intro.split("\n\n"):
         out.print(f"  {paragraph}", markup=False)
-    table = compact_table(plural(len(edition.articles()), "story", "stories"))
-    width = max((len(a.id) for a in edition.articles()), default=2)
-    section = max((len(a.section) for a in edition.articles()), default=7)
-    table.add_column("#", justify="right", no_wrap=True, min_width=3)
-    table.add_column("ID", no_wrap=True, min_width=width)
-    table.add_column("Section", no_wrap=True, min_width=min(section, 14))
-    headline = rest_of_line(out, 3, width, min(section, 14))
-    table.add_column("Headline", overflow="ellipsis", no_wrap=True, width=headline)
-    for n, a in enumerate(edition.articles(), start=1):
-        table.add_row(f"{n}{'*' if n == 1 else ''}", a.id, a.section, a.headline)
-    print_table(out, table)
+    stories = [
+        [f"{n}{'*' if n == 1 else ''}", a.id, a.section, a.headline]
+        for n, a in enumerate(edition.articles(), start=1)
+    ]
+    columns = [
+        Column("#", right=True),
+        Column("id", key=True),
+        Column("section"),
+        Column("headline", flex=True),
+    ]
+    print_list(columns, stories, plural(len(stories), "story", "stories"))
     out.print("* the lead", markup=False)
     variants = data["variants"]
     assert isinstance(variants, list)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,8 +18,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
-
-from newsletter.cli.common import err
 
 if TYPE_CHECKING:
     from newsletter.delivery.outcomes import DeliveryStatus
@@ -45,7 +44,7 @@ class SendBar:
             _RateColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=err,
+            console=Console(stderr=True, highlight=False),
         )
         self.task: Any = None
 

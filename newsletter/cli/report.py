@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from newsletter.cli.common import get_engine, get_settings, out
+from newsletter.cli.common import get_engine, get_settings, out, plural
+from newsletter.cli.tables import Column, print_list
 from newsletter.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -24,17 +24,23 @@ def _rate(rate: float | None) -> str:
 
 def _print_edition(found: EditionReport) -> None:
     out.print(f"{found.edition_id}: {found.subject} ({found.status})", markup=False)
-    table = Table("", "count")
-    for name in ("recipients", "sent", "delivered", "deferred", "failed", "unknown", "skipped",
-                 "bounced", "complaints", "unsubscribes", "clicks", "unique_clickers",
-                 "scanner_clicks"):  # fmt: skip
-        table.add_row(name.replace("_", " "), f"{getattr(found, name):,}")
-    table.add_row("click-through rate", _rate(found.click_through_rate))
-    out.print(table)
-    stories = Table("story", "section", "clicks", "unique", "scanners")
-    for a in found.articles:
-        stories.add_row(a.id, a.section, str(a.clicks), str(a.unique_clicks), str(a.scanner_clicks))
-    out.print(stories)
+    names = ("recipients", "sent", "delivered", "deferred", "failed", "unknown", "skipped",
+             "bounced", "complaints", "unsubscribes", "clicks", "unique_clickers",
+             "scanner_clicks")  # fmt: skip
+    rows = [[name.replace("_", " "), f"{getattr(found, name):,}"] for name in names]
+    rows.append(["click-through rate", _rate(found.click_through_rate)])
+    print_list(
+        [Column("measure"), Column("count", right=True)],
+        rows,
+        plural(found.recipients, "recipient"),
+    )
+    stories = [
+        [a.id, a.section, f"{a.clicks:,}", f"{a.unique_clicks:,}", f"{a.scanner_clicks:,}"]
+        for a in found.articles
+    ]
+    columns = [Column("story", key=True), Column("section")]
+    columns += [Column(name, right=True) for name in ("clicks", "unique", "scanners")]
+    print_list(columns, stories, plural(len(stories), "story", "stories"))
 
 
 def _print_trends(found: Trends) -> None:
@@ -43,25 +49,38 @@ def _print_trends(found: Trends) -> None:
         f"{found.joined:,} joined, {found.left:,} left",
         markup=False,
     )
-    growth = Table("day", "joined", "left")
-    for g in found.growth:
-        if g.joined or g.left:
-            growth.add_row(g.day.isoformat(), str(g.joined), str(g.left))
-    out.print(growth)
-    editions = Table("edition", "delivered", "unsubscribes", "complaints", "click-through")
-    for e in found.editions:
-        editions.add_row(
+    growth = [
+        [g.day.isoformat(), f"{g.joined:,}", f"{g.left:,}"]
+        for g in found.growth
+        if g.joined or g.left
+    ]
+    print_list(
+        [Column("day"), Column("joined", right=True), Column("left", right=True)],
+        growth,
+        plural(len(growth), "day") + " with joiners or leavers",
+    )
+    editions = [
+        [
             e.edition_id,
-            str(e.delivered),
-            str(e.unsubscribes),
-            str(e.complaints),
+            f"{e.delivered:,}",
+            f"{e.unsubscribes:,}",
+            f"{e.complaints:,}",
             _rate(e.click_through_rate),
-        )
-    out.print(editions)
-    sections = Table("section", "clicks", "unique")
-    for s in found.sections:
-        sections.add_row(s.section, str(s.clicks), str(s.unique_clicks))
-    out.print(sections)
+        ]
+        for e in found.editions
+    ]
+    columns = [Column("edition", key=True)]
+    columns += [
+        Column(name, right=True)
+        for name in ("delivered", "unsubscribes", "complaints", "click-through")
+    ]
+    print_list(columns, editions, plural(len(editions), "edition"))
+    sections = [[s.section, f"{s.clicks:,}", f"{s.unique_clicks:,}"] for s in found.sections]
+    print_list(
+        [Column("section"), Column("clicks", right=True), Column("unique", right=True)],
+        sections,
+        plural(len(sections), "section"),
+    )
 
 
 def report(

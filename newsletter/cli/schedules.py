@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.table import Table
 
-from newsletter.cli.common import err, get_engine, get_settings, out
+from newsletter.cli.common import err, get_engine, get_settings, out, plural
+from newsletter.cli.tables import Column, print_list
 from newsletter.content.states import EditionKind
 from newsletter.core.errors import InputError, ScheduleError
 from newsletter.core.text import has_line_break
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add",
     "app",
+    "attach",
     "cancel",
     "list_command",
     "pause",
@@ -229,7 +230,7 @@ def list_command(
     if as_json:
         typer.echo(json.dumps([_schedule_json(s, now) for s in found], indent=2))
         return
-    table = Table("id", "status", "when", "what", "next run", "last outcome")
+    rows = []
     for schedule in found:
         run = last[schedule.id]
         outcome = (
@@ -237,15 +238,13 @@ def list_command(
             if run is None
             else f"{run.outcome.value} {describe_local(run.occurrence_at, schedule.timezone)}"
         )
-        table.add_row(
-            str(schedule.id),
-            schedule.status.value,
-            schedule.describe(),
-            schedule.describe_what(),
-            _next_text(schedule, now),
-            outcome,
-        )
-    out.print(table)
+        what, when = schedule.describe_what(), schedule.describe()
+        next_run = _next_text(schedule, now)
+        rows.append([str(schedule.id), schedule.status.value, when, what, next_run, outcome])
+    columns = [Column("id", right=True, key=True), Column("status"), Column("when", flex=True)]
+    # what it sends names an edition: an identifier, never cut
+    columns += [Column("what", key=True), Column("next run"), Column("last outcome", flex=True)]
+    print_list(columns, rows, plural(len(rows), "schedule"))
 
 
 @app.command("show")

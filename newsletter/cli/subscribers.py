@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.cli.common import err, get_engine, get_settings, out, plural, warn_unknown_topics
+from newsletter.cli.common import get_engine, get_settings, out, plural, warn_unknown_topics
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop
-from newsletter.cli.tables import fit, terminal_width
+from newsletter.cli.tables import GAP, Column, Lines, terminal_width
 from subscribers.states import SubscriberStatus
 
 if TYPE_CHECKING:
@@ -265,32 +265,28 @@ def export_command(
             return
         with output.open("w", encoding="utf-8", newline="") as handle:
             count = export_csv(conn, handle)
-    err.print(f"exported {plural(count, 'subscriber')} to {output}", markup=False)
+    out.print(f"exported {plural(count, 'subscriber')} to {output}", markup=False)
 
 
-_ID, _STATUS = 7, 12
+def _listing(columns: int | None) -> Lines:
+    """The list's columns for a terminal ``columns`` wide (None: a pipe, nothing cut).
 
-
-def _widths(columns: int | None) -> tuple[int, int, int | None]:
-    """Email, name and topics widths for a terminal ``columns`` wide (None: no limit)."""
-    if columns is None:
-        return 40, 24, None
-    room = max(40, columns - _ID - _STATUS - 4 * 2)  # four two-space gaps
-    email = min(40, max(20, room * 55 // 100))  # the address first: it is the key
+    Streamed, so widths come from the terminal, not from the longest value: the
+    address (the row's key with the id) gets the most room and is never cut.
+    """
+    room = max(40, (columns or 100) - 7 - 12 - 4 * len(GAP))
+    email = min(40, max(20, room * 55 // 100))
     name = min(24, max(8, room * 22 // 100))
-    return email, name, max(6, room - email - name)
-
-
-def _line(subscriber: Subscriber, email: int, name: int, topics: int | None) -> str:
-    chosen = ",".join(sorted(subscriber.topics)) or "(all)"
-    cells = [
-        f"{subscriber.id:>{_ID}}",
-        fit(subscriber.status.value, _STATUS),
-        fit(subscriber.email, email),
-        fit(subscriber.name or "-", name),
-        chosen if topics is None else fit(chosen, topics).rstrip(),
-    ]
-    return "  ".join(cells)
+    return Lines(
+        [
+            Column("id", 7, right=True, key=True),
+            Column("status", 12),
+            Column("email", email, key=True),
+            Column("name", name),
+            Column("topics", flex=True),
+        ],
+        width=columns,
+    )
 
 
 @app.command("list")
@@ -325,16 +321,16 @@ def list_command(
                 write(("," if number else "") + "\n  " + subscriber.model_dump_json())
             write("\n]\n")
             return
-        # streamed, so widths come from the terminal, not from the longest value;
-        # a cut value ends in "…" (--json has everything); a pipe gets full lines
-        email, name, topics = _widths(terminal_width())
-        write(f"{'id':>{_ID}}  {fit('status', _STATUS)}  {fit('email', email)}  ")
-        write(f"{fit('name', name)}  topics\n")
-        count = 0
+        # streamed line by line (a cut value ends in "…"; --json has everything)
+        lines = _listing(terminal_width())
+        lines.header()
         for subscriber in found:
-            write(_line(subscriber, email, name, topics) + "\n")
-            count += 1
-    err.print(plural(count, "subscriber"), markup=False)
+            chosen = ",".join(sorted(subscriber.topics)) or "(all)"
+            lines.row(
+                str(subscriber.id), subscriber.status.value, subscriber.email,
+                subscriber.name or "-", chosen,
+            )  # fmt: skip
+    lines.summary(plural(lines.count, "subscriber"))
 
 
 @app.command("show")

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, get_engine, out
+from newsletter.cli.common import get_engine, out, plural
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop
+from newsletter.cli.tables import Column, print_list
 from newsletter.core.errors import InputError
 from newsletter.web.admin.roles import Role
 
@@ -64,7 +65,7 @@ def add_command(
     with get_engine().begin() as conn:
         user = add_user(conn, email, role, password)
         record(conn, "cli", "user.add", user.email, f"role {user.role.value}")
-    err.print(f"added {user.email} ({user.role.value})", markup=False)
+    out.print(f"added {user.email} ({user.role.value})", markup=False)
 
 
 @app.command("list")
@@ -94,11 +95,18 @@ def list_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     if not users:
-        err.print("no console accounts (add one: newsletter users add EMAIL --role admin)")
+        out.print("no console accounts (add one: newsletter users add EMAIL --role admin)")
         return
-    for u in users:
-        last = f"{u.last_login_at:%Y-%m-%d %H:%M} UTC" if u.last_login_at else "never"
-        out.print(f"{u.email}  {u.role.value}  last sign-in {last}", markup=False)
+    lines = [
+        [
+            u.email,
+            u.role.value,
+            f"{u.last_login_at:%Y-%m-%d %H:%M} UTC" if u.last_login_at else "never",
+        ]
+        for u in users
+    ]
+    columns = [Column("email", key=True), Column("role"), Column("last sign-in")]
+    print_list(columns, lines, plural(len(lines), "account"))
 
 
 @app.command("remove")
@@ -119,7 +127,7 @@ def remove_command(
     with get_engine().begin() as conn:
         user = remove_user(conn, email)
         record(conn, "cli", "user.remove", user.email)
-    err.print(f"removed {user.email}", markup=False)
+    out.print(f"removed {user.email}", markup=False)
 
 
 @app.command("reset-password")
@@ -140,4 +148,4 @@ def reset_password_command(
     with get_engine().begin() as conn:
         user = set_password(conn, email, password)
         record(conn, "cli", "user.reset-password", user.email)
-    err.print(f"new password set for {user.email}; their sessions have ended", markup=False)
+    out.print(f"new password set for {user.email}; their sessions have ended", markup=False)

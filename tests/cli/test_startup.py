@@ -118,6 +118,8 @@ NOT_FOR_LISTING = {
     "sqlalchemy.dialects.postgresql",  # only a PostgreSQL URL needs its dialect
     "psycopg",
     "rich.progress",  # the send's progress bar only
+    "rich.table",  # lists are plain aligned lines (newsletter.cli.tables)
+    "rich.console",  # output is plain text (newsletter.cli.common.Printer)
     "newsletter.content.render",
     "newsletter.delivery",
     "newsletter.scheduling",

@@ -45,14 +45,15 @@ def test_the_sample_list_imports_lists_and_exports(run_cli: Run, workdir: Path) 
     table = _ok(run_cli("subscribers", "list", "--status", "unsubscribed"))
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["id", "status", "email", "name", "topics"]
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert "daniel.evans@example.com" in lines[1]
     assert "business,politics" in lines[1]
-    assert table.stderr.strip() == "1 subscriber"
+    assert lines[2] == "1 subscriber"  # the count on stdout, after the list
+    assert table.stderr == ""
 
     exported = workdir / "out.csv"
     result = _ok(run_cli("subscribers", "export", "-o", str(exported)))
-    assert "exported 12 subscribers" in result.stderr
+    assert "exported 12 subscribers" in result.stdout
     reimport = _ok(run_cli("subscribers", "import", str(exported)))
     assert "unchanged 12" in reimport.stdout
 
