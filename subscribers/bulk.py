@@ -1,9 +1,10 @@
 """The import's set-based path: a staging table, one merge, events written by the database.
 
-A chunk of parsed rows is loaded into a per-connection temporary table
-(``import_stage``: on PostgreSQL one ``COPY`` of CSV text that the reading
-thread wrote with the csv module; on SQLite one ``executemany``), then a few
-statements do the rest inside the database, whatever the chunk's size:
+A chunk of parsed rows, in key order, is loaded into a per-connection temporary
+table (``import_stage``: on PostgreSQL one ``COPY`` of CSV text that the reading
+thread wrote with the csv module; on SQLite a few statements of 2,000 rows
+each), then a few statements do the rest inside the database, whatever the
+chunk's size:
 
 - the suppression check is a join of the rows' keyed hashes (computed in
   Python, under every accepted key) with ``suppressions``;
@@ -21,6 +22,9 @@ statements do the rest inside the database, whatever the chunk's size:
   reading the whole table per chunk) and are updated in Python, which holds
   the rules for a status change.
 
+:func:`session` wraps a whole import: on SQLite it sizes the page cache and
+the checkpoints for it, and on both stores it drops the staging tables at the end.
+
 Values are pre-encoded by the real column types (:class:`Encoder`), once per
 distinct value where values repeat; no user input is ever part of the SQL text.
 """
@@ -30,7 +34,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -83,10 +89,10 @@ _NEW = {
     stamp: f"CASE status WHEN '{status.value}' THEN {{now}} END"
     for status, stamp in _STAMPS.items()
 }
-# every name below comes from this module, none from input; {order} is SQLite's
-# ORDER BY email_key (its small page cache likes neighbouring index pages)
+# every name below comes from this module, none from input; the stage is in
+# email_key order (see importrows), so the email index's pages are added to in turn
 _INSERT = (  # noqa: S608
-    "INSERT INTO subscribers ({}) SELECT {} FROM import_stage WHERE true{{order}} "
+    "INSERT INTO subscribers ({}) SELECT {} FROM import_stage WHERE true "
     "ON CONFLICT (email_key) DO NOTHING"
 ).format(", ".join(_NEW), ", ".join(_NEW.values()))
 _DETAIL = "CASE status {} END".format(
@@ -191,6 +197,54 @@ class Encoder:
         return self._event_json(detail)
 
 
+# SQLite settings for the import's own connection, and what they are put back to:
+# a page cache that holds the indexes a chunk touches (2 MB by default: a million
+# rows' email index alone is some 40 MB), a checkpoint every few chunks instead of
+# one after each (a chunk writes some 2,500 pages to the WAL), and temporary tables
+# in memory (the stage is a chunk, at most some 10 MB)
+_SQLITE_TUNING = (("cache_size", -65536), ("wal_autocheckpoint", 10000), ("temp_store", 2))
+
+
+@contextlib.contextmanager
+def session(conn: Connection) -> Iterator[None]:
+    """One import's use of a connection; afterwards nothing of it is left on the connection.
+
+    SQLite: a larger page cache, fewer checkpoints and temporary tables in memory
+    for the import, then the settings it had (outside any transaction, since
+    ``temp_store`` cannot change inside one), after a ``PASSIVE`` checkpoint so
+    that the next writer does not pay for the import's pages. On both stores the
+    staging tables are dropped at the end, so a pooled connection keeps none.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    before = []
+    if sqlite:
+        for name, value in _SQLITE_TUNING:
+            before.append((name, int(driver.execute(f"PRAGMA {name}").fetchone()[0])))
+            driver.execute(f"PRAGMA {name} = {int(value)}")
+
+    def leave() -> None:
+        if conn.in_transaction():  # a failure left one open: it goes before the tables do
+            conn.rollback()
+        with conn.begin():
+            conn.exec_driver_sql("DROP TABLE IF EXISTS import_stage")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS import_hashes")
+        if sqlite:
+            driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            for name, value in before:
+                driver.execute(f"PRAGMA {name} = {value}")
+
+    try:
+        yield
+    except BaseException:
+        # the import's own error is the one to report (the database may have gone away)
+        with contextlib.suppress(sa.exc.SQLAlchemyError, sqlite3.Error):
+            leave()
+        raise
+    leave()
+
+
 class Stage:
     """The staging tables of one connection, and the set-based statements over them."""
 
@@ -259,9 +313,24 @@ class Stage:
                 copy.write(rows if isinstance(rows, str) else copy_text(rows))
             return
         assert not isinstance(rows, str), "COPY text needs PostgreSQL with psycopg"
-        mark = "%s" if self._postgres else "?"
-        statement = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608 (no input)
-        self._conn.exec_driver_sql(statement, list(rows))
+        if self._postgres:
+            marks = ", ".join(["%s"] * len(columns))
+            statement = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 (no input)
+            self._conn.exec_driver_sql(statement, list(rows))
+            return
+        # SQLite: many rows per statement. The driver lets go of the GIL for each
+        # statement it runs; a statement per row would wait for the reading thread
+        # to hand the GIL back once per row, and so for the whole next chunk's parsing
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
+        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(limit // len(columns), 2000))
+        one = "(" + ", ".join(["?"] * len(columns)) + ")"
+        for start in range(0, len(rows), per):
+            part = rows[start : start + per]
+            values = ", ".join([one] * len(part))  # the same text for every full batch: cached
+            statement = f"INSERT INTO {table} ({names}) VALUES {values}"  # noqa: S608 (no input)
+            driver.execute(statement, tuple(itertools.chain.from_iterable(part)))
 
     def suppressed(self) -> set[str]:
         """The staged keys whose hash, under any accepted key, is on the suppression list."""
@@ -276,7 +345,8 @@ class Stage:
             statement = "DELETE FROM import_stage WHERE email_key = ANY(%s)"
             self._conn.exec_driver_sql(statement, (list(keys),))
         else:
-            statement = "DELETE FROM import_stage WHERE email_key IN (SELECT value FROM json_each(?))"
+            listed = "(SELECT value FROM json_each(?))"
+            statement = f"DELETE FROM import_stage WHERE email_key IN {listed}"  # noqa: S608
             self._conn.exec_driver_sql(statement, (json.dumps(list(keys)),))
 
     def merge(self, staged: int) -> int:
@@ -286,7 +356,7 @@ class Stage:
         stage, so that it holds only the people already held (see :meth:`held`).
         """
         if self._postgres:
-            merge = self._sql(_MERGE_PG, order="")
+            merge = self._sql(_MERGE_PG)
             added = int(self._conn.exec_driver_sql(merge, self._params).rowcount)
             if 0 < added < staged:
                 with self._index_probes():
@@ -294,9 +364,7 @@ class Stage:
         else:
             before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers")
             after = str(int(before.scalar() or 0))
-            self._conn.exec_driver_sql(
-                self._sql(_INSERT, order=" ORDER BY email_key"), self._params
-            )
+            self._conn.exec_driver_sql(self._sql(_INSERT), self._params)
             events = self._sql(_EVENTS_SQLITE, before=after)
             added = int(self._conn.exec_driver_sql(events, self._params).rowcount)
             if 0 < added < staged:

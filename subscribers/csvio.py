@@ -79,6 +79,10 @@ class Record(NamedTuple):
     end: int = 0  # its last physical line (a quoted field may span several)
 
 
+# a NamedTuple's own constructor parses keywords and defaults: twice the cost per record
+_new = tuple.__new__
+
+
 def sniff_delimiter(header: str) -> str:
     """The delimiter a header line uses: comma, semicolon (European spreadsheets) or tab.
 
@@ -152,8 +156,9 @@ def read_records(stream: BinaryIO, source: str) -> Iterator[Record]:
                 last = reader.line_num
                 continue
             first, last = last + 1, reader.line_num
-            # an odd number of quotes: the record's quote never closed (csv read to the end)
-            unclosed = "".join(raw).count('"') % 2 == 1
+            # an odd number of quotes: the record's quote never closed (csv read to the end);
+            # only a record over several lines can be one (see the error below)
+            unclosed = last > first and "".join(raw).count('"') % 2 == 1
             raw.clear()
             if fields and any(fields):
                 # most records hold no cell that starts with a quote: skip the per-cell check
@@ -161,7 +166,7 @@ def read_records(stream: BinaryIO, source: str) -> Iterator[Record]:
                     fields = [unescape_cell(field) for field in fields]
                 if pending is not None:
                     yield pending
-                pending, pending_unclosed = Record(first, fields, None, last), unclosed
+                pending, pending_unclosed = _new(Record, (first, fields, None, last)), unclosed
         if pending is not None:
             if pending_unclosed and pending.end > pending.line:
                 # csv read to the end of the file looking for the closing quote

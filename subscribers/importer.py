@@ -170,7 +170,7 @@ def import_csv(
     now = now or utcnow()
     encoder = bulk.Encoder(engine.dialect, now)
     options = _Options(secret, confirmed, resubscribe, now, source, on_problem, encoder)
-    with engine.connect() as conn:
+    with engine.connect() as conn, bulk.session(conn):
         with conn.begin():
             hashing = suppressions.has_any(conn)
             bulk.Stage(conn, encoder).create()
