@@ -198,10 +198,10 @@ class Encoder:
 
 
 # SQLite settings for the import's own connection, and what they are put back to:
-# a page cache that holds the indexes a chunk touches (2 MB by default: a million
-# rows' email index alone is some 40 MB), a checkpoint every few chunks instead of
-# one after each (a chunk writes some 2,500 pages to the WAL), and temporary tables
-# in memory (the stage is a chunk, at most some 10 MB)
+# a page cache that holds more of the indexes a chunk touches (2 MB by default,
+# which a large list's indexes soon outgrow), a checkpoint every few chunks instead
+# of one after each (a chunk of 20,000 people writes thousands of pages to the WAL),
+# and temporary tables in memory (the stage holds one chunk)
 _SQLITE_TUNING = (("cache_size", -65536), ("wal_autocheckpoint", 10000), ("temp_store", 2))
 
 
