@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
-__all__ = ["STAGE_COLUMNS", "Encoder", "Stage", "copy_text"]
+__all__ = ["STAGE_COLUMNS", "Encoder", "Stage", "copy_text", "session"]
 
 #: the staged values of one row, in this order
 STAGE_COLUMNS = (
