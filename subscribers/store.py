@@ -198,9 +198,10 @@ def add(
             )
             .returning(_S.id)
         ).scalar_one()
-        record_event(conn, new_id, "created", now, status=target.value, source=consent_source)
-        chosen = newsletters if newsletters is not None else (DEFAULT_NEWSLETTER_ID,)
-        subscriptions.subscribe(conn, new_id, chosen, now=now, source=consent_source)
+        lists = sorted(newsletters if newsletters is not None else (DEFAULT_NEWSLETTER_ID,))
+        subscriptions.subscribe(conn, new_id, lists, now=now, source=consent_source, event=False)
+        detail = {"status": target.value, "source": consent_source, "newsletters": lists}
+        record_event(conn, new_id, "created", now, **detail)
         return get(conn, new_id)
 
     current = to_subscriber(row)
@@ -305,8 +306,8 @@ def unsubscribe(
     Someone left with no newsletter becomes ``unsubscribed``: nothing is sent to them."""
     now = now or utcnow()
     get(conn, subscriber_id)  # NotFoundError for someone erased
-    chosen = None if newsletter is None else (newsletter,)
-    subscriptions.unsubscribe(conn, subscriber_id, chosen, now=now, source=source)
+    one = None if newsletter is None else (newsletter,)
+    subscriptions.unsubscribe(conn, subscriber_id, one, now=now, source=source, event=bool(one))
     if newsletter is not None and subscriptions.subscribed_to(conn, subscriber_id):
         return get(conn, subscriber_id)
     return _transition(
@@ -336,7 +337,7 @@ def mark_complained(
     if find(conn, subscriber_id) is None:
         return None
     now = now or utcnow()
-    subscriptions.unsubscribe(conn, subscriber_id, None, now=now, source="complaint")
+    subscriptions.unsubscribe(conn, subscriber_id, None, now=now, source="complaint", event=False)
     return _transition(
         conn, subscriber_id, SubscriberStatus.COMPLAINED, "complained_at", now, reason=reason
     )

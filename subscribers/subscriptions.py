@@ -93,11 +93,13 @@ def subscribe(
     *,
     now: datetime,
     source: str,
+    event: bool = True,
 ) -> list[str]:
     """Subscribe a person to ``newsletters`` (idempotent); return the ids that changed.
 
     A subscription already ``subscribed`` keeps its time; one left earlier is
-    taken up again. Nobody is unsubscribed from anything here.
+    taken up again. Nobody is unsubscribed from anything here. ``event=False``:
+    the caller records the change (a new person's ``created`` event names them).
     """
     wanted = sorted(set(newsletters))
     if not wanted:
@@ -130,7 +132,8 @@ def subscribe(
             },
         )
     )
-    _event(conn, subscriber_id, SUBSCRIBED_EVENT, now, changed, source)
+    if event:
+        _event(conn, subscriber_id, SUBSCRIBED_EVENT, now, changed, source)
     return changed
 
 
@@ -141,8 +144,10 @@ def unsubscribe(
     *,
     now: datetime,
     source: str,
+    event: bool = True,
 ) -> list[str]:
-    """Leave ``newsletters`` (None: every one); return the ids that changed (idempotent)."""
+    """Leave ``newsletters`` (None: every one); return the ids that changed (idempotent).
+    ``event=False``: the caller's own event (``unsubscribed``, ``complained``) says it."""
     held = subscribed_to(conn, subscriber_id)
     changed = sorted(held if newsletters is None else held & set(newsletters))
     if not changed:
@@ -152,7 +157,8 @@ def unsubscribe(
         .where(_C.subscriber_id == subscriber_id, _C.newsletter_id.in_(changed))
         .values(status=_OFF, unsubscribed_at=now, source=source)
     )
-    _event(conn, subscriber_id, UNSUBSCRIBED_EVENT, now, changed, source)
+    if event:
+        _event(conn, subscriber_id, UNSUBSCRIBED_EVENT, now, changed, source)
     return changed
 
 

@@ -18,6 +18,7 @@ from newsletter.cli import (
     editions,
     inbound,
     init,
+    newsletters,
     preview,
     report,
     schedules,
@@ -59,10 +60,17 @@ sink.register(app)
 inbound.register(app)
 audit.register(app)
 report.register(app)
+newsletters.register(app)
 
 
 # Library errors name their parameters; on the command line they are these flags.
-_FLAGS = {"edition": "--edition", "run_at": "--at", "cron": "--cron", "tz": "--tz"}
+_FLAGS = {
+    "edition": "--edition",
+    "run_at": "--at",
+    "cron": "--cron",
+    "tz": "--tz",
+    "newsletter": "--newsletter",
+}
 
 
 def _message(exc: NewsletterError) -> str:

@@ -224,7 +224,14 @@ def save_edition(conn: Connection, edition: Edition) -> Edition:
 def store_new(conn: Connection, edition: Edition, *, timezone: str) -> Edition:
     """Store ``edition`` as a new draft under a fresh id named by its creation date."""
     local = edition.created_at.astimezone(zone_info(timezone))
-    return _store(conn, edition, f"{local:%Y-%m-%d}-{edition.kind.value}")
+    return _store(conn, edition, _prefix(local, edition))
+
+
+def _prefix(local: datetime, edition: Edition) -> str:
+    """``2026-03-01-daily``; another newsletter's: ``2026-03-01-weekly-daily``."""
+    if edition.newsletter == DEFAULT_NEWSLETTER_ID:
+        return f"{local:%Y-%m-%d}-{edition.kind.value}"
+    return f"{local:%Y-%m-%d}-{edition.newsletter}-{edition.kind.value}"
 
 
 def arrange(lead: Article, articles: Collection[Article]) -> list[Section]:
@@ -334,7 +341,7 @@ def build_edition(
         allow_repeats=allow_repeats,
         newsletter=newsletter,
     )
-    return _store(conn, edition, f"{local:%Y-%m-%d}-{kind.value}")
+    return _store(conn, edition, _prefix(local, edition))
 
 
 def _from_row(row: sa.Row[tuple[object, ...]]) -> Edition:
