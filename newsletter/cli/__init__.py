@@ -47,6 +47,7 @@ _COMMANDS = {
     "inbound": "inbound",
     "audit": "audit",
     "report": "report",
+    "newsletters": "newsletters",
 }
 
 
@@ -105,7 +106,13 @@ app = typer.Typer(
 
 
 # Library errors name their parameters; on the command line they are these flags.
-_FLAGS = {"edition": "--edition", "run_at": "--at", "cron": "--cron", "tz": "--tz"}
+_FLAGS = {
+    "edition": "--edition",
+    "run_at": "--at",
+    "cron": "--cron",
+    "tz": "--tz",
+    "newsletter": "--newsletter",
+}
 
 
 def _message(exc: NewsletterError) -> str:
