@@ -19,7 +19,6 @@ from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from newsletter.core.db import is_postgres
@@ -107,6 +106,9 @@ def subscribe(
     changed = sorted(set(wanted) - subscribed_to(conn, subscriber_id))
     if not changed:
         return []
+    # the dialects' insert (ON CONFLICT): imported here, so a listing does not load them
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = postgresql if is_postgres(conn) else sqlite
     statement = dialect.insert(subscriptions).values(
         [
