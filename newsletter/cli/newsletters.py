@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import get_engine, get_settings, out
+from newsletter.cli.common import err, get_engine, get_settings, plural
+from newsletter.cli.tables import Column, print_list
 
 __all__ = ["NewsletterOption", "newsletters_command", "register"]
 
@@ -65,18 +66,27 @@ def newsletters_command(
     if as_json:
         typer.echo(json.dumps({"newsletters": rows, "not_configured": orphans}, indent=2))
         return
-    for row in rows:
-        mark = " (default)" if row["default"] else ""
-        out.print(
-            f"{row['id']}{mark}: {row['name']} - {row['receiving']} receiving, "
-            f"{row['pending']} pending, {row['left']} left",
-            markup=False,
-        )
-        if row["description"]:
-            out.print(f"  {row['description']}", markup=False)
+    columns = [
+        Column("id", key=True),
+        Column("receiving", right=True),
+        Column("pending", right=True),
+        Column("left", right=True),
+        Column("name", flex=True),
+    ]
+    lines = [
+        [
+            f"{row['id']}*" if row["default"] else str(row["id"]),
+            str(row["receiving"]),
+            str(row["pending"]),
+            str(row["left"]),
+            str(row["name"]),
+        ]
+        for row in rows
+    ]
+    print_list(columns, lines, f"{plural(len(lines), 'newsletter')} (* the default)")
     for orphan in orphans:
         held = counts[orphan]
-        out.print(
+        err.print(
             f"warning: {held['subscribed']} subscriptions to {orphan!r}, which newsletter.toml "
             "does not configure (add it to [[newsletters]] to send to them)",
             markup=False,
