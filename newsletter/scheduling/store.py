@@ -255,8 +255,9 @@ def attach_edition(
 
     The edition becomes ``scheduled`` for that run; an edition attached before
     goes back to being a draft. Raises :class:`ScheduleError` for a one-off
-    schedule and :class:`StateError` for a schedule that is not active or an
-    edition that is not a draft (scheduled elsewhere, sending, sent, cancelled).
+    schedule and :class:`StateError` for a schedule that is not active, one of
+    another newsletter, or an edition that is not a draft (scheduled elsewhere,
+    sending, sent, cancelled).
     """
     schedule = get_schedule(conn, schedule_id)
     if schedule.kind != "cron":
@@ -268,6 +269,11 @@ def attach_edition(
     edition = get_edition(conn, edition_id)
     if schedule.edition_id == edition.id:
         return schedule
+    if edition.newsletter != schedule.newsletter_id:
+        raise StateError(
+            f"edition {edition.id} is for newsletter {edition.newsletter!r} and schedule "
+            f"{schedule_id} for {schedule.newsletter_id!r}; attach it to one of its own"
+        )
     if edition.status is not EditionStatus.DRAFT:
         raise StateError(
             f"edition {edition.id} is {edition.status.value}; only a draft can be attached"
