@@ -41,7 +41,7 @@ _COMMANDS = {
     "preview": "preview",
     "send": "delivery",
     "status": "delivery",
-    "scheduler": "schedules",
+    "scheduler": "scheduler",
     "serve": "web",
     "sink": "sink",
     "inbound": "inbound",

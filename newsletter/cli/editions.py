@@ -178,6 +178,7 @@ def list_command(
                         "subject",
                         "preheader",
                         "topics",
+                        "newsletter",
                         "created_at",
                         "scheduled_at",
                         "sent_at",
@@ -193,11 +194,13 @@ def list_command(
     # the kind is usually in the id already; the count is nice to have: both need room
     room = terminal_width()
     extras = wide or room is None or room >= 120
-    columns = [Column("id", key=True), Column("kind"), Column("status"), Column("created")]
+    columns = [Column("id", key=True), Column("newsletter", key=True), Column("kind")]
+    columns += [Column("status"), Column("created")]
     columns += [Column("articles", right=True), Column("subject", flex=True)]
     lines = [
         [
             e.id,
+            e.newsletter,
             e.kind.value,
             e.status.value,
             f"{e.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
@@ -206,9 +209,12 @@ def list_command(
         ]
         for e in editions
     ]
+    # which newsletter: only where there is a choice (one-newsletter sites see no change)
+    hidden = {"newsletter"} if len(settings.newsletter_list) == 1 else set()
+    keep = [i for i, c in enumerate(columns) if c.name not in hidden]
     if not extras:
-        columns = [c for c in columns if c.name not in ("kind", "articles")]
-        lines = [[r[0], r[2], r[3], r[5]] for r in lines]
+        keep = [i for i in keep if columns[i].name not in ("kind", "articles")]
+    columns, lines = [columns[i] for i in keep], [[r[i] for i in keep] for r in lines]
     print_list(columns, lines, plural(len(editions), "edition"), wide=wide)
 
 
@@ -237,6 +243,7 @@ def _details(conn: Connection, edition: Edition) -> dict[str, object]:
         "kind": edition.kind.value,
         "status": edition.status.value,
         "status_reason": edition.status_reason,
+        "newsletter": edition.newsletter,
         "title": edition.title,
         "subject": edition.subject,
         "preheader": edition.preheader,
@@ -285,6 +292,9 @@ def show_command(
     out.print(f"{edition.id}  ({edition.kind.value}, {edition.status.value}, built {when})")
     if edition.status_reason:
         out.print(f"reason:    {edition.status_reason}", markup=False)
+    if len(settings.newsletter_list) > 1:  # which newsletter: only where there is a choice
+        named = (n.name for n in settings.newsletter_list if n.id == edition.newsletter)
+        out.print(f"newsletter: {edition.newsletter} ({next(named, '?')})", markup=False)
     for label, key in (("title", "title"), ("subject", "subject"), ("preheader", "preheader")):
         out.print(f"{label + ':':<10} {data[key]}", markup=False)
     out.print("intro:", markup=False)

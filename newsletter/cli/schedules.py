@@ -1,4 +1,4 @@
-"""``newsletter schedule ...`` and ``newsletter scheduler``: plan digests, then run them.
+"""``newsletter schedule ...``: plan digests (``newsletter scheduler`` runs them).
 
 Testing aid: ``NEWSLETTER_NOW=2026-03-29T06:00:00Z`` makes these commands
 believe the clock started at that instant (it then runs on at real speed).
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -25,7 +24,7 @@ from newsletter.core.text import has_line_break
 from newsletter.core.times import parse_aware
 
 if TYPE_CHECKING:
-    from newsletter.scheduling.scheduler import Clock, RunResult
+    from newsletter.scheduling.scheduler import Clock
     from newsletter.scheduling.store import ScheduleRecord
 
 __all__ = [
@@ -33,9 +32,9 @@ __all__ = [
     "app",
     "attach",
     "cancel",
+    "clock",
     "list_command",
     "pause",
-    "register",
     "resume",
     "show",
 ]
@@ -48,7 +47,7 @@ app = typer.Typer(
 NOW_VARIABLE = "NEWSLETTER_NOW"
 
 
-def _clock() -> Clock:
+def clock() -> Clock:
     """The real clock, or (testing aid) one that starts at ``NEWSLETTER_NOW``."""
     from newsletter.core.db import utcnow
 
@@ -171,7 +170,7 @@ def add(
     )
 
     settings = get_settings()
-    now = _clock()()
+    now = clock()()
     chosen = settings.newsletter_list.get(newsletter or settings.newsletter_list.default.id)
     if newsletter and at is None and cron is None and edition is None and chosen.cron:
         cron, tz = chosen.cron, tz or chosen.timezone
@@ -237,13 +236,14 @@ def list_command(
     from newsletter.scheduling.store import list_schedules
     from newsletter.scheduling.timing import describe_local
 
-    now = _clock()()
+    now = clock()()
     with get_engine().connect() as conn:
         found = list_schedules(conn)
         last = {s.id: next(iter(list_runs(conn, s.id, limit=1)), None) for s in found}
     if as_json:
         typer.echo(json.dumps([_schedule_json(s, now) for s in found], indent=2))
         return
+    several = len(get_settings().newsletter_list) > 1
     rows = []
     for schedule in found:
         run = last[schedule.id]
@@ -254,10 +254,16 @@ def list_command(
         )
         what, when = schedule.describe_what(), schedule.describe()
         next_run = _next_text(schedule, now)
-        rows.append([str(schedule.id), schedule.status.value, when, what, next_run, outcome])
-    columns = [Column("id", right=True, key=True), Column("status"), Column("when", flex=True)]
+        lists = [schedule.newsletter_id] if several else []
+        rows.append(
+            [str(schedule.id), schedule.status.value, *lists, when, what, next_run, outcome]
+        )
+    columns = [Column("id", right=True, key=True), Column("status")]
+    # which newsletter: only where there is a choice (one-newsletter sites see no change)
+    columns += [Column("newsletter", key=True)] if several else []
     # what it sends names an edition: an identifier, never cut
-    columns += [Column("what", key=True), Column("next run"), Column("last outcome", flex=True)]
+    columns += [Column("when", flex=True), Column("what", key=True), Column("next run")]
+    columns += [Column("last outcome", flex=True)]
     print_list(columns, rows, plural(len(rows), "schedule"))
 
 
@@ -282,7 +288,7 @@ def show(
     from newsletter.scheduling.store import get_schedule
     from newsletter.scheduling.timing import describe_local
 
-    now = _clock()()
+    now = clock()()
     from newsletter.scheduling.waves import waves_of_run
 
     with get_engine().connect() as conn:
@@ -302,6 +308,11 @@ def show(
     out.print(f"schedule {schedule.id} ({schedule.status.value})", markup=False)
     out.print(f"  when: {schedule.describe()}", markup=False)
     out.print(f"  what: {schedule.describe_what()}", markup=False)
+    listed = get_settings().newsletter_list
+    if len(listed) > 1:  # which newsletter: only where there is a choice
+        name = next((n.name for n in listed if n.id == schedule.newsletter_id), None)
+        about = f" ({name})" if name else " (not in newsletter.toml)"
+        out.print(f"  newsletter: {schedule.newsletter_id}{about}", markup=False)
     out.print(f"  next run: {_next_text(schedule, now)}", markup=False)
     if not runs:
         out.print("  no occurrences yet", markup=False)
@@ -321,7 +332,7 @@ def show(
 def _change(schedule_id: int, action: Literal["pause", "resume", "cancel"]) -> None:
     from newsletter.scheduling.store import set_schedule_status
 
-    now = _clock()()
+    now = clock()()
     with get_engine().begin() as conn:
         schedule = set_schedule_status(conn, schedule_id, action, now)
     out.print(f"schedule {schedule.id}: {schedule.status.value}", markup=False)
@@ -378,81 +389,7 @@ def attach(
         raise InputError("give an EDITION, or --detach alone", field="edition")
     with get_engine().begin() as conn:
         if edition is None:
-            done = f"edition {detach_edition(conn, schedule_id, _clock()())} is a draft again"
+            done = f"edition {detach_edition(conn, schedule_id, clock()())} is a draft again"
         else:
-            done = attach_edition(conn, schedule_id, edition, _clock()()).describe_what()
+            done = attach_edition(conn, schedule_id, edition, clock()()).describe_what()
     out.print(f"schedule {schedule_id}: {done}", markup=False)
-
-
-async def _run_scheduler(once: bool, poll: float) -> list[RunResult]:
-    import asyncio
-
-    from newsletter.scheduling.scheduler import (
-        Scheduler,
-        delivery_sender,
-        describe_result,
-    )
-
-    settings = get_settings()
-    engine = get_engine()
-    scheduler = Scheduler(settings, engine, send=delivery_sender(settings, engine), clock=_clock())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-
-    def show_result(result: RunResult) -> None:
-        out.print(describe_result(result, settings.timezone), markup=False)
-
-    try:
-        if once:
-            results = await scheduler.run_once(stop)
-            for result in results:
-                show_result(result)
-            return results
-        err.print(f"scheduler {scheduler.worker} running; Ctrl-C or SIGTERM stops it", markup=False)
-        await scheduler.run_forever(
-            stop,
-            poll=timedelta(seconds=poll),
-            on_result=show_result,
-            on_error=lambda line: err.print(f"warning: {line}", markup=False),
-        )
-        err.print("scheduler stopped", markup=False)
-        return []
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-
-
-def register(root: typer.Typer) -> None:
-    """Add the top-level ``scheduler`` command to ``root``."""
-
-    @root.command("scheduler")
-    def scheduler(
-        once: Annotated[
-            bool, typer.Option("--once", help="Run what is due now, then exit (for cron/systemd).")
-        ] = False,
-        poll: Annotated[
-            float, typer.Option(help="Seconds between checks for new schedules.", min=0.1)
-        ] = 30.0,
-    ) -> None:
-        """Run due schedules until stopped (Ctrl-C or SIGTERM finish the send in flight).
-
-        Several schedulers may share one database: each occurrence is claimed
-        in the database and runs once. A missed occurrence runs if it is less
-        late than NEWSLETTER_SCHEDULE_MAX_LATENESS (default 2h), else it is
-        skipped and recorded. A send interrupted by a crash is resumed by the
-        next scheduler, without sending anyone the edition twice. --once exits
-        with status 1 when an occurrence failed or was deferred (relay down: the
-        next pass retries while it is less late than the limit). Testing aid only:
-        NEWSLETTER_NOW=2026-03-29T06:00Z starts the clock at that instant.
-
-        Example:
-
-            newsletter scheduler --once
-        """
-        import asyncio
-
-        results = asyncio.run(_run_scheduler(once, poll))
-        if any(r.outcome in {"failed", "deferred"} for r in results):
-            raise typer.Exit(1)

@@ -6,8 +6,10 @@ commands parse options, call it inside one transaction and print the result.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +22,8 @@ from newsletter.cli.tables import GAP, Column, Lines, terminal_width
 from subscribers.states import SubscriberStatus
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from subscribers.model import Subscriber
 
 __all__ = [
@@ -278,13 +282,18 @@ def export_command(
     out.print(f"exported {plural(count, 'subscriber')} to {output}", markup=False)
 
 
-def _listing(columns: int | None) -> Lines:
+def _listing(columns: int | None, *, newsletters: bool = False) -> Lines:
     """The list's columns for a terminal ``columns`` wide (None: a pipe, nothing cut).
 
     Streamed, so widths come from the terminal, not from the longest value: the
-    address (the row's key with the id) gets the most room and is never cut.
+    address (the row's key with the id) gets the most room and is never cut. With
+    ``newsletters`` (a site running several), each person's newsletter ids follow.
     """
-    room = max(40, (columns or 100) - 7 - 12 - 4 * len(GAP))
+    room = max(40, (columns or 100) - 7 - 12 - (5 if newsletters else 4) * len(GAP))
+    chosen: list[Column] = []
+    if newsletters:  # ids, never cut: the room they usually need
+        chosen = [Column("newsletters", min(24, max(11, room * 22 // 100)), key=True)]
+        room -= chosen[0].width or 0
     email = min(40, max(20, room * 55 // 100))
     name = min(24, max(8, room * 22 // 100))
     return Lines(
@@ -293,10 +302,24 @@ def _listing(columns: int | None) -> Lines:
             Column("status", 12),
             Column("email", email, key=True),
             Column("name", name),
+            *chosen,
             Column("topics", flex=True),
         ],
         width=columns,
     )
+
+
+def _with_newsletters(
+    conn: Connection, found: Iterable[Subscriber], page: int = 500
+) -> Iterator[tuple[Subscriber, list[str]]]:
+    """Each person with the newsletter ids they receive, looked up a page at a time."""
+    from subscribers.subscriptions import newsletters_of
+
+    people = iter(found)
+    while batch := list(itertools.islice(people, page)):
+        held = newsletters_of(conn, [p.id for p in batch])
+        for person in batch:
+            yield person, held.get(person.id, [])
 
 
 @app.command("list")
@@ -323,9 +346,10 @@ def list_command(
     from subscribers import store
 
     write = sys.stdout.write
+    configured = get_settings().newsletter_list
     with get_engine().connect() as conn:
         if newsletter is not None:
-            get_settings().newsletter_list.get(newsletter)  # one line, with a suggestion
+            configured.get(newsletter)  # one line, with a suggestion
         found = store.list_subscribers(conn, status=status, topic=topic, newsletter=newsletter)
         if as_json:
             # streamed item by item: a list of a million people never sits in memory
@@ -335,13 +359,17 @@ def list_command(
             write("\n]\n")
             return
         # streamed line by line (a cut value ends in "…"; --json has everything)
-        lines = _listing(terminal_width())
+        # one newsletter: the columns as ever; several: which each person receives
+        several = len(configured) > 1
+        lines = _listing(terminal_width(), newsletters=several)
         lines.header()
-        for subscriber in found:
+        rows = _with_newsletters(conn, found) if several else ((s, None) for s in found)
+        for subscriber, held in rows:
             chosen = ",".join(sorted(subscriber.topics)) or "(all)"
+            lists = [] if held is None else [",".join(held) or "-"]
             lines.row(
                 str(subscriber.id), subscriber.status.value, subscriber.email,
-                subscriber.name or "-", chosen,
+                subscriber.name or "-", *lists, chosen,
             )  # fmt: skip
     lines.summary(plural(lines.count, "subscriber"))
 

@@ -235,3 +235,67 @@ def test_counts_read_right_for_one_and_for_many(capsys: pytest.CaptureFixture[st
         "2 messages caught mid-send by an earlier run are 'unknown' and were not sent again "
         "(use --resend-unknown to send them)"
     ) in lines
+
+
+SEVERAL = """
+[[newsletters]]
+id = "daily"
+name = "The Daily Briefing"
+
+[[newsletters]]
+id = "breaking-news"
+name = "Breaking News"
+"""
+
+
+def test_several_newsletters_show_in_the_lists_and_the_show_commands(
+    run_cli: Run, workdir: Path
+) -> None:
+    """With several newsletters, the lists name each item's (same style); shows say it."""
+    _ok(run_cli("articles", "import", str(EXAMPLES / "articles")))
+    first = _ok(run_cli("edition", "build", "--since", "3650d")).stdout.strip()
+    one = _ok(run_cli("edition", "show", first))
+    assert "newsletter:" not in one.stdout  # one newsletter: nothing to tell apart
+    (workdir / "newsletter.toml").write_text(SEVERAL, encoding="utf-8")
+    add = ("subscribers", "add")
+    _ok(run_cli(*add, "ann@example.com", "--confirmed", "--no-email"))
+    both = ("--newsletter", "daily", "--newsletter", "breaking-news")
+    _ok(run_cli(*add, "cy@example.com", *both, "--confirmed", "--no-email"))
+    _ok(run_cli(*add, "bo@example.com", "--newsletter", "breaking-news", "--confirmed"))
+    _ok(run_cli("subscribers", "unsubscribe", "bo@example.com"))
+    people = run_cli("subscribers", "list", env={"COLUMNS": "100"})
+    header = ["id", "status", "email", "name", "newsletters", "topics"]
+    rows = _one_style(people, header, items=3)
+    _fits(people.stdout, 100)
+    assert re.fullmatch(r" +1  confirmed +ann@example\.com +- +daily +\(all\)", rows[0])
+    assert "breaking-news,daily" in rows[1]  # whole, even where it is cut elsewhere
+    assert re.fullmatch(r" +3  unsubscribed +bo@example\.com +- +- +\(all\)", rows[2])
+    piped = run_cli("subscribers", "list", "--newsletter", "breaking-news", env={"COLUMNS": ""})
+    (row,) = _one_style(piped, header, items=1)
+    assert "cy@example.com" in row
+
+    edition = _ok(run_cli("edition", "build", "--since", "3650d", "--newsletter", "breaking-news"))
+    editions = run_cli("edition", "list", env={"COLUMNS": "80"})
+    rows = _one_style(editions, ["id", "newsletter", "status", "created", "subject"], items=2)
+    assert rows[0].split()[:2] == [edition.stdout.strip(), "breaking-news"]
+    assert rows[1].split()[1] == "daily"
+    wide = run_cli("edition", "list", "--wide")
+    header = ["id", "newsletter", "kind", "status", "created", "articles", "subject"]
+    _one_style(wide, header, items=2)
+    listed = json.loads(_ok(run_cli("edition", "list", "--json")).stdout)
+    assert [e["newsletter"] for e in listed] == ["breaking-news", "daily"]
+    shown = _ok(run_cli("edition", "show", edition.stdout.strip())).stdout
+    assert "newsletter: breaking-news (Breaking News)" in shown.splitlines()
+    data = json.loads(_ok(run_cli("edition", "show", edition.stdout.strip(), "--json")).stdout)
+    assert data["newsletter"] == "breaking-news"
+
+    at = ("schedule", "add", "--at", "2031-01-02 07:00")
+    _ok(run_cli(*at, "--newsletter", "breaking-news", "--title", "Alert"))
+    _ok(run_cli("schedule", "add", "--cron", "0 7 * * *", "--tz", "Europe/London"))
+    schedules = run_cli("schedule", "list", env={"COLUMNS": "80"})
+    header = ["id", "status", "newsletter", "when", "what", "next run", "last outcome"]
+    rows = _one_style(schedules, header, items=2)
+    assert rows[0].split()[:3] == ["1", "active", "breaking-news"]
+    assert rows[1].split()[:3] == ["2", "active", "daily"]
+    show = _ok(run_cli("schedule", "show", "1")).stdout
+    assert "  newsletter: breaking-news (Breaking News)" in show.splitlines()
