@@ -212,7 +212,7 @@ def personalisation(settings: Settings, edition: Edition, count: int) -> None:
     from newsletter.core.schema import deliveries, editions
     from newsletter.database import open_database
     from newsletter.delivery.compose import outbox_rows
-    from subscribers.schema import subscribers
+    from subscribers.schema import subscribers, subscriptions
 
     folder = Path(tempfile.mkdtemp())
     engine = open_database(f"sqlite:///{folder / 'bench.db'}")
@@ -235,6 +235,18 @@ def personalisation(settings: Settings, edition: Edition, count: int) -> None:
                     "attributes": {},
                     "created_at": now,
                     "updated_at": now,
+                }
+                for n in range(count)
+            ],
+        )
+        conn.execute(  # each subscribed to the edition's newsletter, as `subscribers add` does
+            subscriptions.insert(),
+            [
+                {
+                    "subscriber_id": n + 1,
+                    "newsletter_id": edition.newsletter,
+                    "status": "subscribed",
+                    "subscribed_at": now,
                 }
                 for n in range(count)
             ],

@@ -82,6 +82,8 @@ def _qp(data: bytes) -> bytes:
     """A slot's value QP-encoded: lines within 75 characters before the slot's closing
     soft break ("="), none starting with a dot, CRLF line ends."""
     encoded = binascii.b2a_qp(data)  # soft breaks as a bare LF
+    if len(encoded) < 76 and b"\n" not in encoded and encoded[:1] != b".":
+        return encoded  # the usual value: one short line
     if len(encoded) - encoded.rfind(b"\n") > 76:  # 76 with the closing "=" would be 77
         cut = len(encoded) - (3 if encoded[-3:-2] == b"=" else 1)  # never inside "=XX"
         encoded = encoded[:cut] + b"=\n" + encoded[cut:]
