@@ -107,6 +107,14 @@ def _console(conn: Connection) -> None:
     )
 
 
+def _subject_tests(conn: Connection) -> None:
+    """0012: subject-line tests, and the arm of each click (``clicks.arm``)."""
+    _create(schema.subject_tests)(conn)
+    # a database made since has the column already (0010 creates clicks as it is now)
+    if "arm" not in {c["name"] for c in sa.inspect(conn).get_columns("clicks")}:
+        conn.exec_driver_sql("ALTER TABLE clicks ADD COLUMN arm VARCHAR(1)")
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_articles_editions", _create(schema.articles, schema.editions)),
     (
@@ -124,6 +132,7 @@ MIGRATIONS: list[Migration] = [
     ("0007_web_limits", _create(schema.web_limits)),
     ("0009_console", _console),
     ("0010_personal", _create(schema.schedule_waves, schema.clicks)),
+    ("0012_subject_tests", _subject_tests),
 ]
 
 

@@ -62,7 +62,9 @@ report.register(app)
 
 
 # Library errors name their parameters; on the command line they are these flags.
-_FLAGS = {"edition": "--edition", "run_at": "--at", "cron": "--cron", "tz": "--tz"}
+_FLAGS = {"edition": "--edition", "run_at": "--at", "cron": "--cron", "tz": "--tz",
+          "subject_b": "--subject-test", "test_share": "--test-share",
+          "decide_after": "--decide-after"}  # fmt: skip
 
 
 def _message(exc: NewsletterError) -> str:
