@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from newsletter.content.editions import get_edition
@@ -167,3 +168,72 @@ def _spawn(workdir: Path, edition_id: str, env: dict[str, str]) -> subprocess.Po
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (("--subject-test", B, "--test-share", "0%"), {}, "--test-share"),
+        (("--subject-test", B, "--test-share", "60%"), {}, "from 1% to 50%"),
+        (("--subject-test", B, "--decide-after", "soon"), {}, "--decide-after"),
+        (("--subject-test", ""), {}, "--subject-test"),
+        (("--subject-test", "one\ntwo"), {}, "one line"),
+        (("--subject-test", "x" * 999), {}, "at most 998"),
+        (("--test-share", "20%"), {}, "--test-share goes with --subject-test"),
+        (("--subject-test", B), {"NEWSLETTER_TRACK_CLICKS": "off"}, "NEWSLETTER_TRACK_CLICKS"),
+        (("--subject-test", B, "--test-share", "10%"), {}, "at least one reader in each arm"),
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_is_written_or_sent(
+    settings: Settings,
+    smtp_server: SMTPServer,
+    run_cli: Run,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    says: str,
+) -> None:
+    engine = open_database(settings.database_url)
+    edition_id = populate(engine, settings, 5)  # 10% of 5 rounds to 1: too few for two arms
+    for dry in ((), ("--dry-run",)):
+        found = run_cli(
+            "send", edition_id, "--yes", *dry, *args,
+            env={"NEWSLETTER_SMTP_URL": smtp_server.url, **env},
+        )  # fmt: skip
+        assert found.code != 0
+        lines = found.stderr.strip().splitlines()
+        assert len(lines) == 1, found.stderr
+        assert lines[0].startswith("error: ")
+        assert says in lines[0]
+    assert not smtp_server.received
+    with engine.connect() as conn:
+        assert not conn.execute(sa.select(deliveries)).all()
+        assert not conn.execute(sa.select(subject_tests)).all()
+
+
+def test_a_test_copy_shows_both_subjects_and_a_begun_send_refuses_a_new_test(
+    settings: Settings, smtp_server: SMTPServer, run_cli: Run
+) -> None:
+    engine = open_database(settings.database_url)
+    edition_id = populate(engine, settings, 10)
+    with engine.connect() as conn:
+        subject_a = get_edition(conn, edition_id).subject
+    env = {"NEWSLETTER_SMTP_URL": smtp_server.url}
+    to = ("--test-to", "editor@example.org")
+    copy = run_cli("send", edition_id, *to, "--subject-test", B, env=env)
+    assert copy.code == 0, copy.stderr
+    assert sorted(r.message()["Subject"] for r in smtp_server.received) == sorted(
+        [f"[TEST] {subject_a}", f"[TEST] {B}"]
+    )
+    with engine.connect() as conn:
+        assert not conn.execute(sa.select(deliveries)).all()
+
+    smtp_server.received.clear()
+    assert run_cli("send", edition_id, "--yes", env=env).code == 0  # no test: all 10 at once
+    assert len(smtp_server.received) == 10
+    late = run_cli("send", edition_id, "--yes", "--subject-test", B, env=env)
+    assert late.code == 1
+    assert late.stderr.strip() == (
+        f"error: edition {edition_id} began sending without this subject-line test; a test "
+        f"starts with the first send (resume with: newsletter send {edition_id})"
+    )
+    assert len(smtp_server.received) == 10
