@@ -54,6 +54,8 @@ __all__ = [
     "SubjectTest",
     "SubjectTestSpec",
     "arm_results",
+    "check_for",
+    "check_sizes",
     "get",
     "is_waiting",
     "prepare",
