@@ -3,6 +3,7 @@ rule, the split's sizes, the editor's input, the arms written once and the decis
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -206,3 +207,36 @@ def test_decided_once_when_due_and_the_rest_gets_the_winner(
     after = _arms(engine, edition_id)
     assert after == {"A": arms["A"], "B": arms["B"], "rest-B": arms["wait"]}
     assert {k: len(v) for k, v in after.items()} == {"A": 2, "B": 2, "rest-B": 36}
+
+
+def test_two_workers_deciding_at_once_decide_once(engine: Engine, settings: Settings) -> None:
+    edition_id = populate(engine, settings, 40)
+    _start(engine, settings, edition_id)
+    due = NOW + timedelta(hours=2)
+    barrier = threading.Barrier(2)
+    found: list[object] = []
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        try:
+            with engine.begin() as conn:
+                edition = get_edition(conn, edition_id)
+                at = due + timedelta(seconds=n)  # each its own time: only one is recorded
+                test = subjects.prepare(conn, settings, edition, None, fresh=False, now=at)
+                found.append(None if test is None else (test.winner, test.decided_at))
+        except Exception as exc:  # reported by the assertion below
+            found.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(found) == 2
+    assert found[0] == found[1], found  # one decision, seen by both
+    assert found[0] in {("A", due), ("A", due + timedelta(seconds=1))}  # no clicks: a tie: A
+    assert {k: len(v) for k, v in _arms(engine, edition_id).items()} == {
+        "A": 2,
+        "B": 2,
+        "rest-A": 36,
+    }
