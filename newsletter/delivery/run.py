@@ -98,6 +98,7 @@ class SendRun:
             for key in await db.transaction(open_variants, self.edition_id):
                 builder.template(key)  # render every variant before the first message
             self.builder = builder
+            # rows waiting for a subject-line test's decision are not this run's
             total = await db.transaction(
                 lambda conn: (
                     sum(
@@ -106,7 +107,7 @@ class SendRun:
                         if s in (outbox.DeliveryStatus.QUEUED, outbox.DeliveryStatus.DEFERRED)
                     )
                     - subjects.waiting(conn, self.edition_id)
-                )  # not before the decision
+                )
             )
             if total:
                 await self._send(db, lease.worker, total)

@@ -67,7 +67,7 @@ def prepare(
         settings,
         edition,
         options.subject_test,
-        fresh=fresh and report.enqueued > 0,
+        fresh=fresh,
         now=options.clock() if options.clock else now,
     )
     if test is not None:
