@@ -319,6 +319,8 @@ def main() -> None:
                         ours = child(csv_path, url)
                         loader_s = (before + psql_loader(csv_path, url)) / 2
                     print(line("PostgreSQL", rows, ours, loader_s, "psql \\copy"), flush=True)
+    # the machine is shared: the load at the end says whether the run was a quiet one
+    print("load average at the end: {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

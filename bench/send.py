@@ -57,11 +57,12 @@ from newsletter.content.articles import upsert_articles  # noqa: E402
 from newsletter.content.editions import build_edition, get_edition  # noqa: E402
 from newsletter.content.loaders import load_articles  # noqa: E402
 from newsletter.core.config import Settings, load_settings  # noqa: E402
-from newsletter.core.db import utcnow  # noqa: E402
+from newsletter.core.db import UTCDateTime, utcnow  # noqa: E402
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID  # noqa: E402
 from newsletter.core.schema import deliveries, editions  # noqa: E402
 from newsletter.database import open_database  # noqa: E402
 from newsletter.delivery.engine import MessageBuilder, SendOptions, send_edition  # noqa: E402
-from subscribers.schema import subscribers  # noqa: E402
+from subscribers.schema import subscribers, subscriptions  # noqa: E402
 
 SENDER = "news@news.example.com"
 TARGET_SIZE = 40_000
@@ -175,6 +176,19 @@ def add_subscribers(folder: Path, config: dict[str, Any], count: int, start: int
                 for n in range(first, min(first + 5000, start + count))
             ]
             conn.execute(subscribers.insert(), rows)
+        # each of them subscribed to the one newsletter (as `subscribers add` does)
+        conn.execute(
+            subscriptions.insert().from_select(
+                ["subscriber_id", "newsletter_id", "status", "subscribed_at", "source"],
+                sa.select(
+                    subscribers.c.id,
+                    sa.literal(DEFAULT_NEWSLETTER_ID),
+                    sa.literal("subscribed"),
+                    sa.literal(now, UTCDateTime()),
+                    sa.literal("bench"),
+                ).where(~sa.exists().where(subscriptions.c.subscriber_id == subscribers.c.id)),
+            )
+        )
 
 
 def reset_outbox(folder: Path, config: dict[str, Any]) -> None:
@@ -236,7 +250,7 @@ def run_pipeline(
             )
         ).scalar_one()
         status = get_edition(conn, edition_id).status.value
-    if sent != sum(r[0] for r in results) or status != "sent":
+    if not sent or sent != sum(r[0] for r in results) or status != "sent":
         sys.exit(f"the pipeline did not finish cleanly: {sent} sent, edition {status}")
     return elapsed, sent, max(r[1] for r in results)
 

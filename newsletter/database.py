@@ -22,6 +22,7 @@ from newsletter.core import db, schema
 from newsletter.core.db import Migration, UTCDateTime, is_postgres, utcnow
 from newsletter.core.errors import ConfigError
 from newsletter.core.keys import fingerprint, keys_to_try
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 from subscribers import schema as subscriber_schema
 
 __all__ = [
@@ -107,6 +108,35 @@ def _console(conn: Connection) -> None:
     )
 
 
+def _newsletters(conn: Connection) -> None:
+    """0011: several newsletters. Existing data moves to the one newsletter there was,
+    ``daily``: every edition and schedule belongs to it, and every subscriber holds a
+    subscription to it, ``unsubscribed`` for those who had unsubscribed (bounced and
+    complained people keep theirs: their status already stops every send).
+    """
+    subscriber_schema.subscriptions.create(conn, checkfirst=True)
+    for table in (schema.editions, schema.schedules):
+        present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        if "newsletter_id" not in present:  # a fresh database has it from 0001/0004
+            # names and the default are constants of the schema, not input
+            conn.exec_driver_sql(
+                f"ALTER TABLE {table.name} ADD COLUMN newsletter_id VARCHAR(40) "
+                f"NOT NULL DEFAULT '{DEFAULT_NEWSLETTER_ID}'"
+            )
+    people, chosen = subscriber_schema.subscribers.c, subscriber_schema.subscriptions
+    left = people.status == "unsubscribed"
+    rows = sa.select(
+        people.id,
+        sa.literal(DEFAULT_NEWSLETTER_ID),
+        sa.case((left, "unsubscribed"), else_="subscribed"),
+        sa.func.coalesce(people.confirmed_at, people.created_at),
+        sa.case((left, sa.func.coalesce(people.unsubscribed_at, people.updated_at)), else_=None),
+        sa.literal("migration"),
+    ).where(~sa.exists().where(chosen.c.subscriber_id == people.id))
+    names = ["subscriber_id", "newsletter_id", "status", "subscribed_at", "unsubscribed_at"]
+    conn.execute(chosen.insert().from_select([*names, "source"], rows))
+
+
 def _subject_tests(conn: Connection) -> None:
     """0012: subject-line tests, and the arm of each click (``clicks.arm``)."""
     _create(schema.subject_tests)(conn)
@@ -132,6 +162,7 @@ MIGRATIONS: list[Migration] = [
     ("0007_web_limits", _create(schema.web_limits)),
     ("0009_console", _console),
     ("0010_personal", _create(schema.schedule_waves, schema.clicks)),
+    ("0011_newsletters", _newsletters),
     ("0012_subject_tests", _subject_tests),
 ]
 

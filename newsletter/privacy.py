@@ -31,9 +31,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.core.db import checkpoint, metadata, utcnow
 from newsletter.core.schema import articles, clicks, deliveries
-from subscribers import store, suppressions
+from subscribers import store, subscriptions, suppressions
 from subscribers.addresses import normalise_address
 from subscribers.schema import subscriber_events, subscribers
+from subscribers.schema import subscriptions as subscriptions_table
 
 __all__ = ["ERASED", "access_report", "erase", "forget_freed", "scrub_text"]
 
@@ -65,6 +66,7 @@ def access_report(conn: Connection, email: str) -> dict[str, Any]:
     return {
         "subscriber": subscriber.model_dump(mode="json", exclude={"consent"}),
         "consent": subscriber.consent.model_dump(mode="json") if subscriber.consent else None,
+        "subscriptions": [s.model_dump(mode="json") for s in subscriptions.of(conn, subscriber.id)],
         "events": [e.model_dump(mode="json") for e in store.events(conn, subscriber.id)],
         "deliveries": [
             {
@@ -179,6 +181,10 @@ def erase(conn: Connection, email: str, *, secret: bytes, now: datetime | None =
         conn.execute(deliveries.update().where(mine).values(email="", name=None, updated_at=now))
         conn.execute(
             subscriber_events.delete().where(subscriber_events.c.subscriber_id == found.id)
+        )
+        # (the foreign key cascades too; said here so no pragma is relied on)
+        conn.execute(
+            subscriptions_table.delete().where(subscriptions_table.c.subscriber_id == found.id)
         )
         # per-subscriber clicks: the reader and the visitor hash go, the bare count stays
         conn.execute(

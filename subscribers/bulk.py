@@ -47,18 +47,18 @@ from sqlalchemy.engine import Connection
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
-__all__ = ["STAGE_COLUMNS", "Encoder", "Stage", "copy_text"]
+__all__ = ["STAGE_COLUMNS", "Encoder", "Stage", "copy_text", "session"]
 
 #: the staged values of one row, in this order
 STAGE_COLUMNS = (
     "email", "email_key", "address_hash", "name", "status", "topics", "timezone",
-    "attributes", "consent_source", "consent_at", "consent_ip",
+    "attributes", "consent_source", "consent_at", "consent_ip", "newsletters",
 )  # fmt: skip
 
 _TYPES = {
     "sqlite": dict.fromkeys(STAGE_COLUMNS, "TEXT"),
     "postgresql": dict.fromkeys(STAGE_COLUMNS, "text")
-    | {"email_key": "varchar(320)", "topics": "json", "attributes": "json"}
+    | {"email_key": "varchar(320)", "topics": "json", "attributes": "json", "newsletters": "json"}
     | {"consent_at": "timestamptz"},
 }
 _STAGE = "CREATE TEMP TABLE IF NOT EXISTS import_stage ({}){}"
@@ -130,6 +130,18 @@ _UNSTAGE_SQLITE = (
     "DELETE FROM import_stage WHERE email_key IN "
     "(SELECT email_key FROM subscribers WHERE id > {before})"
 )
+# the newsletters of the people just added (a person with no subscription at all is
+# new: everyone held has one since migration 0011), from the stage's JSON lists
+_SUBSCRIBE = (
+    "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) "
+    "SELECT s.id, j.value, 'subscribed', {now}, 'import' "
+    "FROM import_stage st JOIN subscribers s ON s.email_key = st.email_key{each} "
+    "WHERE NOT EXISTS (SELECT 1 FROM subscriptions x WHERE x.subscriber_id = s.id)"
+)
+_EACH = {
+    "sqlite": ", json_each(st.newsletters) j",
+    "postgresql": " CROSS JOIN LATERAL json_array_elements_text(st.newsletters) AS j(value)",
+}
 _SUPPRESSED = (
     "SELECT st.email_key FROM import_stage st "
     "JOIN suppressions sp ON sp.address_hash = st.address_hash "
@@ -198,10 +210,10 @@ class Encoder:
 
 
 # SQLite settings for the import's own connection, and what they are put back to:
-# a page cache that holds the indexes a chunk touches (2 MB by default: a million
-# rows' email index alone is some 40 MB), a checkpoint every few chunks instead of
-# one after each (a chunk writes some 2,500 pages to the WAL), and temporary tables
-# in memory (the stage is a chunk, at most some 10 MB)
+# a page cache that holds more of the indexes a chunk touches (2 MB by default,
+# which a large list's indexes soon outgrow), a checkpoint every few chunks instead
+# of one after each (a chunk of 20,000 people writes thousands of pages to the WAL),
+# and temporary tables in memory (the stage holds one chunk)
 _SQLITE_TUNING = (("cache_size", -65536), ("wal_autocheckpoint", 10000), ("temp_store", 2))
 
 
@@ -350,7 +362,8 @@ class Stage:
             self._conn.exec_driver_sql(statement, (json.dumps(list(keys)),))
 
     def merge(self, staged: int) -> int:
-        """Add every staged person not yet held, with a ``created`` event each; return how many.
+        """Add every staged person not yet held, with a ``created`` event and their
+        newsletters' subscriptions each; return how many.
 
         ``staged`` is how many rows the stage holds. The people added leave the
         stage, so that it holds only the people already held (see :meth:`held`).
@@ -358,6 +371,10 @@ class Stage:
         if self._postgres:
             merge = self._sql(_MERGE_PG)
             added = int(self._conn.exec_driver_sql(merge, self._params).rowcount)
+            if added:
+                with self._index_probes():
+                    subscribe = self._sql(_SUBSCRIBE, each=_EACH["postgresql"])
+                    self._conn.exec_driver_sql(subscribe, self._params)
             if 0 < added < staged:
                 with self._index_probes():
                     self._conn.exec_driver_sql(_UNSTAGE_PG)
@@ -367,6 +384,9 @@ class Stage:
             self._conn.exec_driver_sql(self._sql(_INSERT), self._params)
             events = self._sql(_EVENTS_SQLITE, before=after)
             added = int(self._conn.exec_driver_sql(events, self._params).rowcount)
+            if added:
+                subscribe = self._sql(_SUBSCRIBE, each=_EACH["sqlite"])
+                self._conn.exec_driver_sql(subscribe, self._params)
             if 0 < added < staged:
                 self._conn.exec_driver_sql(_UNSTAGE_SQLITE.format(before=after))
         self._left = staged - added

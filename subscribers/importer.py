@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.core.db import utcnow
 from newsletter.core.errors import SubscriberInputError
-from subscribers import bulk, suppressions
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
+from subscribers import bulk, subscriptions, suppressions
 from subscribers.csvio import COLUMNS, read_records
 from subscribers.importrows import (
     Chunk,
@@ -143,6 +145,7 @@ def import_csv(
     on_problem: Callable[[Problem], None] | None = None,
     on_commit: Callable[[ImportReport], None] | None = None,
     columns: Mapping[str, str] | None = None,
+    newsletters: Sequence[str] = (DEFAULT_NEWSLETTER_ID,),
 ) -> ImportReport:
     """Import a CSV byte stream with a header row (``email`` required), committing in chunks.
 
@@ -156,6 +159,9 @@ def import_csv(
     Raises :class:`SubscriberInputError` (naming ``source`` and the line) for an
     empty file, a header without an ``email`` column, or bytes that are not
     UTF-8; these are found before anything is written, in a stream that can seek.
+    ``newsletters`` are the configured ids, the default first: a ``newsletters`` cell
+    (ids separated by ``;`` or ``|``) may name only these; a blank one (or no column)
+    gives a new person the default; a held person's newsletters are added to theirs.
     """
     report = ImportReport()
     _check_utf8(stream, source)
@@ -167,6 +173,7 @@ def import_csv(
             source=source,
         )
     layout = Layout.from_header(_header(header_record.fields, source, header_record.line, columns))
+    layout = dataclasses.replace(layout, known=frozenset(newsletters))
     now = now or utcnow()
     encoder = bulk.Encoder(engine.dialect, now)
     options = _Options(secret, confirmed, resubscribe, now, source, on_problem, encoder)
@@ -181,6 +188,7 @@ def import_csv(
             confirmed=confirmed,
             encoder=encoder,
             hashes=suppressions.hashers(secret) if hashing else [],
+            default_newsletters=frozenset(newsletters[:1]),
         )
         with contextlib.closing(parsed_ahead(chunks)) as ahead:
             for chunk in ahead:
@@ -322,8 +330,13 @@ def _apply(conn: Connection, chunk: Chunk, options: _Options, hashing: bool) -> 
     outcome.imported = stage.merge(len(rows) - len(skipped))
     updates: list[dict[str, Any]] = []
     events: list[tuple[int, str, dict[str, Any]]] = []  # subscriber id, kind, detail
+    joins: list[tuple[int, frozenset[str], bool]] = []  # held people's newsletters cells
     for current in stage.held():
-        _update(current, rows[current["email_key"]], options, outcome, updates, events)
+        row = rows[current["email_key"]]
+        before = outcome.unchanged
+        target = _update(current, row, options, outcome, updates, events)
+        if row.newsletters and target is not None and target.is_active:
+            joins.append((current["id"], row.newsletters, outcome.unchanged > before))
     if updates:
         conn.execute(
             subscribers.update()
@@ -342,6 +355,12 @@ def _apply(conn: Connection, chunk: Chunk, options: _Options, hashing: bool) -> 
                 for person, kind, detail in events
             ],
         )
+    for person, newsletters, unchanged in joins:  # added to, never taken from
+        joined = subscriptions.subscribe(
+            conn, person, newsletters, now=options.now, source="import"
+        )
+        if joined and unchanged:
+            outcome.unchanged, outcome.updated = outcome.unchanged - 1, outcome.updated + 1
     stage.finish()
     outcome.skipped.sort(key=lambda problem: problem.line)
     return outcome
@@ -354,7 +373,8 @@ def _update(
     outcome: _Outcome,
     updates: list[dict[str, Any]],
     events: list[tuple[int, str, dict[str, Any]]],
-) -> None:
+) -> SubscriberStatus | None:
+    """Queue the update of one held person; return the status they end in (None: skipped)."""
     status = SubscriberStatus(current["status"])
     values = {name: current[name] for name in _MUTABLE}
     wanted = row.status
@@ -367,7 +387,7 @@ def _update(
         if not options.resubscribe:
             reason = f"{current['email']} is {status.value} (--resubscribe subscribes them again)"
             outcome.skipped.append(Problem(row.line, "skipped", reason))
-            return
+            return None
         target = target_status(row.status, options.confirmed)
         values.update(consent_source="import", consent_at=options.now, consent_ip=None)
         values.update(unsubscribed_at=None, bounced_at=None, complained_at=None)
@@ -396,9 +416,10 @@ def _update(
         events.append((current["id"], "updated", {"fields": changed, "source": "import"}))
     if target is status and not changed:
         outcome.unchanged += 1
-        return
+        return target
     outcome.updated += 1
     updates.append(
         {"b_id": current["id"], "b_updated_at": options.now}
         | {f"b_{name}": value for name, value in values.items()}
     )
+    return target

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import operator
 import queue
+import re
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from newsletter.core.errors import SubscriberInputError
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 from newsletter.core.times import parse_aware
 from subscribers.addresses import normalise_address
 from subscribers.bulk import Encoder, copy_text
@@ -74,6 +76,7 @@ class Row(NamedTuple):
     consent_source: str | None
     consent_at: datetime | None
     consent_ip: str | None
+    newsletters: frozenset[str] | None = None  # blank: a new person gets the default one
 
 
 # a NamedTuple's own constructor parses keywords and defaults: twice the cost per row
@@ -112,9 +115,12 @@ class Layout:
     consent_source: int
     consent_at: int
     consent_ip: int
+    newsletters: int
     extra: tuple[tuple[int, str], ...]  # custom attribute columns: (position, name)
     # the standard columns' cells, in csvio.COLUMNS order, taken in one call
     cells: Callable[[list[str]], tuple[str, ...]]
+    # the configured newsletter ids a `newsletters` cell may name (None: any is refused)
+    known: frozenset[str] = frozenset()
 
     @classmethod
     def from_header(cls, names: list[str]) -> Layout:
@@ -125,7 +131,7 @@ class Layout:
         spots = {column: position.get(column, width) for column in COLUMNS}
         extra = tuple((i, name) for i, name in enumerate(names) if name and name not in _RESERVED)
         cells = operator.itemgetter(*(spots[column] for column in COLUMNS))
-        return cls(width=width, extra=extra, cells=cells, **spots)
+        return cls(width=width, extra=extra, cells=cells, **spots)  # type: ignore[arg-type]
 
 
 def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
@@ -135,7 +141,7 @@ def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
         raise SubscriberInputError(f"has {count} fields but the header has {layout.width}")
     # spreadsheets drop trailing blank cells: pad, plus the blank cell of absent columns
     cells = fields + [""] * (layout.width + 1 - count)
-    email, name, topics, timezone, status_cell, source, at, ip = layout.cells(cells)
+    email, name, topics, timezone, status_cell, source, at, ip, lists = layout.cells(cells)
     if not email or email.isspace():
         raise SubscriberInputError("no email address", field="email")
     address = normalise_address(email)
@@ -167,8 +173,20 @@ def parse_row(layout: Layout, fields: list[str], line: int) -> Row:
             _short(source.strip(), "consent_source") if source else None,
             _consent_at(at.strip()) if at else None,
             _short(ip.strip(), "consent_ip") if ip else None,
+            _newsletters(lists, layout.known) if lists.strip() else None,
         ),
     )
+
+
+def _newsletters(cell: str, known: frozenset[str]) -> frozenset[str]:
+    ids = frozenset(part.strip() for part in re.split(r"[;|]", cell) if part.strip())
+    for newsletter in sorted(ids):
+        if newsletter not in known:
+            shown = ", ".join(sorted(known)) or "none"
+            raise SubscriberInputError(
+                f"no newsletter {newsletter[:40]!r} (configured: {shown})", field="newsletters"
+            )
+    return ids
 
 
 def _status(cell: str) -> SubscriberStatus | None:
@@ -215,6 +233,8 @@ def merge(earlier: Row, later: Row) -> Row:
         consent_source=earlier.consent_source or later.consent_source,
         consent_at=earlier.consent_at or later.consent_at,
         consent_ip=earlier.consent_ip or later.consent_ip,
+        newsletters=(earlier.newsletters or frozenset()) | (later.newsletters or frozenset())
+        or None,
     )
 
 
@@ -246,6 +266,7 @@ def read_chunks(
     confirmed: bool,
     encoder: Encoder,
     hashes: list[Callable[[str], str]],
+    default_newsletters: frozenset[str] = frozenset({DEFAULT_NEWSLETTER_ID}),
 ) -> Iterator[Chunk]:
     """The records as chunks of ``size`` addresses, staged values made with ``hashes``.
 
@@ -269,18 +290,22 @@ def read_chunks(
             row = merge(earlier, row)
         rows[key] = row
         if len(rows) >= size:
-            yield _stage(chunk, confirmed, encoder, hashes)
+            yield _stage(chunk, confirmed, encoder, hashes, default_newsletters)
             chunk = Chunk()
             rows = chunk.rows
     if chunk.rows or chunk.rejected:
-        yield _stage(chunk, confirmed, encoder, hashes)
+        yield _stage(chunk, confirmed, encoder, hashes, default_newsletters)
 
 
 _by_key = operator.itemgetter(1)  # the key's place in bulk.STAGE_COLUMNS
 
 
 def _stage(
-    chunk: Chunk, confirmed: bool, encoder: Encoder, hashes: list[Callable[[str], str]]
+    chunk: Chunk,
+    confirmed: bool,
+    encoder: Encoder,
+    hashes: list[Callable[[str], str]],
+    default_newsletters: frozenset[str],
 ) -> Chunk:
     current = hashes[0] if hashes else None
     topics, attributes, time = encoder.topics, encoder.attributes, encoder.time
@@ -300,8 +325,9 @@ def _stage(
             source,
             time(at) if at is not None else None,
             ip,
+            topics(lists or default_newsletters),  # a sorted JSON list, as topics are
         )
-        for key, (_, _, email, name, topic_set, timezone, status, extra, source, at, ip) in (
+        for key, (_, _, email, name, topic_set, timezone, status, extra, source, at, ip, lists) in (
             chunk.rows.items()
         )
     ]

@@ -1,7 +1,8 @@
 """The personal links a message and the web pages carry: unsubscribe, preferences, confirm.
 
 ``{base_url}/unsubscribe/{token}`` serves both the reader's click and the RFC 8058
-one-click POST; the mailto form is the second ``List-Unsubscribe`` entry. Every
+one-click POST; the mailto form is the second ``List-Unsubscribe`` entry. A message's
+unsubscribe token names its newsletter: it unsubscribes from that one only. Every
 link is made for one subscriber id *and* their address (see :mod:`subscribers.tokens`);
 :func:`verify_link` checks one against the subscriber held now.
 """
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from newsletter.core.config import Settings
 from subscribers import store
-from subscribers.tokens import Purpose, make_token, verify_token
+from subscribers.tokens import Purpose, make_token, verify_scoped_token
 
 __all__ = [
     "confirm_url",
@@ -23,6 +24,7 @@ __all__ = [
     "unsubscribe_mailto",
     "unsubscribe_url",
     "verify_link",
+    "verify_scoped_link",
 ]
 
 
@@ -39,10 +41,15 @@ def _page_url(
 
 
 def unsubscribe_url(
-    settings: Settings, subscriber_id: int, address: str, now: datetime | None = None
+    settings: Settings,
+    subscriber_id: int,
+    address: str,
+    now: datetime | None = None,
+    newsletter: str | None = None,
 ) -> str:
-    """The https link that unsubscribes ``subscriber_id`` at ``address`` (never expires)."""
-    return _page_url(settings, Purpose.UNSUBSCRIBE, "unsubscribe", subscriber_id, address, now)
+    """The https link that unsubscribes ``subscriber_id`` at ``address`` (never expires)
+    from ``newsletter``, or from every newsletter (None)."""
+    return unsubscribe_links(settings, subscriber_id, address, now, newsletter)[0]
 
 
 def preferences_url(
@@ -67,10 +74,17 @@ def unsubscribe_mailto(
 
 
 def unsubscribe_links(
-    settings: Settings, subscriber_id: int, address: str, now: datetime | None = None
+    settings: Settings,
+    subscriber_id: int,
+    address: str,
+    now: datetime | None = None,
+    newsletter: str | None = None,
 ) -> tuple[str, str]:
-    """Both List-Unsubscribe entries (https link, mailto) from one token: the per-message path."""
-    token = make_token(settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, address, now)
+    """Both List-Unsubscribe entries (https link, mailto) from one token: the per-message
+    path; bound to ``newsletter`` when given (else they leave every newsletter)."""
+    token = make_token(
+        settings.secret(), Purpose.UNSUBSCRIBE, subscriber_id, address, now, newsletter
+    )
     return (
         f"{settings.base_url}/unsubscribe/{token}",
         f"mailto:unsubscribe@{settings.sender_domain}?subject=unsubscribe%20{token}",
@@ -91,6 +105,19 @@ def verify_link(
     the id any more, and :class:`~newsletter.core.errors.TokenError` as
     :func:`~subscribers.tokens.verify_token` does.
     """
-    return verify_token(
+    return verify_scoped_link(conn, secret, purpose, token, now, max_age)[0]
+
+
+def verify_scoped_link(
+    conn: Connection,
+    secret: bytes,
+    purpose: Purpose | str,
+    token: str,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+) -> tuple[int, str | None]:
+    """(subscriber id, newsletter id or None for every newsletter) of a genuine ``token``,
+    checked against the store; raises as :func:`verify_link`."""
+    return verify_scoped_token(
         secret, purpose, token, lambda subscriber_id: store.find(conn, subscriber_id), now, max_age
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
-from subscribers.states import SubscriberStatus
+from subscribers.states import SubscriberStatus, SubscriptionStatus
 
 __all__ = [
     "Consent",
@@ -21,6 +21,8 @@ __all__ = [
     "Subscriber",
     "SubscriberEvent",
     "SubscriberStatus",
+    "Subscription",
+    "SubscriptionStatus",
 ]
 
 
@@ -62,6 +64,16 @@ class Subscriber(_Model):
     def wants(self, topics: frozenset[str]) -> bool:
         """True when an edition about ``topics`` (empty = general) is for this person."""
         return not self.topics or not topics or bool(self.topics & topics)
+
+
+class Subscription(_Model):
+    """A person's choice about one newsletter: subscribed or not, since when, from where."""
+
+    newsletter_id: str
+    status: SubscriptionStatus
+    subscribed_at: AwareDatetime
+    unsubscribed_at: AwareDatetime | None = None
+    source: str | None = None
 
 
 class SubscriberEvent(_Model):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from newsletter.core.db import UTCDateTime, metadata
 
-__all__ = ["subscriber_events", "subscribers", "suppressions"]
+__all__ = ["subscriber_events", "subscribers", "subscriptions", "suppressions"]
 
 # --- subscribers -----------------------------------------------------------
 
@@ -64,4 +64,26 @@ suppressions = sa.Table(
     sa.Column("address_hash", sa.String(128), primary_key=True),
     sa.Column("reason", sa.String(40), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# --- subscriptions: which newsletters a person receives ----------------------
+
+# One row per (person, newsletter) they ever chose; erased with the person. A reader
+# is sent a newsletter's editions while confirmed and subscribed to it here.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("newsletter_id", sa.String(40), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),  # subscribed | unsubscribed
+    sa.Column("subscribed_at", UTCDateTime(), nullable=False),
+    sa.Column("unsubscribed_at", UTCDateTime(), nullable=True),
+    sa.Column("source", sa.String(40), nullable=True),  # cli, web, import, migration...
+    # who receives newsletter X: walked by recipients, counts and `subscribers list`
+    sa.Index("ix_subscriptions_newsletter", "newsletter_id", "status", "subscriber_id"),
 )

@@ -74,11 +74,14 @@ def request(
     topics: Collection[str],
     consent: Consent,
     statement: str,
+    newsletters: Collection[str] | None = None,
 ) -> SignupRequest:
     """Record a signup; nothing it does makes anyone a recipient or lifts a suppression.
 
-    A confirmed person is left exactly as they were. The words the person agreed
-    to are kept in their history, as proof of what consent meant.
+    ``newsletters`` (checked ids) are the ones asked for: a new or pending person
+    holds them at once (sent nothing before confirming), a person who left gets
+    them with the confirmation. A confirmed person is left exactly as they were. The
+    words the person agreed to are kept in their history, as proof of what consent meant.
     """
     existing = store.find_by_email(conn, email)
     if existing is not None and existing.status is SubscriberStatus.CONFIRMED:
@@ -95,6 +98,7 @@ def request(
             statement=statement,
             name=clean_name(name),
             topics=sorted(chosen),
+            newsletters=sorted(newsletters) if newsletters is not None else None,
         )
         return SignupRequest(existing, SignupKind.RETURNING, chosen)
     kind = SignupKind.PENDING if existing is not None else SignupKind.NEW
@@ -107,6 +111,7 @@ def request(
         consent_source=consent.source,
         consent_ip=consent.ip,
         keep_suppression=True,
+        newsletters=newsletters,
         now=consent.at,
     )
     store.record_event(
@@ -169,6 +174,7 @@ def confirm(
             consent_source=str(asked.detail.get("source") or "web"),
             consent_ip=ip,
             resubscribe=True,
+            newsletters=asked.detail.get("newsletters"),
             now=now,
         )
         store.record_event(

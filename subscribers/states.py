@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["SubscriberStatus"]
+__all__ = ["SubscriberStatus", "SubscriptionStatus"]
 
 
 class SubscriberStatus(StrEnum):
@@ -20,3 +20,11 @@ class SubscriberStatus(StrEnum):
     def is_active(self) -> bool:
         """True for the states a person is (or is about to be) subscribed in."""
         return self in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
+
+
+class SubscriptionStatus(StrEnum):
+    """A person's choice about one newsletter; they are sent it while ``subscribed``
+    (and confirmed: their :class:`SubscriberStatus` governs every newsletter)."""
+
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"

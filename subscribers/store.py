@@ -11,7 +11,9 @@ Lifecycle::
     pending --confirm--> confirmed --unsubscribe--> unsubscribed
         \\__________________\\______ mark_bounced / mark_complained (delivery)
 
-Only ``confirmed`` people are recipients. Re-adding someone who unsubscribed,
+Only ``confirmed`` people are recipients, of the newsletters they are subscribed
+to (:mod:`subscribers.subscriptions`); leaving the last one makes them ``unsubscribed``.
+Re-adding someone who unsubscribed,
 bounced, complained or was erased needs ``resubscribe=True``: an explicit, new
 consent. A web signup only *asks* (``keep_suppression=True``, see
 :mod:`subscribers.signup`): an erased address's suppression is lifted by
@@ -29,7 +31,8 @@ from sqlalchemy.engine import Connection, Row
 
 from newsletter.core.db import utcnow
 from newsletter.core.errors import NotFoundError, StateError, SuppressedError
-from subscribers import suppressions
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
+from subscribers import subscriptions, suppressions
 from subscribers.fields import clean_attribute, clean_name, clean_timezone, clean_topics
 from subscribers.model import Consent, Recipient, Subscriber, SubscriberEvent, SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
@@ -139,6 +142,7 @@ def add(
     consent_ip: str | None = None,
     resubscribe: bool = False,
     keep_suppression: bool = False,
+    newsletters: Collection[str] | None = None,
     now: datetime | None = None,
 ) -> Subscriber:
     """Add a person, or update the one already holding this address, and return them.
@@ -149,6 +153,10 @@ def add(
     :class:`SuppressedError` unless ``resubscribe`` (a fresh, explicit consent).
     With ``keep_suppression`` an erased address may be added as ``pending`` while
     its suppression stays (only :func:`confirm` with the secret lifts it).
+
+    ``newsletters`` (checked ids) are added to their subscriptions, never taken away;
+    None gives a new person (or one back with none left) ``DEFAULT_NEWSLETTER_ID``
+    (the CLI, the web and the import always name them: the configured default).
     """
     from subscribers.addresses import normalise_address  # email_validator: only when needed
 
@@ -193,7 +201,10 @@ def add(
             )
             .returning(_S.id)
         ).scalar_one()
-        record_event(conn, new_id, "created", now, status=target.value, source=consent_source)
+        lists = sorted(newsletters if newsletters is not None else (DEFAULT_NEWSLETTER_ID,))
+        subscriptions.subscribe(conn, new_id, lists, now=now, source=consent_source, event=False)
+        detail = {"status": target.value, "source": consent_source, "newsletters": lists}
+        record_event(conn, new_id, "created", now, **detail)
         return get(conn, new_id)
 
     current = to_subscriber(row)
@@ -214,6 +225,8 @@ def add(
         record_event(
             conn, current.id, "resubscribed", now, status=target.value, source=consent_source
         )
+        if newsletters is None and not subscriptions.subscribed_to(conn, current.id):
+            newsletters = (DEFAULT_NEWSLETTER_ID,)
     elif confirmed and current.status is SubscriberStatus.PENDING:
         values.update(status=target.value, confirmed_at=now)
         record_event(conn, current.id, "confirmed", now, source=consent_source)
@@ -233,6 +246,8 @@ def add(
         conn.execute(
             subscribers.update().where(_S.id == current.id).values(updated_at=now, **values)
         )
+    if newsletters:
+        subscriptions.subscribe(conn, current.id, newsletters, now=now, source=consent_source)
     return get(conn, current.id)
 
 
@@ -290,8 +305,16 @@ def unsubscribe(
     *,
     now: datetime | None = None,
     source: str = "cli",
+    newsletter: str | None = None,
 ) -> Subscriber:
-    """Unsubscribe a person (idempotent): no edition is sent to them again."""
+    """Unsubscribe a person from ``newsletter``, or from every one (None); idempotent.
+    Someone left with no newsletter becomes ``unsubscribed``: nothing is sent to them."""
+    now = now or utcnow()
+    get(conn, subscriber_id)  # NotFoundError for someone erased
+    one = None if newsletter is None else (newsletter,)
+    subscriptions.unsubscribe(conn, subscriber_id, one, now=now, source=source, event=bool(one))
+    if newsletter is not None and subscriptions.subscribed_to(conn, subscriber_id):
+        return get(conn, subscriber_id)
     return _transition(
         conn, subscriber_id, SubscriberStatus.UNSUBSCRIBED, "unsubscribed_at", now, source=source
     )
@@ -314,9 +337,12 @@ def mark_bounced(
 def mark_complained(
     conn: Connection, subscriber_id: int, reason: str, now: datetime | None = None
 ) -> Subscriber | None:
-    """Record a spam complaint (feedback loop): no more sends; None if the person was erased."""
+    """Record a spam complaint (feedback loop): nothing more from any newsletter (it is
+    about the sender); None if the person was erased."""
     if find(conn, subscriber_id) is None:
         return None
+    now = now or utcnow()
+    subscriptions.unsubscribe(conn, subscriber_id, None, now=now, source="complaint", event=False)
     return _transition(
         conn, subscriber_id, SubscriberStatus.COMPLAINED, "complained_at", now, reason=reason
     )
@@ -376,13 +402,17 @@ def list_subscribers(
     *,
     status: SubscriberStatus | str | None = None,
     topic: str | None = None,
+    newsletter: str | None = None,
     batch_size: int = 1000,
 ) -> Iterator[Subscriber]:
-    """Every subscriber, by id, optionally only those in ``status`` or taking ``topic``.
+    """Every subscriber, by id, optionally only those in ``status``, taking ``topic`` or
+    subscribed to ``newsletter``.
 
     A person with no topics takes every topic, so they match any ``topic`` filter.
     """
     query = sa.select(subscribers)
+    if newsletter is not None:
+        query = query.where(subscriptions.subscribed_to_newsletter(newsletter))
     if status is not None:
         query = query.where(_S.status == SubscriberStatus(status).value)
     wanted = clean_topics([topic]) if topic else frozenset()
@@ -393,17 +423,23 @@ def list_subscribers(
 
 
 def iter_recipients(
-    conn: Connection, batch_size: int = 1000, topics: Collection[str] = ()
+    conn: Connection,
+    batch_size: int = 1000,
+    topics: Collection[str] = (),
+    newsletter: str | None = None,
 ) -> Iterator[Recipient]:
     """Every confirmed subscriber as a :class:`Recipient`, by id, in pages of ``batch_size``.
 
-    With ``topics`` (an edition's), only those whose topics meet them or who take
-    everything. Erased people have no row, so suppressed addresses never appear.
+    With ``newsletter`` (an edition's), only those subscribed to it; with ``topics``
+    (an edition's), only those whose topics meet them or who take everything.
+    Erased people have no row, so suppressed addresses never appear.
     """
     wanted = frozenset(topics)
     query = sa.select(_S.id, _S.email, _S.name, _S.topics).where(
         _S.status == SubscriberStatus.CONFIRMED.value
     )
+    if newsletter is not None:
+        query = query.where(subscriptions.subscribed_to_newsletter(newsletter))
     for row in _pages(conn, query, batch_size):
         chosen = frozenset(row.topics or ())
         if not wanted or not chosen or chosen & wanted:

@@ -22,6 +22,12 @@ Key rotation: a token is always made with the current key. When ``secret`` is a
 does not match the current key is checked against each retired key in turn, so
 links in old emails keep working; purpose and expiry rules are the same.
 
+An unsubscribe token may name a newsletter (a fifth, signed part:
+``u.{id}.{issued}.{newsletter}.{signature}``): it then unsubscribes from that
+newsletter only. A token without one (every link made before there were several
+newsletters) means "every newsletter": the reader who pressed it asked to stop
+receiving mail from us, and that is what it does.
+
 Links made before tokens were bound to the address (signed over the three parts
 only) are still honoured for ``unsubscribe`` alone, so one-click unsubscribes in
 emails already delivered keep working, and only when issued after the person
@@ -40,6 +46,7 @@ from enum import StrEnum
 
 from newsletter.core.errors import TokenError, TokenExpiredError, TokenOwnerGoneError
 from newsletter.core.keys import keys_to_try
+from newsletter.core.newsletters import NEWSLETTER_ID_RE
 from subscribers.model import Subscriber
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "TokenExpiredError",
     "TokenOwnerGoneError",
     "make_token",
+    "verify_scoped_token",
     "verify_token",
 ]
 
@@ -102,14 +110,19 @@ def make_token(
     subscriber_id: int,
     address: str,
     now: datetime | None = None,
+    newsletter: str | None = None,
 ) -> str:
     """A URL-safe token letting its bearer do ``purpose`` for ``subscriber_id`` at ``address``.
 
     ``address`` is the subscriber's address as stored (``Subscriber.email``): the
-    token works only while that id holds that address. Signed with the current
-    key only (retired keys cost nothing here).
+    token works only while that id holds that address. ``newsletter`` (an id) binds
+    it to one newsletter. Signed with the current key only (retired keys cost nothing).
     """
     body = f"{_CODE[Purpose(purpose)]}.{subscriber_id:x}.{_timestamp(now):x}"
+    if newsletter is not None:
+        if not NEWSLETTER_ID_RE.fullmatch(newsletter):
+            raise ValueError(f"{newsletter!r} is not a newsletter id")
+        body += f".{newsletter}"
     return body + "." + _signature(secret, body + "\n" + address)
 
 
@@ -131,7 +144,21 @@ def verify_token(
     now: datetime | None = None,
     max_age: timedelta | None = None,
 ) -> int:
-    """The subscriber id in a genuine, unexpired ``token`` made for ``purpose`` and that person.
+    """The subscriber id in a genuine ``token`` (see :func:`verify_scoped_token`)."""
+    return verify_scoped_token(secret, purpose, token, owner, now, max_age)[0]
+
+
+def verify_scoped_token(
+    secret: bytes,
+    purpose: Purpose | str,
+    token: str,
+    owner: Callable[[int], Subscriber | None],
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+) -> tuple[int, str | None]:
+    """(subscriber id, newsletter id or None) of a genuine ``token``; None: every newsletter.
+
+    The subscriber id in a genuine, unexpired ``token`` made for ``purpose`` and that person.
 
     ``owner(id)`` loads the subscriber holding the id now (``store.find`` in the
     caller's transaction); the token must have been made for their address.
@@ -144,7 +171,10 @@ def verify_token(
     """
     wanted = Purpose(purpose)
     parts = token.split(".")
-    if len(parts) != 4 or not all(parts):
+    if len(parts) not in (4, 5) or not all(parts):
+        raise TokenError("the link is malformed (it may have been cut short)")
+    newsletter = parts.pop(3) if len(parts) == 5 else None
+    if newsletter is not None and not NEWSLETTER_ID_RE.fullmatch(newsletter):
         raise TokenError("the link is malformed (it may have been cut short)")
     code, id_hex, issued_hex, signature = parts
     try:
@@ -158,9 +188,10 @@ def verify_token(
     person = owner(subscriber_id)
     if person is None:
         raise TokenOwnerGoneError(subscriber_id)
-    body = f"{code}.{id_hex}.{issued_hex}"
+    body = f"{code}.{id_hex}.{issued_hex}" + (f".{newsletter}" if newsletter else "")
     genuine = _genuine(secret, body + "\n" + person.email, signature)
-    if not genuine and code == _CODE[Purpose.UNSUBSCRIBE] and wanted is Purpose.UNSUBSCRIBE:
+    unbound = newsletter is None and code == _CODE[Purpose.UNSUBSCRIBE]
+    if not genuine and unbound and wanted is Purpose.UNSUBSCRIBE:
         # an unbound link from before tokens named the address: only if it was
         # issued to the person who holds the id now
         made = int(person.created_at.timestamp())
@@ -175,4 +206,4 @@ def verify_token(
         raise TokenError("the link was issued in the future")
     if limit is not None and current - issued > limit.total_seconds():
         raise TokenExpiredError(f"the {wanted.value} link has expired; ask for a new one")
-    return subscriber_id
+    return subscriber_id, newsletter

@@ -6,26 +6,19 @@ line on stderr and exit status 1; usage errors exit 2; Ctrl-C exits 130.
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+import typer.main
+from typer._click.exceptions import UsageError
+from typer.core import TyperGroup
 
-from newsletter.cli import (
-    articles,
-    audit,
-    delivery,
-    editions,
-    inbound,
-    init,
-    preview,
-    report,
-    schedules,
-    sink,
-    subscribers,
-    users,
-    web,
-)
+if TYPE_CHECKING:
+    from typer._click.core import Command, Context
+
 from newsletter.cli.common import err
 from newsletter.cli.helpformat import install as _readable_help
 from newsletter.core.errors import InputError, NewsletterError
@@ -34,37 +27,95 @@ __all__ = ["app", "main"]
 
 _readable_help()
 
+# Each top-level name and the module of newsletter.cli that holds it, in the order
+# `newsletter --help` lists them: a group's module has an `app`, a command's a `register`.
+_GROUPS = {
+    "articles": "articles",
+    "edition": "editions",
+    "subscribers": "subscribers",
+    "schedule": "schedules",
+    "users": "users",
+}
+_COMMANDS = {
+    "init": "init",
+    "preview": "preview",
+    "send": "delivery",
+    "status": "delivery",
+    "scheduler": "schedules",
+    "serve": "web",
+    "sink": "sink",
+    "inbound": "inbound",
+    "audit": "audit",
+    "report": "report",
+    "newsletters": "newsletters",
+}
+
+
+def _load(name: str) -> Command:
+    """The click command for the top-level ``name``, importing only its module."""
+    module = importlib.import_module(f"newsletter.cli.{_GROUPS.get(name) or _COMMANDS[name]}")
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    if name in _GROUPS:
+        holder.add_typer(module.app, name=name)
+    else:
+        module.register(holder)
+    command: Command = typer.main.get_group(holder).commands[name]
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: a command's module is imported when that command runs (or shows
+    its help), so ``subscribers list`` does not load every other command's module."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        """Every top-level name, groups first."""
+        return [*_GROUPS, *_COMMANDS]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        """The command ``cmd_name``, built on first use."""
+        if cmd_name not in self.commands and (cmd_name in _GROUPS or cmd_name in _COMMANDS):
+            self.commands[cmd_name] = _load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        """As click resolves it; a mistyped name gets the names it is close to."""
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            close = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if close and "Did you mean" not in exc.message:
+                names = ", ".join(repr(name) for name in close)
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {names}?"
+            raise
+
+
 app = typer.Typer(
     name="newsletter",
     help=(
         "Build a daily email digest from a newsroom's articles and deliver it to subscribers.\n\n"
         "Example:\n\n    newsletter articles import examples/articles && newsletter edition build"
     ),
+    cls=_LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     add_completion=False,
 )
-app.add_typer(articles.app, name="articles")
-app.add_typer(editions.app, name="edition")
-app.add_typer(subscribers.app, name="subscribers")
-app.add_typer(schedules.app, name="schedule")
-app.add_typer(users.app, name="users")
-init.register(app)
-preview.register(app)
-delivery.register(app)
-schedules.register(app)
-web.register(app)
-sink.register(app)
-inbound.register(app)
-audit.register(app)
-report.register(app)
 
 
 # Library errors name their parameters; on the command line they are these flags.
-_FLAGS = {"edition": "--edition", "run_at": "--at", "cron": "--cron", "tz": "--tz",
-          "subject_b": "--subject-test", "test_share": "--test-share",
-          "decide_after": "--decide-after"}  # fmt: skip
+_FLAGS = {
+    "edition": "--edition",
+    "run_at": "--at",
+    "cron": "--cron",
+    "tz": "--tz",
+    "newsletter": "--newsletter",
+    "subject_b": "--subject-test",
+    "test_share": "--test-share",
+    "decide_after": "--decide-after",
+}
 
 
 def _message(exc: NewsletterError) -> str:

@@ -85,6 +85,7 @@ READ_ONLY_COMMANDS = frozenset(
         "audit",
         "edition list",
         "edition show",
+        "newsletters",
         "preview",
         "report",
         "schedule list",

@@ -18,6 +18,7 @@ from newsletter.cli.common import (
     plural,
     warn_unknown_topics,
 )
+from newsletter.cli.newsletters import NewsletterOption
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop
 from newsletter.cli.tables import Column, print_list, terminal_width
 from newsletter.content.states import EditionKind
@@ -96,6 +97,7 @@ def build(
             help="Carry stories readers were already sent lately (e.g. a weekly round-up).",
         ),
     ] = False,
+    newsletter: NewsletterOption = None,
 ) -> None:
     """Build and store an edition as a draft; print only its id on stdout.
 
@@ -132,6 +134,7 @@ def build(
             site_name=settings.site_name,
             timezone=settings.timezone,
             allow_repeats=allow_repeats,
+            newsletter=settings.newsletter_list.resolve([newsletter] if newsletter else None)[0],
         )
     articles = plural(len(edition.articles()), "article")
     err.print(f"built {edition.kind.value} edition, {articles}: {edition.subject}", markup=False)

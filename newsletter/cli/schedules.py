@@ -128,6 +128,15 @@ def add(
             help="With --cron: at that local time in each subscriber's own zone, in waves.",
         ),
     ] = False,
+    newsletter: Annotated[
+        str | None,
+        typer.Option(
+            "--newsletter",
+            metavar="ID",
+            help="Build: editions of this newsletter (default: the default one); its "
+            "configured cron and timezone stand in for --cron and --tz when neither is given.",
+        ),
+    ] = None,
 ) -> None:
     """Add a schedule: a fixed edition, or one built at run time from new articles.
 
@@ -163,9 +172,12 @@ def add(
 
     settings = get_settings()
     now = _clock()()
+    chosen = settings.newsletter_list.get(newsletter or settings.newsletter_list.default.id)
+    if newsletter and at is None and cron is None and edition is None and chosen.cron:
+        cron, tz = chosen.cron, tz or chosen.timezone
     if (at is None) == (cron is None):
         raise ScheduleError("give exactly one of --at TIME or --cron EXPR")
-    building = since is not None or topic or kind is not None or title is not None
+    building = since is not None or topic or kind is not None or title is not None or newsletter
     if edition is not None and building:
         raise ScheduleError("--edition sends a built edition; it takes no build options")
     if edition is not None and cron is not None:
@@ -193,7 +205,9 @@ def add(
         subscriber_zone=subscriber_zone,
     )
     with get_engine().begin() as conn:
-        schedule = add_schedule(conn, timing=timing, now=now, edition_id=edition, build=build)
+        schedule = add_schedule(
+            conn, timing=timing, now=now, edition_id=edition, build=build, newsletter=chosen.id
+        )
     if timing.run_at is not None and at is not None:
         _note_clock_change(at, zone_name, timing.run_at)
     out.print(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from newsletter.cli.common import get_engine, get_settings, out, plural, warn_unknown_topics
+from newsletter.cli.newsletters import NewsletterOption
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop
 from newsletter.cli.tables import GAP, Column, Lines, terminal_width
 from subscribers.states import SubscriberStatus
@@ -73,8 +74,13 @@ def add_command(
             help="Add them again although they unsubscribed, bounced or were erased.",
         ),
     ] = False,
+    newsletter: Annotated[
+        list[str] | None,
+        typer.Option("--newsletter", metavar="ID", help="Subscribe them to it (repeatable)."),
+    ] = None,
 ) -> None:
-    """Add one subscriber, or update an existing one.
+    """Add one subscriber, or update an existing one (--newsletter adds newsletters;
+    none: a new person gets the default one; nobody is unsubscribed from anything).
 
     A new person is pending and is sent the confirmation email (double opt-in),
     unless --confirmed (they already agreed) or --no-email.
@@ -89,6 +95,8 @@ def add_command(
     settings = get_settings()
     with get_engine().begin() as conn:
         before = store.find_by_email(conn, email)
+        if not newsletter and (before is None or not before.status.is_active):
+            newsletter = [settings.newsletter_list.default.id]
         subscriber = store.add(
             conn,
             email,
@@ -99,6 +107,7 @@ def add_command(
             confirmed=confirmed,
             consent_source="cli",
             resubscribe=resubscribe,
+            newsletters=settings.newsletter_list.resolve(newsletter) if newsletter else None,
         )
         warn_unknown_topics(conn, topic)
     verb = "added" if before is None else "updated"
@@ -236,6 +245,7 @@ def import_command(
         resubscribe=resubscribe,
         on_problem=report,
         columns=columns,
+        newsletters=[settings.newsletter_list.default.id, *settings.newsletter_list.ids],
     )
     out.print(result.summary(), markup=False)
     if result.rejected:
@@ -299,8 +309,9 @@ def list_command(
         typer.Option(help="Only subscribers who take this topic (people with no topics take all)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    newsletter: NewsletterOption = None,
 ) -> None:
-    """List subscribers by id, optionally by state and topic (one line each).
+    """List subscribers by id, optionally by state, topic and newsletter (one line each).
 
     Values too long for the terminal end in "…"; piped without COLUMNS, lines
     are complete. --json prints every field.
@@ -313,7 +324,9 @@ def list_command(
 
     write = sys.stdout.write
     with get_engine().connect() as conn:
-        found = store.list_subscribers(conn, status=status, topic=topic)
+        if newsletter is not None:
+            get_settings().newsletter_list.get(newsletter)  # one line, with a suggestion
+        found = store.list_subscribers(conn, status=status, topic=topic, newsletter=newsletter)
         if as_json:
             # streamed item by item: a list of a million people never sits in memory
             write("[")
@@ -357,8 +370,11 @@ def show_command(
 @app.command("unsubscribe")
 def unsubscribe_command(
     email: _Email,
+    newsletter: Annotated[
+        str | None, typer.Option("--newsletter", metavar="ID", help="Only from this newsletter.")
+    ] = None,
 ) -> None:
-    """Unsubscribe one person: no edition is sent to them again.
+    """Unsubscribe one person from every newsletter (or only --newsletter ID).
 
     Example:
 
@@ -368,7 +384,9 @@ def unsubscribe_command(
 
     with get_engine().begin() as conn:
         subscriber = store.get_by_email(conn, email)
-        subscriber = store.unsubscribe(conn, subscriber.id, source="cli")
+        if newsletter is not None:
+            get_settings().newsletter_list.get(newsletter)
+        subscriber = store.unsubscribe(conn, subscriber.id, source="cli", newsletter=newsletter)
     out.print(f"unsubscribed {subscriber.email}", markup=False)
 
 

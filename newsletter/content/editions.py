@@ -37,6 +37,7 @@ from newsletter.core.errors import (
     NotFoundError,
     StateError,
 )
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 from newsletter.core.schema import editions as editions_table
 from newsletter.core.text import one_line, single_line
 from newsletter.core.times import zone_info
@@ -197,6 +198,7 @@ def _store(conn: Connection, edition: Edition, prefix: str) -> Edition:
                         sent_at=edition.sent_at,
                         status_reason=edition.status_reason,
                         data=edition.model_dump(mode="json"),
+                        newsletter_id=edition.newsletter,
                     )
                 )
         except IntegrityError:
@@ -222,7 +224,14 @@ def save_edition(conn: Connection, edition: Edition) -> Edition:
 def store_new(conn: Connection, edition: Edition, *, timezone: str) -> Edition:
     """Store ``edition`` as a new draft under a fresh id named by its creation date."""
     local = edition.created_at.astimezone(zone_info(timezone))
-    return _store(conn, edition, f"{local:%Y-%m-%d}-{edition.kind.value}")
+    return _store(conn, edition, _prefix(local, edition))
+
+
+def _prefix(local: datetime, edition: Edition) -> str:
+    """``2026-03-01-daily``; another newsletter's: ``2026-03-01-weekly-daily``."""
+    if edition.newsletter == DEFAULT_NEWSLETTER_ID:
+        return f"{local:%Y-%m-%d}-{edition.kind.value}"
+    return f"{local:%Y-%m-%d}-{edition.newsletter}-{edition.kind.value}"
 
 
 def arrange(lead: Article, articles: Collection[Article]) -> list[Section]:
@@ -264,6 +273,7 @@ def build_edition(
     site_name: str,
     timezone: str = "Europe/London",
     allow_repeats: bool = False,
+    newsletter: str = DEFAULT_NEWSLETTER_ID,
 ) -> Edition:
     """Build, store (as a draft) and return an edition of the articles that match.
 
@@ -275,7 +285,7 @@ def build_edition(
     editor's note (see :func:`clean_note`). Breaking: one article, the newest
     breaking one or the one id given. Raises :class:`StateError` when nothing
     matches, :class:`NotFoundError` for an unknown id, :class:`InputError` for an
-    empty or multi-line override.
+    empty or multi-line override. It belongs to ``newsletter`` (an id checked by the caller).
     """
     if now.tzinfo is None or (since is not None and since.tzinfo is None):
         raise ValueError("build_edition needs aware datetimes")
@@ -329,8 +339,9 @@ def build_edition(
         window_start=since,
         created_at=now,
         allow_repeats=allow_repeats,
+        newsletter=newsletter,
     )
-    return _store(conn, edition, f"{local:%Y-%m-%d}-{kind.value}")
+    return _store(conn, edition, _prefix(local, edition))
 
 
 def _from_row(row: sa.Row[tuple[object, ...]]) -> Edition:
@@ -341,13 +352,16 @@ def _from_row(row: sa.Row[tuple[object, ...]]) -> Edition:
             "status_reason": row.status_reason,
             "scheduled_at": row.scheduled_at,
             "sent_at": row.sent_at,
+            "newsletter": row.newsletter_id,
         }
     )
 
 
 def _select() -> sa.Select[tuple[object, ...]]:
     t = editions_table.c
-    return sa.select(t.id, t.status, t.status_reason, t.scheduled_at, t.sent_at, t.data)
+    return sa.select(
+        t.id, t.status, t.status_reason, t.scheduled_at, t.sent_at, t.data, t.newsletter_id
+    )
 
 
 def get_edition(conn: Connection, edition_id: str) -> Edition:

@@ -30,10 +30,15 @@ from newsletter.content.models import Edition
 from newsletter.content.render import BODY_SLOTS, SLOT_RE, RenderedVariant, greeting, slot
 from newsletter.content.tracking import CLICK_SLOT, ReaderSigner
 from newsletter.core.config import Settings
-from newsletter.core.errors import HeaderInjectionError, RenderError, SubscriberInputError
+from newsletter.core.errors import (
+    HeaderInjectionError,
+    InputError,
+    RenderError,
+    SubscriberInputError,
+)
 from newsletter.core.text import single_line
 
-__all__ = ["MessageTemplate", "Personal", "feedback_id", "new_message_id"]
+__all__ = ["MessageTemplate", "Personal", "feedback_id", "list_id_header", "new_message_id"]
 
 _SLOT_BYTES = re.compile(rb"NLPH7([a-z_]+)7")
 _HEADERS = "headers"
@@ -241,7 +246,8 @@ def _now_date() -> str:
 
 def feedback_id(variant: RenderedVariant, settings: Settings) -> str:
     """The Feedback-ID value Gmail's Postmaster Tools groups spam rates by:
-    ``<edition kind>:<variant>:<list>:<sender id>``, each field without colons."""
+    ``<edition kind>:<variant>:<newsletter id>:<sender id>``, each field without colons
+    (a site that configures no newsletters keeps its List-Id value as the third field)."""
     key = variant.key
     tag = _FEEDBACK_FIELD.sub("-", key)
     if len(tag) > 32:  # many topics: a short stable digest instead
@@ -249,10 +255,31 @@ def feedback_id(variant: RenderedVariant, settings: Settings) -> str:
     fields = (
         variant.kind.value,
         tag,
-        settings.effective_list_id,
+        settings.effective_list_id if settings.newsletter_list.implicit else variant.newsletter,
         settings.feedback_id_sender or settings.sender_domain,
     )
     return ":".join(_FEEDBACK_FIELD.sub("-", field) for field in fields)
+
+
+def list_id_header(settings: Settings, newsletter_id: str) -> str:
+    """The List-Id header (RFC 2919) of one newsletter: ``"Daily Briefing" <daily.example.com>``.
+
+    The one newsletter of a site that configures none keeps the value it always had
+    (``<site name> <digest.domain>``), so readers' mail filters keep working.
+    Raises :class:`RenderError` for a newsletter no longer configured.
+    """
+    try:
+        entry = settings.newsletter_list.get(newsletter_id)
+    except InputError:
+        raise RenderError(
+            f"the edition belongs to the newsletter {newsletter_id!r}, which newsletter.toml "
+            "does not configure (any more)"
+        ) from None
+    value = settings.newsletter_list_id(newsletter_id)
+    if settings.newsletter_list.implicit:
+        return f"{single_line(settings.site_name, 'site_name')} <{value}>"
+    name = single_line(entry.name, "newsletter name").replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{name}" <{value}>'
 
 
 class MessageTemplate:
@@ -293,9 +320,7 @@ class MessageTemplate:
         root["MIME-Version"] = "1.0"
         root["Precedence"] = "bulk"  # auto-responders stay quiet
         root["Feedback-ID"] = feedback_id(variant, settings)
-        root["List-Id"] = (
-            f"{single_line(settings.site_name, 'site_name')} <{settings.effective_list_id}>"
-        )
+        root["List-Id"] = list_id_header(settings, variant.newsletter)
         root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         root["Content-Type"] = "multipart/alternative"
         # A boundary derived from the content keeps the bytes reproducible; QP bodies

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from newsletter.content.states import EditionKind, EditionStatus
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 from newsletter.core.topics import normalise_topic
 
 __all__ = [
@@ -125,6 +126,8 @@ class Edition(_Model):
     allow_repeats: bool = False
     # kept out of the public archive's list (a test or a correction); its page still answers
     unlisted: bool = False
+    # the newsletter (list) it belongs to: sent to that newsletter's subscribers only
+    newsletter: str = DEFAULT_NEWSLETTER_ID
 
     def articles(self) -> list[Article]:
         """Every article of the edition, top story first, in reading order."""

@@ -272,6 +272,7 @@ class RenderedVariant:
     preheader: str
     html: str
     text: str
+    newsletter: str  # the newsletter (list) id: its List-Id and Feedback-ID
 
     @property
     def key(self) -> str:
@@ -446,4 +447,5 @@ class Renderer:
             preheader=context["preheader"],
             html=document,
             text=text.replace("\r\n", "\n").replace("\r", "\n"),
+            newsletter=edition.newsletter,
         )

@@ -22,14 +22,13 @@ import ipaddress
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -44,6 +43,8 @@ from pydantic_settings import (
 from newsletter.core.brand import Brand, SignupSection
 from newsletter.core.errors import ConfigError, InsecureTransportError
 from newsletter.core.keys import SigningSecret, check_key_strength, make_key_hint, signing_secret
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID, Newsletter, Newsletters
+from newsletter.core.problems import describe_problem
 
 __all__ = [
     "SECRET_FILE",
@@ -128,6 +129,8 @@ class Settings(BaseSettings):
     schedule_text: str = "every morning"  # when the digest arrives, in the signup copy
     # the signup page's choices (5-10 topics, each with a one-line description)
     signup_sections: list[SignupSection] = Field(default_factory=list, max_length=10)
+    # the newsletters readers choose from ([[newsletters]]); none: one, "daily"
+    newsletters: list[Newsletter] = Field(default_factory=list, max_length=50)
 
     @classmethod
     def settings_customise_sources(
@@ -173,6 +176,19 @@ class Settings(BaseSettings):
             return [str(item).strip() for item in value]
         return value
 
+    @field_validator("newsletters")
+    @classmethod
+    def _one_of_each(cls, value: list[Newsletter]) -> list[Newsletter]:
+        seen: set[str] = set()
+        for entry in value:
+            if entry.id in seen:
+                raise ValueError(f"the id {entry.id!r} is used twice")
+            seen.add(entry.id)
+        defaults = [entry.id for entry in value if entry.default]
+        if len(defaults) > 1:
+            raise ValueError(f"only one may be the default ({', '.join(defaults)} say so)")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _base_url_absolute(cls, value: str) -> str:
@@ -201,6 +217,27 @@ class Settings(BaseSettings):
     def newsletter_name(self) -> str:
         """The newsletter's own name (``[brand] name``), else the site's name + " Briefing"."""
         return self.brand.name or f"{self.site_name} Briefing"
+
+    @cached_property
+    def newsletter_list(self) -> Newsletters:
+        """The configured newsletters; with none, the site's one newsletter ``daily``."""
+        if self.newsletters:
+            return Newsletters(self.newsletters)
+        return Newsletters(
+            [Newsletter(id=DEFAULT_NEWSLETTER_ID, name=self.newsletter_name, default=True)],
+            implicit=True,
+        )
+
+    def newsletter_list_id(self, newsletter_id: str) -> str:
+        """The List-Id value of one newsletter: its own ``list_id``, else ``<id>.<namespace>``
+        (the namespace is ``NEWSLETTER_LIST_ID`` or the From domain). The one newsletter of
+        a site that configures none keeps :attr:`effective_list_id`, as before."""
+        entry = self.newsletter_list.get(newsletter_id)
+        if entry.list_id:
+            return entry.list_id
+        if self.newsletter_list.implicit:
+            return self.effective_list_id
+        return f"{entry.id}.{self.list_id or self.sender_domain}"
 
     @property
     def reply_address(self) -> str:
@@ -385,47 +422,3 @@ def load_settings(
     finally:
         _TOML_FILE.reset(token)
     return _with_secret(settings, folder, create_secret)
-
-
-# Pydantic's wording, in plain sentences: what the setting must be.
-_PLAIN = {
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "greater_than": "must be more than {gt}",
-    "greater_than_equal": "must be at least {ge}",
-    "less_than": "must be less than {lt}",
-    "less_than_equal": "must be at most {le}",
-    "literal_error": "must be one of {expected}",
-    "time_delta_parsing": "must be a duration such as 2h or PT2H",
-    "string_type": "must be text",
-    "missing": "is required",
-}
-
-
-def describe_problem(error: Mapping[str, Any]) -> str:
-    """One plain line for a pydantic settings error, naming the setting as a user writes it.
-
-    ``NEWSLETTER_SEND_CONCURRENCY must be a whole number (got 'abc')``; an unknown
-    key in newsletter.toml is named as such. Never echoes a secret's value.
-    """
-    loc = [str(part) for part in error.get("loc", ())]
-    name = loc[0] if loc else "settings"
-    setting = f"NEWSLETTER_{name.upper()}"
-    kind = str(error.get("type", ""))
-    if kind == "extra_forbidden":
-        return f"newsletter.toml: unknown setting {name!r} (see the README's settings table)"
-    template = _PLAIN.get(kind)
-    if template is None:
-        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-        return f"{setting}: {message}"
-    context = {k: v for k, v in (error.get("ctx") or {}).items()}
-    text = template.format(**context) if context else template.split(" {")[0]
-    value = error.get("input")
-    secret = "secret" in name or "smtp_url" in name
-    if isinstance(value, str | int | float) and not secret and len(str(value)) < 80:
-        text += f" (got {value!r})"
-    return f"{setting} {text}"

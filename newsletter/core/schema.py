@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from newsletter.core.db import UTCDateTime, metadata
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 
 __all__ = [
     "articles",
@@ -56,6 +57,8 @@ editions = sa.Table(
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("status_reason", sa.Text, nullable=True),  # why it paused, for example
     sa.Column("data", sa.JSON, nullable=False),  # the whole Edition, as JSON
+    # the newsletter (list) it belongs to: its readers are that newsletter's (0011)
+    sa.Column("newsletter_id", sa.String(40), nullable=False, server_default=DEFAULT_NEWSLETTER_ID),
 )
 
 # --- delivery (the outbox) --------------------------------------------------
@@ -97,6 +100,8 @@ schedules = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # the watermark: every occurrence at or before it has been claimed or skipped
     sa.Column("handled_until", UTCDateTime(), nullable=True),
+    # the newsletter whose editions it builds (0011)
+    sa.Column("newsletter_id", sa.String(40), nullable=False, server_default=DEFAULT_NEWSLETTER_ID),
 )
 
 schedule_runs = sa.Table(

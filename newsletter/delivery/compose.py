@@ -1,11 +1,12 @@
 """Messages for a send: each variant rendered once, bytes personalised per recipient.
 
-Also the recipients of an edition as outbox rows: confirmed subscribers whose
-topics meet the edition's, each with the key of the variant they get. Unless the
-edition allows repeats, each reader's variant leaves out the stories they were
-sent within the repeat window (:mod:`newsletter.delivery.history`), so variants
-are grouped by (topics, stories already had); a reader left with nothing gets a
-``skipped`` row saying why, and is not sent the edition.
+Also the recipients of an edition as outbox rows: confirmed subscribers of the
+edition's newsletter whose topics meet the edition's, each with the key of the
+variant they get. Unless the edition allows repeats, each reader's variant leaves
+out the stories they were sent within the repeat window
+(:mod:`newsletter.delivery.history`), so variants are grouped by (topics, stories
+already had); a reader left with nothing gets a ``skipped`` row saying why, and is
+not sent the edition.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter.content.arms import arm_copy, split_key
-from newsletter.content.message import MessageTemplate, Personal
+from newsletter.content.message import MessageTemplate, Personal, list_id_header
 from newsletter.content.models import Edition
 from newsletter.content.render import Renderer, Variant
 from newsletter.core.config import Settings
@@ -45,6 +46,7 @@ class MessageBuilder:
         self.edition = edition
         self.subject_b = subject_b
         self.signer = DKIMSigner.from_settings(settings)
+        list_id_header(settings, edition.newsletter)  # a newsletter no longer configured: stop
         self._renderer = Renderer(settings)
         self._templates: dict[str, MessageTemplate] = {}
 
@@ -79,7 +81,10 @@ class MessageBuilder:
         """The finished (and, with a key configured, DKIM-signed) bytes for one recipient;
         the greeting uses ``first_name`` when given, else the first word of ``name``."""
         settings = self.settings
-        unsubscribe, mailto = unsubscribe_links(settings, subscriber_id, email)
+        # the links leave this edition's newsletter only (the page offers "all" too)
+        unsubscribe, mailto = unsubscribe_links(
+            settings, subscriber_id, email, newsletter=self.edition.newsletter
+        )
         personal = Personal(
             email=email,
             name=name or "",
@@ -115,7 +120,7 @@ def outbox_rows(
     pending = next(history, None)
     minus: dict[tuple[str, frozenset[str]], Variant] = {}
     reason = f"already sent every story of it in the last {_span(repeat_window)}"
-    for r in store.iter_recipients(conn, topics=edition.topics):
+    for r in store.iter_recipients(conn, topics=edition.topics, newsletter=edition.newsletter):
         if only is not None and not only(r.subscriber_id):
             continue
         variant = variants.get(r.topics)

@@ -43,7 +43,7 @@ from newsletter.delivery.statements import (
     driver,
     sqlite_time,
 )
-from subscribers.schema import subscribers
+from subscribers.schema import subscribers, subscriptions
 
 __all__ = [
     "OPEN_STATES",
@@ -197,9 +197,20 @@ def _first_name() -> Any:
     )
 
 
-def confirmed(subscriber_id: Any) -> Any:
-    """SQL: the subscriber with this id is still confirmed."""
-    return sa.exists().where(subscribers.c.id == subscriber_id, subscribers.c.status == "confirmed")
+def confirmed(subscriber_id: Any, newsletter: str | None = None) -> Any:
+    """SQL: the subscriber with this id is still confirmed (and, given ``newsletter``,
+    still subscribed to it)."""
+    person = sa.exists().where(
+        subscribers.c.id == subscriber_id, subscribers.c.status == "confirmed"
+    )
+    if newsletter is None:
+        return person
+    chosen = sa.exists().where(
+        subscriptions.c.subscriber_id == subscriber_id,
+        subscriptions.c.status == "subscribed",
+        subscriptions.c.newsletter_id == newsletter,
+    )
+    return sa.and_(person, chosen)
 
 
 def claim(

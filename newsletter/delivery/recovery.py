@@ -30,14 +30,17 @@ class Recovered:
     released: int
 
 
-def drop_unsubscribed(conn: Connection, edition_id: str, now: datetime) -> int:
-    """Fail the rows not yet handed over whose subscriber is no longer confirmed."""
+def drop_unsubscribed(
+    conn: Connection, edition_id: str, now: datetime, newsletter: str | None = None
+) -> int:
+    """Fail the rows not yet handed over whose subscriber is no longer confirmed or
+    (given the edition's ``newsletter``) no longer subscribed to it."""
     result = conn.execute(
         deliveries.update()
         .where(
             deliveries.c.edition_id == edition_id,
             deliveries.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]),
-            ~confirmed(deliveries.c.subscriber_id),
+            ~confirmed(deliveries.c.subscriber_id, newsletter),
         )
         .values(
             status=DeliveryStatus.FAILED.value,

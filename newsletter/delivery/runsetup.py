@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter.content.editions import get_edition, set_status
+from newsletter.content.message import list_id_header
 from newsletter.content.models import Edition, EditionStatus
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
@@ -38,6 +39,7 @@ def prepare(
     """Make the edition's outbox ready for ``worker`` to send; return the edition."""
     now = utcnow()
     edition = get_edition(conn, edition_id)
+    list_id_header(settings, edition.newsletter)  # its newsletter must still be configured
     if edition.status is EditionStatus.CANCELLED:
         raise StateError(f"edition {edition_id} was cancelled; it cannot be sent")
     recovered = recovery.recover(
@@ -60,7 +62,7 @@ def prepare(
             outbox_rows(conn, edition, repeat_window=settings.repeat_window, now=now),
             now,
         )
-    recovery.drop_unsubscribed(conn, edition_id, now)
+    recovery.drop_unsubscribed(conn, edition_id, now, edition.newsletter)
     # a subject-line test splits the new outbox into its arms, or is decided when due
     test = subjects.prepare(
         conn,

@@ -1,6 +1,8 @@
 """Readers by time zone, for editions delivered in waves ("at 07:00 in each reader's zone").
 
-A reader's zone is their own ``timezone``, else the schedule's. The scheduler
+A reader's zone is their own ``timezone``, else the schedule's. Only the readers
+of the edition's newsletter count: confirmed *and* subscribed to it, the very
+people :func:`subscribers.store.iter_recipients` yields for it. The scheduler
 (:mod:`newsletter.scheduling.waves`) asks which zones exist and how many readers
 each holds; the outbox writer asks, reader by reader in id order, whose zone is
 in the wave being written (:func:`in_zones`, a keyset-paged stream merged with
@@ -16,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from subscribers.schema import subscribers
 from subscribers.states import SubscriberStatus
+from subscribers.subscriptions import subscribed_to_newsletter
 
 __all__ = ["in_zones", "zone_counts"]
 
@@ -23,22 +26,28 @@ _S = subscribers.c
 _PAGE = 2000
 
 
-def zone_counts(conn: Connection, default_zone: str) -> dict[str, int]:
-    """Confirmed readers per zone (no zone of their own: ``default_zone``)."""
-    zone = sa.func.coalesce(_S.timezone, default_zone)
-    rows = conn.execute(
-        sa.select(zone, sa.func.count())
-        .where(_S.status == SubscriberStatus.CONFIRMED.value)
-        .group_by(zone)
+def _readers(newsletter: str) -> sa.ColumnElement[bool]:
+    """Who an edition of ``newsletter`` reaches: confirmed and subscribed to it."""
+    return sa.and_(
+        _S.status == SubscriberStatus.CONFIRMED.value, subscribed_to_newsletter(newsletter)
     )
+
+
+def zone_counts(conn: Connection, default_zone: str, newsletter: str) -> dict[str, int]:
+    """Readers of ``newsletter`` per zone (no zone of their own: ``default_zone``);
+    a zone where only other newsletters' readers live is not counted."""
+    zone = sa.func.coalesce(_S.timezone, default_zone)
+    rows = conn.execute(sa.select(zone, sa.func.count()).where(_readers(newsletter)).group_by(zone))
     counts: dict[str, int] = {}
     for name, number in rows:
         counts[str(name)] = counts.get(str(name), 0) + int(number)
     return counts
 
 
-def in_zones(conn: Connection, zones: Collection[str], default_zone: str) -> Callable[[int], bool]:
-    """A test ``(subscriber id) -> bool``: is this reader's zone one of ``zones``?
+def in_zones(
+    conn: Connection, zones: Collection[str], default_zone: str, newsletter: str
+) -> Callable[[int], bool]:
+    """A test ``(subscriber id) -> bool``: is this reader of ``newsletter`` in one of ``zones``?
 
     Ask it in ascending id order (as :func:`subscribers.store.iter_recipients` yields):
     the answers come from id-ordered pages, read ahead of the question.
@@ -46,10 +55,7 @@ def in_zones(conn: Connection, zones: Collection[str], default_zone: str) -> Cal
     wanted = list(zones)
     zone = sa.func.coalesce(_S.timezone, default_zone)
     query = (
-        sa.select(_S.id)
-        .where(_S.status == SubscriberStatus.CONFIRMED.value, zone.in_(wanted))
-        .order_by(_S.id)
-        .limit(_PAGE)
+        sa.select(_S.id).where(_readers(newsletter), zone.in_(wanted)).order_by(_S.id).limit(_PAGE)
     )
     page: list[int] = []
     state = {"last": 0, "done": False, "at": 0}

@@ -39,7 +39,7 @@ from subscribers.bounces import (
     verp_token,
 )
 from subscribers.model import Subscriber, SubscriberStatus
-from subscribers.tokens import Purpose, verify_token
+from subscribers.tokens import Purpose, verify_scoped_token, verify_token
 
 __all__ = ["KINDS", "Evidence", "Forged", "InboundAction", "Kind", "Resolver"]
 
@@ -179,8 +179,13 @@ class Resolver:
         raise AssertionError(parsed)  # pragma: no cover - the match is exhaustive
 
     def unsubscribe(self, parsed: MailedUnsubscribe) -> InboundAction:
+        # the token's newsletter only (the mailto of that newsletter's message); a token
+        # naming none (made before there were several) leaves every newsletter
         try:
-            person = store.find(self.conn, self.owner(parsed.token))
+            owner, newsletter = verify_scoped_token(
+                self.secret, Purpose.UNSUBSCRIBE, parsed.token, self.find, self.now
+            )
+            person = store.find(self.conn, owner)
         except TokenOwnerGoneError:
             person = None
         except TokenError as exc:
@@ -191,8 +196,13 @@ class Resolver:
             return self.act(
                 "ignored", f"unsubscribe request: already {person.status.value}", person
             )
-        person = store.unsubscribe(self.conn, person.id, now=self.now, source="mailto")
-        return self.act("unsubscribed", "unsubscribed by mail (List-Unsubscribe mailto)", person)
+        person = store.unsubscribe(
+            self.conn, person.id, now=self.now, source="mailto", newsletter=newsletter
+        )
+        which = f" from {newsletter}" if newsletter else ""
+        return self.act(
+            "unsubscribed", f"unsubscribed{which} by mail (List-Unsubscribe mailto)", person
+        )
 
     def complaint(self, parsed: Complaint) -> list[InboundAction]:
         if parsed.feedback_type != "abuse":

@@ -63,8 +63,8 @@ _DELIMITER = re.compile(rb"(?:^|[\r\n])--")
 # surrogates (undecodable bytes): neither may reach a database, a log or a terminal
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
-# a link token (subscribers.tokens): purpose letter, id hex, issued hex, base64url MAC
-_TOKEN = r"[a-z]\.[0-9a-f]+\.[0-9a-f]+\.[A-Za-z0-9_-]+"  # noqa: S105 - a pattern
+# a link token (subscribers.tokens): purpose letter, id hex, issued hex, [newsletter,] MAC
+_TOKEN = r"[a-z]\.[0-9a-f]+\.[0-9a-f]+(?:\.[a-z0-9-]+)?\.[A-Za-z0-9_-]+"  # noqa: S105 - a pattern
 # where our List-Unsubscribe holds it: ".../unsubscribe/TOKEN", "?subject=unsubscribe%20TOKEN"
 _LINK_TOKEN = re.compile(r"unsubscribe(?:/|%20)(" + _TOKEN + r")")
 # a mailed unsubscribe's subject or first body line, after any "Re:" / "Fwd:" prefixes

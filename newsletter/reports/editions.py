@@ -11,6 +11,10 @@ How things are attributed to the edition:
   was sent, within :data:`ATTRIBUTION_WINDOW` (7 days), and no later edition had
   reached them in between (the last edition they got takes the blame, so an
   unsubscribe is counted once across editions).
+  Leaving only this edition's newsletter (a ``newsletter_unsubscribed`` event
+  naming it, e.g. its one-click link) counts the same way, except that only a
+  later edition *of that newsletter* takes the blame; a reader counts once
+  even when leaving their last newsletter records both events.
 * **clicks**: the ``clicks`` table's ``human`` clicks; ``scanner`` clicks (HEAD
   requests, link checkers, clicks seconds after delivery) are counted apart.
   ``unique_clicks`` counts distinct readers (per-subscriber tracking) or visitors
@@ -30,12 +34,13 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from newsletter.content.editions import get_edition
-from newsletter.core.schema import clicks, deliveries
+from newsletter.core.schema import clicks, deliveries, editions
 from newsletter.delivery import outbox
 from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.reports.subjects import SubjectTestReport, subject_test_report
 from subscribers.bounces import SOFT_BOUNCE_EVENT
 from subscribers.schema import subscriber_events
+from subscribers.subscriptions import UNSUBSCRIBED_EVENT
 
 __all__ = [
     "ATTRIBUTION_WINDOW",
@@ -44,6 +49,7 @@ __all__ = [
     "attributed",
     "clicker",
     "edition_report",
+    "unsubscribes",
 ]
 
 #: how long after a message a complaint or an unsubscribe is still put down to it
@@ -96,12 +102,28 @@ def clicker() -> Any:
     return sa.func.coalesce(sa.cast(clicks.c.subscriber_id, sa.String), clicks.c.visitor)
 
 
-def attributed(conn: Connection, edition_id: str, kind: str) -> set[int]:
+def attributed(
+    conn: Connection, edition_id: str, kind: str, *, newsletter: str | None = None
+) -> set[int]:
     """The recipients whose ``kind`` event (``unsubscribed``, ``complained``) is put down
-    to this edition: after their copy was sent, within the window, no later edition between."""
+    to this edition: after their copy was sent, within the window, no later edition between.
+
+    With ``newsletter``, only events whose ``newsletters`` detail names it count, and only
+    a later edition of that newsletter comes between (``newsletter_unsubscribed``).
+    """
     later = deliveries.alias("later")
+    between = sa.exists().where(
+        later.c.subscriber_id == _D.subscriber_id,
+        later.c.status == _SENT,
+        later.c.sent_at > _D.sent_at,
+        later.c.sent_at <= _E.at,
+    )
+    if newsletter is not None:
+        between = between.where(
+            later.c.edition_id == editions.c.id, editions.c.newsletter_id == newsletter
+        )
     query = (
-        sa.select(_E.subscriber_id, _E.at, _D.sent_at)
+        sa.select(_E.subscriber_id, _E.at, _E.detail, _D.sent_at)
         .select_from(subscriber_events.join(deliveries, _D.subscriber_id == _E.subscriber_id))
         .where(
             _D.edition_id == edition_id,
@@ -109,17 +131,28 @@ def attributed(conn: Connection, edition_id: str, kind: str) -> set[int]:
             _D.sent_at.is_not(None),
             _E.kind == kind,
             _E.at >= _D.sent_at,
-            ~sa.exists().where(
-                later.c.subscriber_id == _D.subscriber_id,
-                later.c.status == _SENT,
-                later.c.sent_at > _D.sent_at,
-                later.c.sent_at <= _E.at,
-            ),
+            ~between,
         )
     )
     return {
-        int(r.subscriber_id) for r in conn.execute(query) if r.at - r.sent_at <= ATTRIBUTION_WINDOW
+        int(r.subscriber_id)
+        for r in conn.execute(query)
+        if r.at - r.sent_at <= ATTRIBUTION_WINDOW
+        and (newsletter is None or _names(r.detail, newsletter))
     }
+
+
+def _names(detail: object, newsletter: str) -> bool:
+    """Does an event's detail list ``newsletter`` among its ``newsletters``?"""
+    named = detail.get("newsletters") if isinstance(detail, dict) else None
+    return isinstance(named, list) and newsletter in named
+
+
+def unsubscribes(conn: Connection, edition_id: str, newsletter: str) -> set[int]:
+    """The recipients who left after this edition: everything (``unsubscribed``) or its
+    newsletter alone (``newsletter_unsubscribed`` naming ``newsletter``), each once."""
+    whole = attributed(conn, edition_id, "unsubscribed")
+    return whole | attributed(conn, edition_id, UNSUBSCRIBED_EVENT, newsletter=newsletter)
 
 
 def _bounced(conn: Connection, edition_id: str) -> tuple[set[int], set[int]]:
@@ -203,7 +236,7 @@ def edition_report(conn: Connection, edition_id: str) -> EditionReport:
         delivered=delivered,
         bounced=len(refused) + len(bounced_later),
         complaints=len(attributed(conn, edition.id, "complained")),
-        unsubscribes=len(attributed(conn, edition.id, "unsubscribed")),
+        unsubscribes=len(unsubscribes(conn, edition.id, edition.newsletter)),
         clicks=sum(a.clicks for a in rows),
         unique_clickers=int(clickers),
         scanner_clicks=sum(a.scanner_clicks for a in rows),

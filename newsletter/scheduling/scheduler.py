@@ -355,6 +355,7 @@ class Scheduler:
                     kind=schedule.build.kind,
                     site_name=self.settings.site_name,
                     timezone=self.settings.timezone,
+                    newsletter=schedule.newsletter_id,
                 )
                 edition_id, articles_until = edition.id, now
             recorded = set_run_edition(

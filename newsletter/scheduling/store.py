@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from newsletter.content.editions import get_edition, set_status
 from newsletter.content.models import EditionKind, EditionStatus
 from newsletter.core.errors import NotFoundError, ScheduleError, StateError
+from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 from newsletter.core.schema import schedules
 from newsletter.scheduling.timing import Timing, describe_local
 
@@ -82,6 +83,7 @@ class ScheduleRecord(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     handled_until: AwareDatetime | None
+    newsletter_id: str = DEFAULT_NEWSLETTER_ID  # whose editions it builds (or sends)
 
     @property
     def timing(self) -> Timing:
@@ -130,13 +132,15 @@ def add_schedule(
     now: datetime,
     edition_id: str | None = None,
     build: BuildOptions | None = None,
+    newsletter: str = DEFAULT_NEWSLETTER_ID,
 ) -> ScheduleRecord:
     """Store a new active schedule and return it.
 
     A fixed ``edition_id`` (a draft, or already scheduled) goes with a one-off
     ``timing`` and is marked scheduled for that time. Raises
     :class:`ScheduleError` for an edition with a recurring timing and
-    :class:`StateError` for an edition that is sending, sent or cancelled.
+    :class:`StateError` for an edition that is sending, sent or cancelled. Its editions
+    belong to ``newsletter`` (an id checked by the caller), a fixed edition's to its own.
     """
     build = build or BuildOptions()
     if build.subscriber_zone and timing.kind != "cron":
@@ -159,6 +163,7 @@ def add_schedule(
                 f"edition {found.id} is attached to schedule {holder.id}; detach it first"
             )
         set_status(conn, found.id, EditionStatus.SCHEDULED, now=now, scheduled_at=timing.run_at)
+        newsletter = found.newsletter
     result = conn.execute(
         schedules.insert().values(
             kind=timing.kind,
@@ -171,6 +176,7 @@ def add_schedule(
             created_at=now,
             updated_at=now,
             handled_until=None,
+            newsletter_id=newsletter,
         )
     )
     key = result.inserted_primary_key
@@ -249,8 +255,9 @@ def attach_edition(
 
     The edition becomes ``scheduled`` for that run; an edition attached before
     goes back to being a draft. Raises :class:`ScheduleError` for a one-off
-    schedule and :class:`StateError` for a schedule that is not active or an
-    edition that is not a draft (scheduled elsewhere, sending, sent, cancelled).
+    schedule and :class:`StateError` for a schedule that is not active, one of
+    another newsletter, or an edition that is not a draft (scheduled elsewhere,
+    sending, sent, cancelled).
     """
     schedule = get_schedule(conn, schedule_id)
     if schedule.kind != "cron":
@@ -262,6 +269,11 @@ def attach_edition(
     edition = get_edition(conn, edition_id)
     if schedule.edition_id == edition.id:
         return schedule
+    if edition.newsletter != schedule.newsletter_id:
+        raise StateError(
+            f"edition {edition.id} is for newsletter {edition.newsletter!r} and schedule "
+            f"{schedule_id} for {schedule.newsletter_id!r}; attach it to one of its own"
+        )
     if edition.status is not EditionStatus.DRAFT:
         raise StateError(
             f"edition {edition.id} is {edition.status.value}; only a draft can be attached"

@@ -1,7 +1,8 @@
 """Waves: one edition, built once, delivered as each reader's zone reaches the time.
 
-A run of a ``--subscriber-zone`` schedule has one wave per zone its confirmed
-readers live in (their ``timezone``, else the schedule's). A wave's instant is
+A run of a ``--subscriber-zone`` schedule has one wave per zone its newsletter's
+readers live in (confirmed and subscribed to the schedule's newsletter; their
+``timezone``, else the schedule's): another newsletter's readers make no wave. A wave's instant is
 the run's wall time in that zone (:func:`newsletter.scheduling.timing.wave_instant`).
 When a wave is due, its readers' outbox rows are written and the wave marked
 ``sent`` in one transaction; the outbox's primary key (edition, reader) makes
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from newsletter.content.models import Edition
 from newsletter.core.db import is_postgres
-from newsletter.core.schema import schedule_runs, schedule_waves
+from newsletter.core.schema import schedule_runs, schedule_waves, schedules
 from newsletter.delivery import outbox
 from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.delivery.waves import in_zones, zone_counts
@@ -73,10 +74,16 @@ class WaveStep:
 
 
 def plan_waves(conn: Connection, run_id: int, occurrence: datetime, default_zone: str) -> None:
-    """Add a pending wave for every zone readers live in now that the run has none for."""
+    """Add a pending wave for every zone the run's newsletter's readers live in now that
+    the run has none for (the newsletter: the run's schedule's)."""
     dialect = postgresql if is_postgres(conn) else sqlite
     now = occurrence  # a wave row's first update time: the run's occurrence
-    for zone in sorted(zone_counts(conn, default_zone)):
+    newsletter = conn.execute(
+        sa.select(schedules.c.newsletter_id)
+        .select_from(schedule_runs.join(schedules, schedules.c.id == schedule_runs.c.schedule_id))
+        .where(schedule_runs.c.id == run_id)
+    ).scalar_one()
+    for zone in sorted(zone_counts(conn, default_zone, newsletter)):
         conn.execute(
             dialect.insert(schedule_waves)
             .values(
@@ -140,7 +147,7 @@ def write_due(
             edition,
             repeat_window=repeat_window,
             now=now,
-            only=in_zones(conn, [wave.zone], default_zone),
+            only=in_zones(conn, [wave.zone], default_zone, edition.newsletter),
         )
         added = outbox.enqueue(conn, edition.id, rows, now)
         written += added

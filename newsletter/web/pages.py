@@ -34,7 +34,7 @@ from newsletter.web.limits import RequestLimiter
 from newsletter.web.templates import web_environment
 from subscribers.addresses import mask_address
 from subscribers.fields import clean_name
-from subscribers.links import verify_link
+from subscribers.links import verify_scoped_link
 from subscribers.tokens import Purpose, TokenOwnerGoneError
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "page",
     "root_of",
     "sections_of",
+    "token_claims",
     "token_subject",
     "topics_of",
 ]
@@ -217,16 +218,21 @@ async def checked_form(request: Request) -> dict[str, list[str]] | HTMLResponse:
 
 async def token_subject(request: Request, purpose: Purpose) -> int:
     """The subscriber id in the path's token (raises TokenError, shown as a 400 page)."""
+    return (await token_claims(request, purpose))[0]
+
+
+async def token_claims(request: Request, purpose: Purpose) -> tuple[int, str | None]:
+    """(subscriber id, newsletter id or None) of the path's token; raises TokenError."""
     ctx = context_of(request)
     token = str(request.path_params["token"])
 
-    def check() -> int:
+    def check() -> tuple[int, str | None]:
         with ctx.engine.connect() as conn:
             try:
-                return verify_link(conn, ctx.settings.secret(), purpose, token)
+                return verify_scoped_link(conn, ctx.settings.secret(), purpose, token)
             except TokenOwnerGoneError as gone:
                 # erased: the pages find nobody under this id and act on nobody
-                return gone.subscriber_id
+                return gone.subscriber_id, None
 
     return await run_in_threadpool(check)
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.core.errors import InputError, NewsletterError, NotFoundError
 from newsletter.delivery.confirmation import (
@@ -68,19 +69,36 @@ def _signup_form(
     errors: dict[str, str] | None = None,
     values: dict[str, object] | None = None,
 ) -> HTMLResponse:
+    settings = context_of(request).settings
     return page(
         request,
         "signup.html",
         status_code,
         sections=sections,
         errors=errors or {},
-        values=values or _blank(),
-        consent_statement=consent_statement(context_of(request).settings.newsletter_name),
+        values=values or _blank(settings),
+        consent_statement=consent_statement(_what_is_agreed(settings)),
+        # one newsletter: no choice to show
+        newsletters=[] if len(settings.newsletter_list) < 2 else list(settings.newsletter_list),
     )
 
 
-def _blank(email: str = "") -> dict[str, object]:
-    return {"email": email, "name": "", "receive": "all", "topics": [], "consent": False}
+def _blank(settings: Settings, email: str = "") -> dict[str, object]:
+    return {
+        "email": email,
+        "name": "",
+        "receive": "all",
+        "topics": [],
+        "consent": False,
+        "newsletters": [settings.newsletter_list.default.id],
+    }
+
+
+def _what_is_agreed(settings: Settings) -> str:
+    """What the consent box names: the one newsletter, or the ones ticked above it."""
+    if len(settings.newsletter_list) < 2:
+        return settings.newsletter_name
+    return f"the newsletters I ticked from {settings.site_name}"
 
 
 def consent_statement(newsletter_name: str) -> str:
@@ -98,7 +116,8 @@ async def signup_form(request: Request) -> Response:
     ``?email=`` pre-fills the address, so the portal's own signup box can lead here.
     """
     prefill = request.query_params.get("email", "")[:320]
-    return _signup_form(request, await sections_of(context_of(request)), values=_blank(prefill))
+    ctx = context_of(request)
+    return _signup_form(request, await sections_of(ctx), values=_blank(ctx.settings, prefill))
 
 
 def _note(ctx: WebContext, outcome: subs.SignupOutcome, topics: dict[str, str]) -> Confirmation:
@@ -122,6 +141,7 @@ async def _record_and_notify(
     chosen: frozenset[str],
     consent: Consent,
     topics: dict[str, str],
+    newsletters: frozenset[str],
 ) -> None:
     """Record the signup and send its email, after the response (see :func:`signup`)."""
 
@@ -136,7 +156,8 @@ async def _record_and_notify(
                         name=name,
                         topics=chosen,
                         consent=consent,
-                        statement=consent_statement(ctx.settings.newsletter_name),
+                        statement=consent_statement(_what_is_agreed(ctx.settings)),
+                        newsletters=newsletters,
                     )
             except IntegrityError:
                 # two signups of one new address raced (PostgreSQL): the second now finds it
@@ -181,6 +202,7 @@ async def signup(request: Request) -> Response:
     # portal's own signup box, any topic the articles know
     topics = {**await topics_of(ctx), **{s.slug: s.label for s in sections}}
     chosen = [t for t in form.get("topic", []) if t]
+    picked = [n for n in form.get("newsletter", []) if n]
     receive = first_value(form, "receive") or ("chosen" if chosen else "all")
     values: dict[str, object] = {
         "email": first_value(form, "email"),
@@ -188,7 +210,12 @@ async def signup(request: Request) -> Response:
         "receive": receive,
         "topics": chosen,
         "consent": bool(first_value(form, "consent")),
+        "newsletters": picked,
     }
+    offered = ctx.settings.newsletter_list
+    wanted = frozenset(picked)
+    if len(offered) < 2:
+        wanted = frozenset([offered.default.id])  # no choice shown: the one there is
     errors: dict[str, str] = {}
     try:
         address = normalise_address(str(values["email"]))
@@ -205,6 +232,10 @@ async def signup(request: Request) -> Response:
         errors["topics"] = "Choose at least one section, or choose everything."
     if any(t not in topics for t in chosen):
         errors["topics"] = "Choose sections from the list."
+    if any(n not in offered.ids for n in wanted):
+        errors["newsletters"] = "Choose newsletters from the list."
+    elif not wanted:
+        errors["newsletters"] = "Choose at least one newsletter."
     if not values["consent"]:
         errors["consent"] = "Tick the box to agree to receive the newsletter."
     if errors:
@@ -212,7 +243,7 @@ async def signup(request: Request) -> Response:
 
     consent = Consent(source="web", at=utcnow(), ip=ip)
     background = BackgroundTask(
-        _record_and_notify, ctx, address.email, name, frozenset(chosen), consent, topics
+        _record_and_notify, ctx, address.email, name, frozenset(chosen), consent, topics, wanted
     )
     # the same words whatever the list holds: the page never tells who is on it
     return message_page(

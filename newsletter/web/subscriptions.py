@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from newsletter.content.articles import known_topics
 from newsletter.core.errors import NotFoundError
-from subscribers import signup, store
+from subscribers import signup, store, subscriptions
 from subscribers.model import Consent, Subscriber
 from subscribers.signup import SignupKind
 
@@ -23,9 +23,11 @@ __all__ = [
     "SignupOutcome",
     "available_topics",
     "awaits_confirmation",
+    "choose_newsletters",
     "confirm",
     "get",
     "sign_up",
+    "subscribed_to",
     "unsubscribe",
     "update_preferences",
 ]
@@ -59,6 +61,7 @@ def sign_up(
     topics: frozenset[str],
     consent: Consent,
     statement: str,
+    newsletters: frozenset[str],
 ) -> SignupOutcome:
     """Record a web signup as a request; only its confirmation changes who is sent anything.
 
@@ -74,6 +77,7 @@ def sign_up(
         topics=topics,
         consent=consent,
         statement=statement,
+        newsletters=newsletters,
     )
     return SignupOutcome(asked.subscriber, asked.kind, asked.topics)
 
@@ -90,12 +94,35 @@ def confirm(
     return signup.confirm(conn, subscriber_id, secret=secret, now=now, ip=ip)
 
 
-def unsubscribe(conn: Connection, subscriber_id: int, now: datetime, source: str) -> None:
-    """Unsubscribe; nothing to do when the person was erased (the result is the same)."""
+def unsubscribe(
+    conn: Connection,
+    subscriber_id: int,
+    now: datetime,
+    source: str,
+    newsletter: str | None = None,
+) -> None:
+    """Unsubscribe from ``newsletter`` (None: from every one); nothing to do when the
+    person was erased (the result is the same)."""
     try:
-        store.unsubscribe(conn, subscriber_id, now=now, source=source)
+        store.unsubscribe(conn, subscriber_id, now=now, source=source, newsletter=newsletter)
     except NotFoundError:
         return
+
+
+def subscribed_to(conn: Connection, subscriber_id: int) -> frozenset[str]:
+    """The ids of the newsletters a person receives now (while confirmed)."""
+    return subscriptions.subscribed_to(conn, subscriber_id)
+
+
+def choose_newsletters(
+    conn: Connection,
+    subscriber_id: int,
+    chosen: frozenset[str],
+    offered: list[str],
+    now: datetime,
+) -> None:
+    """Make a person's subscriptions among the ``offered`` ids exactly ``chosen``."""
+    subscriptions.choose(conn, subscriber_id, chosen, offered, now=now, source="preferences")
 
 
 def update_preferences(

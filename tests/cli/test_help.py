@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import typer
+from typer._click.core import Context
+from typer.core import TyperGroup
 from typer.main import get_command
 
 from newsletter.cli import app
@@ -14,8 +16,12 @@ from tests.support.cli import CLIResult
 
 def _walk(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], object]]:
     yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        yield from _walk(sub, (*path, name))
+    if not isinstance(command, TyperGroup):
+        return
+    # list_commands/get_command, as click itself asks: the root group loads its commands lazily
+    context = Context(command)
+    for name in command.list_commands(context):
+        yield from _walk(command.get_command(context, name), (*path, name))
 
 
 def _commands() -> list[tuple[tuple[str, ...], object]]:

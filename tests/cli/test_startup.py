@@ -120,6 +120,9 @@ NOT_FOR_LISTING = {
     "rich.progress",  # the send's progress bar only
     "rich.table",  # lists are plain aligned lines (newsletter.cli.tables)
     "rich.console",  # output is plain text (newsletter.cli.common.Printer)
+    "newsletter.cli.editions",  # only the command that runs is imported
+    "newsletter.cli.delivery",
+    "newsletter.cli.schedules",
     "newsletter.content.render",
     "newsletter.delivery",
     "newsletter.scheduling",

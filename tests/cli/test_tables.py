@@ -187,6 +187,9 @@ def test_schedule_status_users_audit_and_report_lists_share_the_style(
     audit = run_cli("audit", env={"COLUMNS": "50"})
     rows = _one_style(audit, ["at", "actor", "action", "target", "detail"], items=1)
     assert "ed@example.com" in rows[0]
+    lists = _one_style(run_cli("newsletters"), ["id", "receiving", "pending", "left", "name"])
+    # the one default newsletter, marked
+    assert re.fullmatch(r"daily\* +\d+ +\d+ +\d+  Britain.s News Portal Briefing", lists[0])
 
 
 def test_an_empty_list_says_so_on_stdout(run_cli: Run) -> None:

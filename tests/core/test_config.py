@@ -75,3 +75,39 @@ def test_remote_smtp_requires_starttls_unless_allowed() -> None:
 )  # fmt: skip
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        (
+            '[[newsletters]]\nid = "Breaking News"\nname = "B"\n',
+            "entry 1, field 'id': must be a slug",
+        ),
+        (
+            '[[newsletters]]\nid = "a"\nname = "A"\nfrequency = 1\n',
+            "entry 1: unknown field 'frequency'",
+        ),
+        ('[[newsletters]]\nid = "a"\n', "entry 1: field 'name' is required"),
+        (
+            '[[newsletters]]\nid = "a"\nname = "A"\n[[newsletters]]\nid = "a"\nname = "B"\n',
+            "the id 'a' is used twice",
+        ),
+    ],
+)
+def test_a_bad_newsletter_entry_is_one_line_naming_it(workdir: Path, toml: str, words: str) -> None:
+    (workdir / "newsletter.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(workdir, create_secret=False)
+    assert str(info.value).startswith("newsletter.toml: [[newsletters]]")
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_no_newsletters_configured_is_one_daily_newsletter_keeping_its_list_id(
+    workdir: Path,
+) -> None:
+    settings = load_settings(workdir, create_secret=False)
+    [only] = settings.newsletter_list
+    assert (only.id, only.name) == ("daily", settings.newsletter_name)
+    assert settings.newsletter_list_id("daily") == settings.effective_list_id

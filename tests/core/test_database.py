@@ -114,3 +114,50 @@ def test_the_cli_says_so_without_the_password(run_cli: Callable[..., CLIResult])
     assert "hunter2" not in result.stderr
     assert "xyzzy" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_0011_moves_existing_data_to_the_default_newsletter(engine: sa.Engine) -> None:
+    """A database from before newsletters: editions, schedules and subscribers (one of
+    them unsubscribed) all belong to ``daily`` after 0011, and a send picks its readers."""
+    from newsletter.core.schema import editions, schedules
+    from subscribers import store
+
+    with engine.begin() as conn:  # back to 0010: no subscriptions, no newsletter columns
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE name = '0011_newsletters'"))
+        conn.execute(sa.text("DROP TABLE subscriptions"))
+        for table in ("editions", "schedules"):
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN newsletter_id"))
+        stays, leaves = _person(conn, "stays@example.com"), _person(conn, "left@example.com")
+        conn.execute(
+            schema.subscribers.update()
+            .where(schema.subscribers.c.id == leaves)
+            .values(status="unsubscribed", unsubscribed_at=NOW)
+        )
+        at = {"at": NOW.replace(tzinfo=None)}
+        conn.execute(
+            sa.text(
+                "INSERT INTO editions (id, kind, status, title, subject, created_at, data)"
+                " VALUES ('e1', 'daily', 'draft', 't', 's', :at, '{}')"
+            ),
+            at,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO schedules (kind, cron, timezone, build, status, created_at,"
+                " updated_at) VALUES ('cron', '0 7 * * *', 'UTC', '{}', 'active', :at, :at)"
+            ),
+            at,
+        )
+    assert database.migrate(engine) == ["0011_newsletters"]
+    with engine.begin() as conn:
+        held = schema.subscriptions.c
+        chosen = conn.execute(sa.select(held.subscriber_id, held.newsletter_id, held.status))
+        assert sorted(tuple(r) for r in chosen) == sorted(
+            [(stays, "daily", "subscribed"), (leaves, "daily", "unsubscribed")]
+        )
+        assert conn.execute(sa.select(editions.c.newsletter_id)).scalars().all() == ["daily"]
+        assert conn.execute(sa.select(schedules.c.newsletter_id)).scalars().all() == ["daily"]
+        readers = [r.subscriber_id for r in store.iter_recipients(conn, newsletter="daily")]
+        assert readers == [stays]
+        assert list(store.iter_recipients(conn, newsletter="breaking")) == []
+    assert database.migrate(engine) == []  # once only

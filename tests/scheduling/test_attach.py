@@ -151,6 +151,21 @@ def test_what_cannot_be_attached(db: Engine, store: Callable[..., None]) -> None
         assert get_edition(conn, chosen).status is EditionStatus.DRAFT  # cancel frees it
 
 
+def test_an_edition_attaches_only_to_its_own_newsletters_schedule(
+    db: Engine, store: Callable[..., None]
+) -> None:
+    store(article("a", "2026-03-27T10:00Z"))
+    with db.begin() as conn:
+        breaking = build_edition(conn, now=CREATED, site_name="News", newsletter="breaking").id
+        daily_schedule = add_schedule(conn, timing=LONDON_7AM, now=CREATED).id
+        own = add_schedule(conn, timing=LONDON_7AM, now=CREATED, newsletter="breaking").id
+        with pytest.raises(StateError, match="for newsletter 'breaking' and schedule"):
+            attach_edition(conn, daily_schedule, breaking, CREATED)
+        assert get_edition(conn, breaking).status is EditionStatus.DRAFT  # nothing changed
+        assert get_schedule(conn, daily_schedule).edition_id is None
+        assert attach_edition(conn, own, breaking, CREATED).edition_id == breaking
+
+
 def test_attaching_another_frees_the_first(db: Engine, store: Callable[..., None]) -> None:
     store(article("a", "2026-03-27T10:00Z"))
     first, second = _draft(db), _draft(db, "Second")

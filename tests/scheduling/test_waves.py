@@ -97,3 +97,65 @@ def test_one_edition_goes_out_in_waves_once_per_reader(
         "America/New_York": "skipped",
     }
     assert len(smtp_server.received) == 3
+
+
+TWO_NEWSLETTERS = """
+[[newsletters]]
+id = "daily"
+name = "The Daily Briefing"
+
+[[newsletters]]
+id = "weekend"
+name = "The Weekend Read"
+"""
+
+
+def test_waves_follow_only_the_schedules_newsletters_readers(
+    workdir: Path,
+    settings: Settings,
+    smtp_server: SMTPServer,
+    run_cli: Callable[..., CLIResult],
+) -> None:
+    """A zone where only another newsletter's readers live makes no wave, and sends nothing."""
+    (workdir / "newsletter.toml").write_text(TWO_NEWSLETTERS, encoding="utf-8")
+    (workdir / "a.json").write_text(json.dumps(ARTICLE))
+    assert run_cli("articles", "import", "a.json").code == 0
+    engine = open_database(settings.database_url)
+    readers = {
+        "tokyo@example.org": ("Asia/Tokyo", ["daily"]),  # not a weekend reader
+        "london@example.org": ("Europe/London", ["weekend"]),
+        "both@example.org": ("America/New_York", ["daily", "weekend"]),
+    }
+    with engine.begin() as conn:
+        for email, (zone, lists) in readers.items():
+            store.add(
+                conn, email, secret=settings.secret(), timezone=zone, confirmed=True,
+                newsletters=lists,
+            )  # fmt: skip
+        # unsubscribed from the weekend read: their zone makes no wave either
+        left = store.add(
+            conn, "left@example.org", secret=settings.secret(), timezone="Australia/Sydney",
+            confirmed=True, newsletters=["daily", "weekend"],
+        )  # fmt: skip
+        store.unsubscribe(conn, left.id, source="test", newsletter="weekend")
+    env = {"NEWSLETTER_SMTP_URL": smtp_server.url, "NEWSLETTER_NOW": "2026-03-28T12:00Z"}
+    added = run_cli(
+        "schedule", "add", "--cron", "0 7 * * *", "--tz", "Europe/London", "--subscriber-zone",
+        "--newsletter", "weekend", env=env,
+    )  # fmt: skip
+    assert added.code == 0, added.stderr
+
+    def tick(now: str) -> list[str]:
+        before = len(smtp_server.received)
+        result = run_cli("scheduler", "--once", env={**env, "NEWSLETTER_NOW": now})
+        assert result.code == 0, result.stdout + result.stderr
+        return sorted(r.rcpt_tos[0] for r in smtp_server.received[before:])
+
+    assert tick("2026-03-28T22:01Z") == []  # Tokyo's 07:00: no weekend reader there
+    assert tick("2026-03-29T06:01Z") == ["london@example.org"]
+    assert tick("2026-03-29T11:01Z") == ["both@example.org"]
+    data = json.loads(run_cli("schedule", "show", "1", "--json", env=env).stdout)
+    (run,) = [r for r in data["runs"] if r["edition_id"]]
+    waves = {w["zone"]: (w["status"], w["recipients"]) for w in run["waves"]}
+    assert waves == {"Europe/London": ("sent", 1), "America/New_York": ("sent", 1)}
+    assert run["outcome"] == "sent"  # no wave left waiting for a zone without readers

@@ -210,7 +210,7 @@ def test_export_reads_back_to_the_same_list(engine: Engine, other_sqlite: Engine
     text = out.getvalue()
     assert "gone@example.com" not in text
     assert text.splitlines()[0] == (
-        "email,name,topics,timezone,status,consent_source,consent_at,consent_ip,notes,plan"
+        "email,name,topics,timezone,status,consent_source,consent_at,consent_ip,newsletters,notes,plan"
     )
     report = _import(other_sqlite, text)
     assert report.imported == 5

@@ -175,3 +175,24 @@ async def test_a_relay_that_is_down_leaves_the_reader_confirmed_and_logs_one_lin
     assert not any(token in line for line in ours)  # (httpx's own request log has it)
     assert "down@example.com" not in lines[0]
     assert find_person(env, "down@example.com") is not None
+
+
+def test_hostile_names_are_escaped_or_refused(settings: Settings) -> None:
+    from newsletter.core.errors import HeaderInjectionError
+    from newsletter.delivery.confirmation import Welcome, build_welcome
+
+    links_of = ("https://news.example.com/newsletter/preferences/p.1", "https://x/u/1", "mailto:u")
+    hostile = Welcome("ada@example.com", "<script>alert(1)</script>", *links_of)
+    message, header = build_welcome(settings, hostile)
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert header == b"List-Unsubscribe:\r\n <https://x/u/1>,\r\n <mailto:u>\r\n"
+    with pytest.raises(HeaderInjectionError):
+        build_welcome(settings, Welcome("ada@example.com", "Ada\r\nBcc: x@evil.example", *links_of))
+    with pytest.raises(HeaderInjectionError):
+        build_welcome(
+            settings, Welcome("ada@example.com", "Ada", "p", "https://x/u/1\r\nX: y", "m")
+        )

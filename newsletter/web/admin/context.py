@@ -73,6 +73,7 @@ NOTICES = {
     "resumed": "Sending has resumed.",
     "cancelled": "The send was cancelled.",
     "unsubscribed": "The person is unsubscribed.",
+    "left": "The person is unsubscribed from that newsletter.",
     "erased": "The person was erased; their address is suppressed.",
     "schedule-added": "The schedule was added.",
     "schedule-changed": "The schedule was changed.",

@@ -1,7 +1,8 @@
 """The console's dashboard: what runs next, how the last editions went, the list, and alerts.
 
 The last editions show their readers who clicked and the click-through rate
-(per message sent) whenever click tracking is on.
+(per message sent) whenever click tracking is on. With several newsletters, the
+list's size is also shown per newsletter (the growth chart stays the total).
 """
 
 from __future__ import annotations
@@ -25,20 +26,24 @@ from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.scheduling.store import ScheduleRecord, ScheduleStatus, list_schedules
 from newsletter.web.admin.charts import LineChart, line_chart
 from newsletter.web.admin.context import Visit, admin_of, render, view
+from newsletter.web.admin.lists import several
 from newsletter.web.admin.reports import ClickSummary, click_summary
 from newsletter.web.admin.roles import Role
 from subscribers.schema import subscriber_events, subscribers
 from subscribers.states import SubscriberStatus
 from subscribers.store import count_by_status
+from subscribers.subscriptions import counts as subscription_counts
 
 __all__ = [
     "EditionLine",
+    "NewsletterSize",
     "NextRun",
     "dashboard",
     "edition_line",
     "edition_lines",
     "growth",
     "next_runs",
+    "per_newsletter",
     "quarantined",
 ]
 
@@ -150,6 +155,24 @@ def growth(conn: Connection, today: date, days: int = 30) -> list[tuple[date, in
     return list(reversed(series))
 
 
+@dataclass(frozen=True)
+class NewsletterSize:
+    """One newsletter's list: receiving (confirmed and subscribed), subscribed, left."""
+
+    confirmed: int
+    subscribed: int
+    unsubscribed: int
+
+
+def per_newsletter(
+    conn: Connection, configured: dict[str, str]
+) -> list[tuple[str, NewsletterSize]]:
+    """(name, size) of each configured newsletter (``configured``: name by id), in order."""
+    found = subscription_counts(conn)
+    empty = {"confirmed": 0, "subscribed": 0, "unsubscribed": 0}
+    return [(name, NewsletterSize(**found.get(i, empty))) for i, name in configured.items()]
+
+
 def quarantined(maildir: Path | None) -> int | None:
     """How many inbound messages were set aside as not understood (None: no Maildir set)."""
     if maildir is None:
@@ -170,6 +193,7 @@ class _Board:
     paused: list[Edition]
     quarantined: int | None
     clicks: dict[str, ClickSummary] | None  # by edition id; None when tracking is off
+    per_newsletter: list[tuple[str, NewsletterSize]]  # empty with one newsletter
 
 
 @view(Role.VIEWER)
@@ -198,6 +222,11 @@ async def dashboard(request: Request, visit: Visit) -> Response:
                 paused=[e for e in editions if e.status is EditionStatus.PAUSED],
                 quarantined=quarantined(ctx.settings.inbound_maildir),
                 clicks=clicks,
+                per_newsletter=per_newsletter(
+                    conn, {n.id: n.name for n in ctx.settings.newsletter_list}
+                )
+                if several(ctx.settings)
+                else [],
             )
             conn.rollback()
         return board

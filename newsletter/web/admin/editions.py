@@ -4,6 +4,8 @@ Building and editing call the same library as ``newsletter edition build/edit``
 (:func:`~newsletter.content.editions.build_edition`,
 :func:`~newsletter.content.editing.edit_edition`), so the rules (a breaking
 edition carries one story, only drafts change) and their messages are the same.
+With several newsletters, the builder chooses the edition's (default: the default
+newsletter), and the list and the page name it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from newsletter.web.admin import previews
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, render, view
 from newsletter.web.admin.dashboard import edition_line
+from newsletter.web.admin.lists import chosen, names, several
 from newsletter.web.admin.roles import Role
 from newsletter.web.admin.sending import may_send
 
@@ -62,15 +65,21 @@ SUBJECT_HINT = 60
 @view(Role.VIEWER)
 async def editions_page(request: Request, visit: Visit) -> Response:
     """GET /admin/editions: every edition, newest first."""
-    engine = admin_of(request).engine
+    ctx = admin_of(request)
 
     def load() -> list[Any]:
-        with engine.connect() as conn:
+        with ctx.engine.connect() as conn:
             return sorted(list_editions(conn), key=lambda e: e.created_at, reverse=True)
 
     editions = await run_in_threadpool(load)
     return render(
-        request, "editions.html", visit.user, title="Editions", nav="editions", editions=editions
+        request,
+        "editions.html",
+        visit.user,
+        title="Editions",
+        nav="editions",
+        editions=editions,
+        newsletters=names(ctx.settings) if several(ctx.settings) else {},
     )
 
 
@@ -84,7 +93,8 @@ async def new_page(request: Request, visit: Visit) -> Response:
     days = request.query_params.get("days", "2")
     window = int(days) if days.isdigit() and 0 < int(days) <= 365 else 2
     picked = list(dict.fromkeys(request.query_params.getlist("pick")))[:100]
-    engine = admin_of(request).engine
+    ctx = admin_of(request)
+    engine = ctx.engine
 
     def load() -> list[Any]:
         with engine.connect() as conn:
@@ -103,6 +113,8 @@ async def new_page(request: Request, visit: Visit) -> Response:
         picked=set(picked),
         days=window,
         hint=SUBJECT_HINT,
+        newsletters=names(ctx.settings) if several(ctx.settings) else {},
+        default_newsletter=ctx.settings.newsletter_list.default.id,
     )
 
 
@@ -123,8 +135,10 @@ def order_from_form(visit: Visit, candidates: list[str]) -> list[str]:
 
 @view(Role.EDITOR)
 async def build(request: Request, visit: Visit) -> Response:
-    """POST /admin/editions/new: build a draft from the chosen articles."""
+    """POST /admin/editions/new: build a draft from the chosen articles, for ``newsletter``
+    (a configured id; empty: the default newsletter)."""
     ctx = admin_of(request)
+    newsletter_id = chosen(ctx.settings, visit.value("newsletter"))
     ids = order_from_form(visit, visit.values("candidate"))
     if not ids:
         raise InputError("choose at least one article", field="articles")
@@ -145,8 +159,12 @@ async def build(request: Request, visit: Visit) -> Response:
                 intro=visit.value("intro") or None,
                 site_name=ctx.settings.site_name,
                 timezone=ctx.settings.timezone,
+                newsletter=newsletter_id,
             )
-            record(conn, visit.user.email, "edition.build", edition.id, f"{len(ids)} articles")
+            detail = f"{len(ids)} articles"
+            if several(ctx.settings):
+                detail += f", newsletter {newsletter_id}"
+            record(conn, visit.user.email, "edition.build", edition.id, detail)
             return edition.id
 
     edition_id = await run_in_threadpool(write)
@@ -165,7 +183,9 @@ async def edition_page(request: Request, visit: Visit) -> Response:
             line = edition_line(conn, edition) if edition.status.value not in _UNSENT else None
             holder = attached_to(conn, edition.id)
             recurring = [
-                s for s in list_schedules(conn, (ScheduleStatus.ACTIVE,)) if s.kind == "cron"
+                s
+                for s in list_schedules(conn, (ScheduleStatus.ACTIVE,))
+                if s.kind == "cron" and s.newsletter_id == edition.newsletter
             ]
             conn.rollback()
         return edition, line, holder, recurring
@@ -186,6 +206,7 @@ async def edition_page(request: Request, visit: Visit) -> Response:
         zone=ctx.settings.timezone,
         holder=holder,
         recurring=recurring,
+        newsletters=names(ctx.settings) if several(ctx.settings) else {},
     )
 
 

@@ -105,6 +105,7 @@ async def import_upload(request: Request, visit: Visit) -> Response:
     confirmed = visit.value("confirmed") == "yes"
     problems: list[Problem] = []
     secret = ctx.settings.secret()
+    offered = ctx.settings.newsletter_list
 
     def run() -> ImportReport:
         report = import_csv(
@@ -114,6 +115,7 @@ async def import_upload(request: Request, visit: Visit) -> Response:
             source=source,
             confirmed=confirmed,
             on_problem=problems.append,
+            newsletters=[offered.default.id, *offered.ids],
         )
         with ctx.engine.begin() as conn:
             record(conn, visit.user.email, "subscribers.import", source, report.summary())

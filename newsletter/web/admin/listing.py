@@ -3,13 +3,15 @@
 Three orders, each walking an index: newest first (``id``), by address prefix
 (the unique ``email_key``), by name prefix (``lower(name), id``, made by the
 0009 migration). The cursor is the last row's key, so page 10,000 costs what
-page 1 does. A topic filter reads the JSON topics in Python, over at most
-``scan`` rows per page; a page that stops early carries on from its cursor.
+page 1 does. A newsletter filter is an EXISTS on ``subscriptions`` (its primary
+key answers "is this person subscribed to N" per row walked). A topic filter
+reads the JSON topics in Python, over at most ``scan`` rows per page; a page
+that stops early carries on from its cursor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Connection
 from newsletter.core.topics import normalise_topic
 from subscribers.schema import subscribers
 from subscribers.states import SubscriberStatus
+from subscribers.subscriptions import subscribed_to_newsletter
 
 __all__ = ["ListPage", "ListQuery", "Row", "list_page", "page_query"]
 
@@ -36,6 +39,7 @@ class ListQuery:
     after: str = ""
     size: int = 50
     scan: int = 5000
+    newsletter: str = ""  # an id checked by the caller: only people subscribed to it
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,14 @@ class ListPage:
 
 
 def page_query(query: ListQuery, limit: int) -> sa.Select[Any]:
-    """The SQL of one page (``limit`` rows) without the topic filter: what the index walks."""
+    """The SQL of one page (``limit`` rows) without the topic filter: what the index walks
+    (the newsletter filter, an EXISTS, is in it)."""
     columns = (_S.id, _S.email, _S.email_key, _S.name, _S.status, _S.topics, _S.created_at)
     stmt = sa.select(*columns)
     if query.status is not None:
         stmt = stmt.where(_S.status == query.status.value)
+    if query.newsletter:
+        stmt = stmt.where(subscribed_to_newsletter(query.newsletter))
     q = query.q.strip().lower()
     if q and query.by == "name":
         key = sa.func.lower(_S.name)
@@ -113,12 +120,4 @@ def list_page(conn: Connection, query: ListQuery) -> ListPage:
         if len(found) < batch or scanned >= query.scan:
             more = len(found) == batch and scanned >= query.scan
             return ListPage(rows, _cursor(query, found[-1]) if more and found else None)
-        current = ListQuery(
-            current.q,
-            current.by,
-            current.status,
-            current.topic,
-            _cursor(query, found[-1]),
-            current.size,
-            current.scan,
-        )
+        current = replace(current, after=_cursor(query, found[-1]))

@@ -4,6 +4,10 @@ Unsubscribing needs an editor; erasing (``newsletter.privacy.erase``: every
 table scrubbed, the address suppressed) needs an admin, or an editor when
 ``NEWSLETTER_CONSOLE_EDITORS_MAY_SEND`` is on. The audit log names people by
 id, never by address, so an erasure leaves nothing of them there.
+
+With several newsletters, the list filters by one (``?newsletter=ID``: people
+subscribed to it) and a person's page lists their subscriptions, each of which
+an editor may end (``subscriber.leave`` in the audit log, naming the newsletter).
 """
 
 from __future__ import annotations
@@ -17,19 +21,22 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from newsletter.core.db import utcnow
+from newsletter.core.errors import InputError
 from newsletter.core.schema import deliveries
 from newsletter.privacy import erase, forget_freed
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, not_allowed, render, view
 from newsletter.web.admin.listing import ListQuery, list_page
+from newsletter.web.admin.lists import chosen, names, several
 from newsletter.web.admin.roles import Role
 from newsletter.web.admin.sending import may_send
-from subscribers import store
+from subscribers import store, subscriptions
 from subscribers.states import SubscriberStatus
 
 __all__ = [
     "erase_confirm",
     "erase_person",
+    "leave_newsletter",
     "list_query",
     "person_page",
     "routes",
@@ -41,8 +48,11 @@ _STATUSES = {s.value: s for s in SubscriberStatus}
 
 
 def list_query(request: Request) -> ListQuery:
-    """The list's query from the URL (``q``, ``by``, ``status``, ``topic``, ``after``)."""
+    """The list's query from the URL (``q``, ``by``, ``status``, ``topic``, ``newsletter``,
+    ``after``); an unknown newsletter id is an :class:`InputError` (a 400)."""
     params = request.query_params
+    wanted = params.get("newsletter", "").strip()
+    settings = admin_of(request).settings
     by: Literal["email", "name"] = "name" if params.get("by") == "name" else "email"
     return ListQuery(
         q=params.get("q", "")[:320],
@@ -50,6 +60,7 @@ def list_query(request: Request) -> ListQuery:
         status=_STATUSES.get(params.get("status", "")),
         topic=params.get("topic", "")[:100],
         after=params.get("after", "")[:400],
+        newsletter=chosen(settings, wanted) if wanted else "",
     )
 
 
@@ -66,9 +77,9 @@ async def subscribers_page(request: Request, visit: Visit) -> Response:
         return page
 
     page = await run_in_threadpool(load)
-    keep = {
-        k: v for k, v in request.query_params.items() if k in ("q", "by", "status", "topic") and v
-    }
+    kept = ("q", "by", "status", "topic", "newsletter")
+    keep = {k: v for k, v in request.query_params.items() if k in kept and v}
+    settings = admin_of(request).settings
     return render(
         request,
         "subscribers.html",
@@ -79,6 +90,7 @@ async def subscribers_page(request: Request, visit: Visit) -> Response:
         query=query,
         keep=keep,
         statuses=list(_STATUSES),
+        newsletters=names(settings) if several(settings) else {},
     )
 
 
@@ -92,9 +104,10 @@ async def person_page(request: Request, visit: Visit) -> Response:
     ctx = admin_of(request)
     person_id = _person_id(request)
 
-    def load() -> tuple[Any, Any, Any]:
+    def load() -> tuple[Any, Any, Any, Any]:
         with ctx.engine.connect() as conn:
             person = store.get(conn, person_id)
+            held = subscriptions.of(conn, person_id)
             history = store.events(conn, person_id)
             d = deliveries.c
             sent = conn.execute(
@@ -104,9 +117,9 @@ async def person_page(request: Request, visit: Visit) -> Response:
                 .limit(50)
             ).all()
             conn.rollback()
-        return person, history, sent
+        return person, history, sent, held
 
-    person, history, sent = await run_in_threadpool(load)
+    person, history, sent, held = await run_in_threadpool(load)
     return render(
         request,
         "subscriber.html",
@@ -118,6 +131,8 @@ async def person_page(request: Request, visit: Visit) -> Response:
         sent=sent,
         may_erase=may_send(visit.user, ctx.settings),
         confirm=False,
+        held=held if several(ctx.settings) else [],
+        newsletters=names(ctx.settings),
     )
 
 
@@ -134,6 +149,35 @@ async def unsubscribe_person(request: Request, visit: Visit) -> Response:
 
     await run_in_threadpool(write)
     return go(request, f"/subscribers/{person_id}", "unsubscribed")
+
+
+@view(Role.EDITOR)
+async def leave_newsletter(request: Request, visit: Visit) -> Response:
+    """POST /admin/subscribers/{id}/leave: end their subscription to one newsletter
+    (``newsletter``, a configured id); their other newsletters and status stay."""
+    ctx = admin_of(request)
+    person_id = _person_id(request)
+    if not visit.value("newsletter"):
+        raise InputError("choose a newsletter", field="newsletter")
+    newsletter_id = chosen(ctx.settings, visit.value("newsletter"))
+
+    def write() -> None:
+        with ctx.engine.begin() as conn:
+            store.get(conn, person_id)  # a 404 for nobody
+            left = subscriptions.unsubscribe(
+                conn, person_id, [newsletter_id], now=utcnow(), source="console"
+            )
+            if left:
+                record(
+                    conn,
+                    visit.user.email,
+                    "subscriber.leave",
+                    f"subscriber {person_id}",
+                    f"newsletter {newsletter_id}",
+                )
+
+    await run_in_threadpool(write)
+    return go(request, f"/subscribers/{person_id}", "left")
 
 
 def _erase_forbidden(request: Request, visit: Visit) -> Response:
@@ -201,6 +245,7 @@ def routes() -> list[Route]:
         Route("/subscribers", subscribers_page, methods=["GET"]),
         Route(base, person_page, methods=["GET"]),
         Route(base + "/unsubscribe", unsubscribe_person, methods=["POST"]),
+        Route(base + "/leave", leave_newsletter, methods=["POST"]),
         Route(base + "/erase", erase_confirm, methods=["GET"]),
         Route(base + "/erase", erase_person, methods=["POST"]),
     ]

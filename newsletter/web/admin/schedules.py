@@ -2,7 +2,8 @@
 
 Adding, pausing, resuming and cancelling go through :mod:`newsletter.scheduling.store`
 as ``newsletter schedule ...`` does; each occurrence's history comes from
-:func:`newsletter.scheduling.claims.list_runs`.
+:func:`newsletter.scheduling.claims.list_runs`. With several newsletters, a new
+schedule is for the one chosen (a fixed edition's: its own) and the list names it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from newsletter.scheduling.timing import (
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, render, view
 from newsletter.web.admin.crontext import describe_cron
+from newsletter.web.admin.lists import chosen, names, several
 from newsletter.web.admin.roles import Role
 
 __all__ = [
@@ -64,11 +66,11 @@ def next_five(cron: str, zone: str, after: datetime) -> list[str]:
 @view(Role.VIEWER)
 async def schedules_page(request: Request, visit: Visit) -> Response:
     """GET /admin/schedules: every schedule and its next run."""
-    engine = admin_of(request).engine
+    ctx = admin_of(request)
 
     def load() -> list[tuple[Any, str]]:
         now = utcnow()
-        with engine.connect() as conn:
+        with ctx.engine.connect() as conn:
             found = list_schedules(conn)
         rows = []
         for s in found:
@@ -78,7 +80,13 @@ async def schedules_page(request: Request, visit: Visit) -> Response:
 
     rows = await run_in_threadpool(load)
     return render(
-        request, "schedules.html", visit.user, title="Schedules", nav="schedules", rows=rows
+        request,
+        "schedules.html",
+        visit.user,
+        title="Schedules",
+        nav="schedules",
+        rows=rows,
+        newsletters=names(ctx.settings) if several(ctx.settings) else {},
     )
 
 
@@ -86,8 +94,9 @@ async def schedules_page(request: Request, visit: Visit) -> Response:
 async def new_page(request: Request, visit: Visit) -> Response:
     """GET /admin/schedules/new: the form; ``?cron=&tz=`` also reads it aloud with 5 runs."""
     params = request.query_params
+    settings = admin_of(request).settings
     cron = params.get("cron", "").strip()
-    zone = params.get("tz", "").strip() or admin_of(request).settings.timezone
+    zone = params.get("tz", "").strip() or settings.timezone
     reading: str | None = None
     runs: list[str] = []
     error: str | None = None
@@ -114,13 +123,17 @@ async def new_page(request: Request, visit: Visit) -> Response:
         reading=reading,
         runs=runs,
         error=error,
+        newsletters=names(settings) if several(settings) else {},
+        default_newsletter=settings.newsletter_list.default.id,
     )
 
 
 @view(Role.EDITOR)
 async def add(request: Request, visit: Visit) -> Response:
-    """POST /admin/schedules/new: a recurring build-and-send, or a one-off."""
+    """POST /admin/schedules/new: a recurring build-and-send, or a one-off, for
+    ``newsletter`` (a configured id; empty: the default; a fixed edition's: its own)."""
     ctx = admin_of(request)
+    newsletter_id = chosen(ctx.settings, visit.value("newsletter"))
     zone = visit.value("tz") or ctx.settings.timezone
     get_zone(zone)
     if visit.value("kind") == "once":
@@ -140,7 +153,12 @@ async def add(request: Request, visit: Visit) -> Response:
     def write() -> int:
         with ctx.engine.begin() as conn:
             found = add_schedule(
-                conn, timing=timing, now=utcnow(), edition_id=edition_id, build=build
+                conn,
+                timing=timing,
+                now=utcnow(),
+                edition_id=edition_id,
+                build=build,
+                newsletter=newsletter_id,
             )
             record(conn, visit.user.email, "schedule.add", f"schedule {found.id}", found.describe())
             return found.id
@@ -152,7 +170,8 @@ async def add(request: Request, visit: Visit) -> Response:
 @view(Role.VIEWER)
 async def schedule_page(request: Request, visit: Visit) -> Response:
     """GET /admin/schedules/{id}: when it runs, the next five runs and each occurrence's fate."""
-    engine = admin_of(request).engine
+    ctx = admin_of(request)
+    engine = ctx.engine
     schedule_id = int(request.path_params["schedule_id"])
 
     def load() -> tuple[Any, Any, list[str], str]:
@@ -178,6 +197,7 @@ async def schedule_page(request: Request, visit: Visit) -> Response:
         runs=runs,
         upcoming=upcoming,
         reading=reading,
+        newsletters=names(ctx.settings) if several(ctx.settings) else {},
     )
 
 

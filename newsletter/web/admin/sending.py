@@ -32,6 +32,7 @@ from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.web.admin.accounts import User
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, not_allowed, render, view
+from newsletter.web.admin.lists import names, several
 from newsletter.web.admin.roles import Role
 
 __all__ = [
@@ -112,7 +113,8 @@ def _forbidden(request: Request, visit: Visit) -> Response:
 
 @view(Role.EDITOR)
 async def confirm_page(request: Request, visit: Visit) -> Response:
-    """GET /admin/editions/{id}/send: how many people it goes to, and a button to confirm."""
+    """GET /admin/editions/{id}/send: how many people it goes to (its newsletter's
+    confirmed readers whose topics meet it), and a button to confirm."""
     ctx = admin_of(request)
     if not may_send(visit.user, ctx.settings):
         return _forbidden(request, visit)
@@ -135,6 +137,7 @@ async def confirm_page(request: Request, visit: Visit) -> Response:
         edition=edition,
         recipients=recipients,
         variants=variants,
+        newsletters=names(ctx.settings) if several(ctx.settings) else {},
     )
 
 

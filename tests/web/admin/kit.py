@@ -83,8 +83,11 @@ def fresh_articles(env: WebEnv, count: int = 4) -> list[str]:
     return [a.id for a in made]
 
 
-def confirmed_people(env: WebEnv, count: int, prefix: str = "reader") -> None:
-    """``count`` confirmed subscribers, ``reader0001@example.org`` and on."""
+def confirmed_people(
+    env: WebEnv, count: int, prefix: str = "reader", newsletters: list[str] | None = None
+) -> None:
+    """``count`` confirmed subscribers, ``reader0001@example.org`` and on (subscribed to
+    ``newsletters``; None: the default newsletter)."""
     from subscribers import store
 
     secret = env.settings.secret()
@@ -96,4 +99,5 @@ def confirmed_people(env: WebEnv, count: int, prefix: str = "reader") -> None:
                 name=f"Reader {n:04d}",
                 secret=secret,
                 confirmed=True,
+                newsletters=newsletters,
             )

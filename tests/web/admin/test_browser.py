@@ -17,6 +17,7 @@ import pytest
 from newsletter.content.editions import build_edition
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
+from newsletter.core.newsletters import Newsletter
 from newsletter.delivery.engine import send_edition
 from newsletter.scheduling.store import add_schedule
 from newsletter.scheduling.timing import Timing
@@ -175,6 +176,69 @@ def test_an_editors_morning_in_the_console(
             page.set_viewport_size({"width": 1280, "height": 900})
             page.goto(base + "/admin/")
             _check(page, findings)
+        finally:
+            context.close()
+    bad = {path: found for path, found in findings.items() if found}
+    assert not bad, json.dumps(bad, indent=1)
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (scripts/system-deps.sh); only layout checked")
+
+
+def test_the_newsletter_controls(browser: Any, settings: Settings, smtp_server: SMTPServer) -> None:
+    two = [
+        Newsletter(id="daily", name="The Daily Briefing"),
+        Newsletter(id="breaking", name="Breaking"),
+    ]
+    env = console_env(settings, smtp_server.url, newsletters=two)
+    account(env, "admin@example.com", Role.ADMIN)
+    ids = fresh_articles(env, 3)
+    confirmed_people(env, 4)
+    confirmed_people(env, 2, prefix="both", newsletters=["daily", "breaking"])
+    findings: dict[str, list[str]] = {}
+    with running_server(env.app) as base:
+        context = browser.new_context(viewport={"width": 375, "height": 800}, bypass_csp=True)
+        page = context.new_page()
+        page.route(re.compile(r"^https://"), lambda route: route.abort())  # offline pictures
+        try:
+            page.goto(base + "/admin/editions/new")
+            page.fill("#email", "admin@example.com")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(r"/admin/editions/new$"))
+            assert page.input_value("#newsletter") == "daily"  # the default
+            page.select_option("#newsletter", "breaking")
+            page.locator(f"input[name=pick][value='{ids[0]}']").check()
+            _check(page, findings)
+            page.click("text=Build the draft")
+            page.wait_for_url(re.compile(r"/admin/editions/[^/]+\?done=built$"))
+            assert page.inner_text("#edition-newsletter") == "Breaking"
+            _check(page, findings)
+            page.click("text=Send now")
+            assert page.inner_text("#recipient-count") == "2"
+            _check(page, findings)
+
+            page.goto(base + "/admin/subscribers")
+            page.select_option("#newsletter", "breaking")
+            page.click("form[role=search] button")
+            page.wait_for_url(re.compile(r"newsletter=breaking"))
+            assert page.locator("tbody a").count() == 2
+            _check(page, findings)
+            page.click("text=both0001@example.org")
+            page.click("text=Unsubscribe from Breaking")
+            page.wait_for_selector("text=unsubscribed from that newsletter")
+            assert page.locator("#subscriptions button").count() == 1
+            _check(page, findings)
+
+            page.goto(base + "/admin/schedules/new")
+            page.fill("#cron", "0 12 * * *")
+            page.select_option("#newsletter", "breaking")
+            _check(page, findings)
+            page.click("text=Add the schedule")
+            page.wait_for_selector("#schedule-newsletter")
+            for path in ("/admin/schedules", "/admin/editions", "/admin/"):
+                page.goto(base + path)
+                _check(page, findings)
+            assert page.locator("#per-newsletter tbody tr").count() == 2
         finally:
             context.close()
     bad = {path: found for path, found in findings.items() if found}
