@@ -137,6 +137,14 @@ def _newsletters(conn: Connection) -> None:
     conn.execute(chosen.insert().from_select([*names, "source"], rows))
 
 
+def _subject_tests(conn: Connection) -> None:
+    """0012: subject-line tests, and the arm of each click (``clicks.arm``)."""
+    _create(schema.subject_tests)(conn)
+    # a database made since has the column already (0010 creates clicks as it is now)
+    if "arm" not in {c["name"] for c in sa.inspect(conn).get_columns("clicks")}:
+        conn.exec_driver_sql("ALTER TABLE clicks ADD COLUMN arm VARCHAR(1)")
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_articles_editions", _create(schema.articles, schema.editions)),
     (
@@ -155,6 +163,7 @@ MIGRATIONS: list[Migration] = [
     ("0009_console", _console),
     ("0010_personal", _create(schema.schedule_waves, schema.clicks)),
     ("0011_newsletters", _newsletters),
+    ("0012_subject_tests", _subject_tests),
 ]
 
 

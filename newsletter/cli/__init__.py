@@ -112,6 +112,9 @@ _FLAGS = {
     "cron": "--cron",
     "tz": "--tz",
     "newsletter": "--newsletter",
+    "subject_b": "--subject-test",
+    "test_share": "--test-share",
+    "decide_after": "--decide-after",
 }
 
 

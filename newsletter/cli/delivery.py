@@ -12,11 +12,12 @@ import typer
 from newsletter.cli.common import err, get_engine, get_settings, out, plural
 from newsletter.cli.prompts import YES_HELP, confirm_or_stop, on_terminal
 from newsletter.cli.tables import Column, print_list
-from newsletter.core.errors import SendPausedError
+from newsletter.core.errors import InputError, SendPausedError
 
 if TYPE_CHECKING:
     from newsletter.cli.progress import SendBar
     from newsletter.delivery.engine import SendOptions, SendReport
+    from newsletter.delivery.subjects import SubjectTestSpec
 
 __all__ = [
     "register",
@@ -116,6 +117,7 @@ def _summary(report: SendReport) -> None:
     dry = _dry_run_line(report)
     if dry is not None:
         out.print(dry, markup=False)
+        _subject_test_line(report)
         return
     out.print(str(report), markup=False)
     if report.counts:
@@ -135,6 +137,20 @@ def _summary(report: SendReport) -> None:
             f"newsletter send {report.edition_id}",
             markup=False,
         )
+    _subject_test_line(report)
+
+
+def _subject_test_line(report: SendReport) -> None:
+    """A subject-line test's split, and when it is (or was) decided."""
+    if report.arms is None:
+        return
+    a, b, rest = report.arms
+    line = f"subject-line test: {a:,} in arm A, {b:,} in arm B, {rest:,} in the rest"
+    if report.winner is not None:
+        line += f"; {report.winner} won: the rest gets subject {report.winner}"
+    elif report.decision_at is not None:
+        line += f", decided at {report.decision_at:%Y-%m-%d %H:%M:%S} UTC"
+    out.print(line, markup=False)
 
 
 def send(
@@ -166,21 +182,45 @@ def send(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help=YES_HELP)] = False,
+    subject_test: Annotated[
+        str | None,
+        typer.Option(
+            "--subject-test",
+            metavar="SUBJECT",
+            help="Test this subject against the edition's own on a share of the readers; "
+            "the one with more unique clicks per message goes to the rest.",
+        ),
+    ] = None,
+    test_share: Annotated[
+        str | None,
+        typer.Option(
+            "--test-share", metavar="PERCENT", help="With --subject-test: 1% to 50% (default 20%)."
+        ),
+    ] = None,
+    decide_after: Annotated[
+        str | None,
+        typer.Option(
+            "--decide-after", metavar="SPAN", help="With --subject-test: 30m, 1h (default), 4h."
+        ),
+    ] = None,
 ) -> None:
     """Send an edition to every confirmed subscriber it is for, exactly once.
 
     The outbox is written first; re-running the command resumes where a stopped,
     paused or crashed run left off. On a terminal it asks first (--yes skips the
     question). Ctrl-C or SIGTERM stops cleanly (exit 130 or 143); exit 75 means
-    some messages wait for a retry later.
+    some messages wait for a retry later, or for a subject-line test's decision.
 
     Example:
 
         newsletter send 2026-11-26-daily --concurrency 8 --rate 50
+        newsletter send 2026-11-26-daily --subject-test "Budget: what it means for you"
+            --test-share 20% --decide-after 1h
     """
     import asyncio
 
     from newsletter.cli.progress import SendBar
+    from newsletter.cli.schedules import _clock  # NEWSLETTER_NOW, the testing aid
     from newsletter.delivery.engine import SendOptions, SendReport
     from newsletter.delivery.report import EXIT_DEFERRED
 
@@ -190,6 +230,8 @@ def send(
         dry_run=dry_run,
         test_to=test_to,
         resend_unknown=resend_unknown,
+        subject_test=_subject_test(subject_test, test_share, decide_after),
+        clock=_clock(),  # a subject-line test starts and is decided by it
     )
     if not (dry_run or test_to):
         _confirm_send(edition, yes=yes)
@@ -212,6 +254,20 @@ def send(
         raise typer.Exit(EXIT_TERMINATED if stopped_by == ["SIGTERM"] else EXIT_INTERRUPTED)
     if report.deferred_until is not None:
         raise typer.Exit(EXIT_DEFERRED)  # rows wait for a retry later: not an error, not done
+
+
+def _subject_test(
+    subject: str | None, share: str | None, decide_after: str | None
+) -> SubjectTestSpec | None:
+    """The --subject-test options as the library's spec (checked there)."""
+    if subject is None:
+        if share is not None or decide_after is not None:
+            flag = "--test-share" if share is not None else "--decide-after"
+            raise InputError(f"{flag} goes with --subject-test SUBJECT", field=flag)
+        return None
+    from newsletter.delivery.subjects import SubjectTestSpec
+
+    return SubjectTestSpec.parse(subject, share or "20%", decide_after or "1h")
 
 
 def _confirm_send(edition_id: str, *, yes: bool) -> None:

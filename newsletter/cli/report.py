@@ -41,6 +41,21 @@ def _print_edition(found: EditionReport) -> None:
     columns = [Column("story", key=True), Column("section")]
     columns += [Column(name, right=True) for name in ("clicks", "unique", "scanners")]
     print_list(columns, stories, plural(len(stories), "story", "stories"))
+    test = found.subject_test
+    if test is not None:
+        if test.winner is not None and test.decided_at is not None:
+            when = f"{test.winner} won, decided {test.decided_at:%Y-%m-%d %H:%M} UTC"
+        else:
+            when = f"to be decided {test.decide_at:%Y-%m-%d %H:%M} UTC"
+        out.print(f"subject-line test on {test.share}% of the recipients: {when}", markup=False)
+        arms = [
+            [a.arm + (" (won)" if a.won else ""), f"{a.recipients:,}", f"{a.sent:,}",
+             f"{a.unique_clicks:,}", _rate(a.rate), a.subject]
+            for a in test.arms
+        ]  # fmt: skip
+        columns = [Column("arm", key=True)]
+        columns += [Column(n, right=True) for n in ("recipients", "sent", "unique", "rate")]
+        print_list([*columns, Column("subject", flex=True)], arms, f"{test.rest:,} in the rest")
 
 
 def _print_trends(found: Trends) -> None:

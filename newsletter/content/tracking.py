@@ -1,7 +1,8 @@
 """Signed click-tracking tokens: ``BASE_URL/c/<token>`` for an article link of an edition.
 
 A token binds the edition, the article and the link (a hash of its URL): the
-*link part*, ``<body>.<signature>``, made once per variant at render time. In
+*link part*, ``<body>.<signature>``, made once per variant at render time; in a
+subject-line test's arm it binds the arm (``A`` or ``B``) too. In
 per-subscriber mode a *reader part* follows, ``.<subscriber id, hex>.<signature>``,
 whose signature binds the reader to the edition: one HMAC per recipient, made in
 :meth:`newsletter.content.message.MessageTemplate.personalise` and shared by every
@@ -41,6 +42,7 @@ _CONTEXT = b"newsletter click tokens v1"
 #: the per-recipient slot after a link part in per-subscriber mode
 #: (``newsletter.content.render.slot("click")``; render imports this module)
 CLICK_SLOT = "NLPH7click7"
+_ARMS = ("A", "B")  # a subject-line test's arms (newsletter.content.arms)
 
 TrackMode = Literal["off", "aggregate", "per-subscriber"]
 
@@ -53,6 +55,7 @@ class ClickTarget:
     article_id: str
     link: str  # link_hash(url) of the article's URL when the email was made
     subscriber_id: int | None = None
+    arm: str | None = None  # a subject-line test's arm (A or B) the message was in
 
 
 def link_hash(url: str) -> str:
@@ -101,10 +104,18 @@ class ReaderSigner:
 
 
 def click_token(
-    secret: bytes, edition_id: str, article_id: str, url: str, subscriber_id: int | None = None
+    secret: bytes,
+    edition_id: str,
+    article_id: str,
+    url: str,
+    subscriber_id: int | None = None,
+    *,
+    arm: str | None = None,
 ) -> str:
-    """The token for ``url`` (article ``article_id`` of ``edition_id``), optionally a reader's."""
-    body = _b64("\n".join((edition_id, article_id, link_hash(url))).encode("utf-8"))
+    """The token for ``url`` (article ``article_id`` of ``edition_id``), optionally a reader's
+    and a subject-line test arm's (``A`` or ``B``)."""
+    fields = (edition_id, article_id, link_hash(url), *((arm,) if arm else ()))
+    body = _b64("\n".join(fields).encode("utf-8"))
     token = f"{body}.{_sign(bytes(secret), body)}"
     if subscriber_id is None:
         return token
@@ -125,10 +136,11 @@ def read_click_token(secret: bytes, token: str) -> ClickTarget | None:
     except (ValueError, UnicodeError):
         return None
     found = fields.split("\n")
-    if len(found) != 3:
+    if len(found) not in (3, 4) or (len(found) == 4 and found[3] not in _ARMS):
         return None
+    arm = found[3] if len(found) == 4 else None
     if len(parts) == 2:
-        return ClickTarget(found[0], found[1], found[2])
+        return ClickTarget(found[0], found[1], found[2], arm=arm)
     mark, reader_signature = parts[2], parts[3]
     try:
         subscriber_id = int(mark, 16)
@@ -139,7 +151,7 @@ def read_click_token(secret: bytes, token: str) -> ClickTarget | None:
         return None
     if not genuine or mark != f"{subscriber_id:x}":
         return None
-    return ClickTarget(found[0], found[1], found[2], subscriber_id)
+    return ClickTarget(found[0], found[1], found[2], subscriber_id, arm)
 
 
 def click_links(settings: Settings, edition_id: str, *, web: bool = False) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ __all__ = [
     "schedule_runs",
     "schedule_waves",
     "schedules",
+    "subject_tests",
     "web_limits",
 ]
 
@@ -206,5 +207,28 @@ clicks = sa.Table(
     sa.Column("visitor", sa.String(32), nullable=True),
     sa.Column("kind", sa.String(10), nullable=False),  # human | scanner
     sa.Column("at", UTCDateTime(), nullable=False),
+    # the subject-line test arm (A | B) whose message held the link; NULL otherwise
+    # (added by 0012_subject_tests)
+    sa.Column("arm", sa.String(1), nullable=True),
     sa.Index("ix_clicks_edition_article", "edition_id", "article_id"),
+)
+
+# One subject-line test per edition (newsletter.delivery.subjects): subject B against
+# the edition's own (A) on ``share`` percent of the recipients, the arms' sizes as
+# written to the outbox, when the rest waits for, and, once decided, the winner, when,
+# and the figures it was decided on.
+subject_tests = sa.Table(
+    "subject_tests",
+    metadata,
+    sa.Column("edition_id", sa.String(100), primary_key=True),
+    sa.Column("subject_b", sa.Text, nullable=False),
+    sa.Column("share", sa.Integer, nullable=False),  # percent of the recipients, 1 to 50
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("decide_at", UTCDateTime(), nullable=False),
+    sa.Column("arm_a", sa.Integer, nullable=False),  # recipients in arm A
+    sa.Column("arm_b", sa.Integer, nullable=False),
+    sa.Column("rest", sa.Integer, nullable=False),  # recipients waiting for the winner
+    sa.Column("winner", sa.String(1), nullable=True),  # A | B once decided
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
+    sa.Column("decision", sa.JSON, nullable=True),  # each arm's sent, unique clicks, rate
 )

@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from newsletter.content.arms import arm_copy, split_key
 from newsletter.content.message import MessageTemplate, Personal, list_id_header
 from newsletter.content.models import Edition
 from newsletter.content.render import Renderer, Variant
 from newsletter.core.config import Settings
+from newsletter.core.errors import StateError
 from newsletter.core.schema import deliveries
 from newsletter.delivery import outbox
 from newsletter.delivery.dkim import DKIMSigner
@@ -33,11 +35,16 @@ __all__ = ["MessageBuilder", "outbox_rows", "variant_counts"]
 
 
 class MessageBuilder:
-    """Renders each variant once and personalises its bytes per recipient."""
+    """Renders each variant once and personalises its bytes per recipient.
 
-    def __init__(self, settings: Settings, edition: Edition) -> None:
+    ``subject_b`` is the subject a subject-line test's arm B (and its rest, if B won)
+    gets; both arms share the content's one render (:mod:`newsletter.content.arms`).
+    """
+
+    def __init__(self, settings: Settings, edition: Edition, subject_b: str | None = None) -> None:
         self.settings = settings
         self.edition = edition
+        self.subject_b = subject_b
         self.signer = DKIMSigner.from_settings(settings)
         list_id_header(settings, edition.newsletter)  # a newsletter no longer configured: stop
         self._renderer = Renderer(settings)
@@ -52,7 +59,12 @@ class MessageBuilder:
         """The message template of variant ``key`` (rendered on first use)."""
         found = self._templates.get(key)
         if found is None:
-            variant = self._renderer.render(self.edition, Variant.parse(key))
+            content, arm = split_key(key)
+            variant = self._renderer.render(self.edition, Variant.parse(content))
+            if arm is not None:
+                if self.subject_b is None and arm.endswith("B"):
+                    raise StateError(f"edition {self.edition.id} has no subject-line test")
+                variant = arm_copy(variant, self.edition, self.settings, arm, self.subject_b or "")
             found = MessageTemplate.from_variant(variant, self.settings, self.edition)
             self._templates[key] = found
         return found

@@ -31,7 +31,7 @@ from newsletter.content.render import Variant
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.core.errors import DeliveryError
-from newsletter.delivery import outbox
+from newsletter.delivery import outbox, subjects
 from newsletter.delivery.compose import MessageBuilder, outbox_rows
 from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.delivery.report import SendOptions, SendProgress, SendReport
@@ -70,22 +70,36 @@ async def send_edition(
     """
     options = options or SendOptions()
     if options.dry_run:
-        return _dry_run(settings, engine, edition_id)
+        return _dry_run(settings, engine, edition_id, options)
     settings.check_links_reachable()  # dead unsubscribe links count as complaints
     if options.test_to:
-        return await _test_send(settings, engine, edition_id, options.test_to, pool)
+        spec = options.subject_test
+        return await _test_send(
+            settings, engine, edition_id, options.test_to, pool, spec.subject_b if spec else None
+        )
     return await SendRun(settings, engine, edition_id, options, progress, stop, pool).execute()
 
 
-def _dry_run(settings: Settings, engine: Engine, edition_id: str) -> SendReport:
-    """Build every message as a real send would, send none and write nothing."""
+def _dry_run(
+    settings: Settings, engine: Engine, edition_id: str, options: SendOptions
+) -> SendReport:
+    """Build every message as a real send would, send none and write nothing (with a
+    subject-line test: say how the recipients would be split, and when decided)."""
     started = time.perf_counter()
     report = SendReport(edition_id, mode="dry-run")
+    spec = options.subject_test
+    now = options.clock() if options.clock else utcnow()
     with engine.connect() as conn:
         edition = get_edition(conn, edition_id)
+        if spec is not None:
+            subjects.check_for(settings, edition, spec)
         if outbox.exists(conn, edition_id):
             # a send has begun: what a real send would do now is in the outbox
             report.counts = {state.value: n for state, n in outbox.counts(conn, edition_id).items()}
+            test = subjects.prepare(conn, settings, edition, spec, fresh=False, now=now)
+            if test is not None and test.winner is None:
+                report.arms, report.decision_at = test.sizes, test.decide_at
+            conn.rollback()  # a decision a real send would make now is not kept
             report.elapsed = time.perf_counter() - started
             return report
         builder = MessageBuilder(settings, edition)
@@ -100,6 +114,9 @@ def _dry_run(settings: Settings, engine: Engine, edition_id: str) -> SendReport:
             report.built += 1
             report.built_bytes += len(data)
         conn.rollback()
+    if spec is not None:
+        report.arms = subjects.check_sizes(edition_id, report.built, spec)
+        report.decision_at = now + spec.decide_after
     report.variants = builder.variants
     report.elapsed = time.perf_counter() - started
     return report
@@ -119,26 +136,38 @@ def as_test(edition: Edition, address: str) -> Edition:
 
 
 async def _test_send(
-    settings: Settings, engine: Engine, edition_id: str, address: str, pool: SMTPPool | None
+    settings: Settings,
+    engine: Engine,
+    edition_id: str,
+    address: str,
+    pool: SMTPPool | None,
+    subject_b: str | None = None,
 ) -> SendReport:
-    """One message of the edition to ``address``; the outbox is not touched."""
+    """One message of the edition to ``address`` (with ``subject_b``, a second one with
+    that subject: both sides of a subject-line test); the outbox is not touched."""
     with engine.connect() as conn:
-        edition = as_test(get_edition(conn, edition_id), address)
+        original = get_edition(conn, edition_id)
         known = store.find_by_email(conn, address)
         conn.rollback()
-    builder = MessageBuilder(settings, edition)
-    variant = Variant.of(edition, known.topics if known else None)
-    data = builder.build(
-        "all" if variant.is_empty else variant.key,
-        known.id if known else 0,
-        address,
-        known.name if known else None,
-        new_message_id(settings.sender_domain),
-        known.attributes.get("first_name") if known else None,
-    )
-    attempt = await send_one(pool or smtp_pool(settings, 1), settings.sender_address, address, data)
-    if attempt.outcome is not DeliveryStatus.SENT:
-        raise DeliveryError(f"the test message to {address} was not accepted: {attempt.error}")
-    return SendReport(
-        edition_id, mode="test", test_to=address, sent=1, built=1, built_bytes=len(data)
-    )
+    report = SendReport(edition_id, mode="test", test_to=address)
+    subjects_shown = [original.subject] + ([subject_b] if subject_b is not None else [])
+    pool = pool or smtp_pool(settings, len(subjects_shown))
+    for subject in subjects_shown:
+        edition = as_test(original.model_copy(update={"subject": subject}), address)
+        builder = MessageBuilder(settings, edition)
+        variant = Variant.of(edition, known.topics if known else None)
+        data = builder.build(
+            "all" if variant.is_empty else variant.key,
+            known.id if known else 0,
+            address,
+            known.name if known else None,
+            new_message_id(settings.sender_domain),
+            known.attributes.get("first_name") if known else None,
+        )
+        attempt = await send_one(pool, settings.sender_address, address, data)
+        if attempt.outcome is not DeliveryStatus.SENT:
+            raise DeliveryError(f"the test message to {address} was not accepted: {attempt.error}")
+        report.sent += 1
+        report.built += 1
+        report.built_bytes += len(data)
+    return report

@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from newsletter.content.arms import split_key
 from newsletter.content.editions import get_edition
 from newsletter.content.models import Edition
 from newsletter.content.render import Variant
@@ -68,7 +69,7 @@ def already_sent(
         found = shown.get((edition_id, key))
         if found is None:
             try:
-                variant = Variant.parse(key)
+                variant = Variant.parse(split_key(key)[0])  # a subject arm: same stories
             except ValueError:
                 variant = Variant(None)  # an unreadable key: assume it showed everything
             kept = variant.articles_of(by_id[edition_id])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -10,6 +11,7 @@ from newsletter.content.models import EditionStatus
 from newsletter.core.text import plural
 from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.delivery.pacing import PaceChange, PacingPolicy
+from newsletter.delivery.subjects import SubjectTestSpec
 
 __all__ = ["EXIT_DEFERRED", "SendOptions", "SendProgress", "SendReport"]
 
@@ -38,6 +40,10 @@ class SendOptions:
     # seconds ahead, the send ends (``SendReport.deferred_until``) instead of waiting.
     linger: float = 30.0
     pacing: PacingPolicy | None = None  # the pacing rules' constants (tests tune them)
+    # a subject-line test to start with the first send (newsletter.delivery.subjects)
+    subject_test: SubjectTestSpec | None = None
+    # the clock a subject-line test starts and is decided by (default: the real one)
+    clock: Callable[[], datetime] | None = None
 
 
 class SendProgress(Protocol):
@@ -77,6 +83,12 @@ class SendReport:
     remaining: int = 0
     edition_status: EditionStatus | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # a subject-line test: readers in arm A, arm B and the rest (a dry run's plan, or
+    # the recorded split), the rows still waiting and when the test is decided
+    arms: tuple[int, int, int] | None = None
+    waiting: int = 0
+    decision_at: datetime | None = None
+    winner: str | None = None  # once decided: the arm whose subject the rest gets
 
     @property
     def rate(self) -> float:
@@ -107,7 +119,12 @@ class SendReport:
                 f"; slowed down {plural(self.slowdowns, 'time')}{lowest} after bursts of "
                 "421s or dropped connections"
             )
-        if self.deferred_until is not None:
+        if self.decision_at is not None and self.waiting:
+            text += (
+                f"; {self.waiting} wait for the subject-line test's decision at "
+                f"{self.decision_at:%Y-%m-%d %H:%M:%S} UTC: send again then"
+            )
+        elif self.deferred_until is not None:
             text += (
                 f"; {self.remaining} deferred by the relay until "
                 f"{self.deferred_until:%Y-%m-%d %H:%M:%S} UTC: send again then "

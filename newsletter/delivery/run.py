@@ -22,7 +22,7 @@ from newsletter.content.models import EditionStatus
 from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.core.errors import DeliveryError, InputError, SendPausedError, StateError
-from newsletter.delivery import outbox
+from newsletter.delivery import outbox, subjects
 from newsletter.delivery.compose import MessageBuilder
 from newsletter.delivery.journal import DatabaseRunner, Journal, Result
 from newsletter.delivery.lease import take_lease
@@ -93,15 +93,20 @@ class SendRun:
                 prepare, self.settings, self.edition_id, self.options, self.report,
                 lease.worker, lease.is_alive,
             )  # fmt: skip
-            builder = MessageBuilder(self.settings, edition)
+            test = await db.transaction(subjects.get, self.edition_id)
+            builder = MessageBuilder(self.settings, edition, test.subject_b if test else None)
             for key in await db.transaction(open_variants, self.edition_id):
                 builder.template(key)  # render every variant before the first message
             self.builder = builder
+            # rows waiting for a subject-line test's decision are not this run's
             total = await db.transaction(
-                lambda conn: sum(
-                    n
-                    for s, n in outbox.counts(conn, self.edition_id).items()
-                    if s in (outbox.DeliveryStatus.QUEUED, outbox.DeliveryStatus.DEFERRED)
+                lambda conn: (
+                    sum(
+                        n
+                        for s, n in outbox.counts(conn, self.edition_id).items()
+                        if s in (outbox.DeliveryStatus.QUEUED, outbox.DeliveryStatus.DEFERRED)
+                    )
+                    - subjects.waiting(conn, self.edition_id)
                 )
             )
             if total:

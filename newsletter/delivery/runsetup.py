@@ -20,7 +20,7 @@ from newsletter.core.config import Settings
 from newsletter.core.db import utcnow
 from newsletter.core.errors import StateError
 from newsletter.core.schema import deliveries
-from newsletter.delivery import outbox, recovery
+from newsletter.delivery import outbox, recovery, subjects
 from newsletter.delivery.compose import outbox_rows
 from newsletter.delivery.report import SendOptions, SendReport
 
@@ -54,7 +54,8 @@ def prepare(
         recovery.requeue_unknown(conn, edition_id, now)
     # The recipients are a snapshot taken when the send first starts (in one
     # transaction: all rows or none); a resumed or second worker finds them.
-    if edition.status is not EditionStatus.SENT and not outbox.exists(conn, edition_id):
+    fresh = edition.status is not EditionStatus.SENT and not outbox.exists(conn, edition_id)
+    if fresh:
         report.enqueued = outbox.enqueue(
             conn,
             edition_id,
@@ -62,11 +63,24 @@ def prepare(
             now,
         )
     recovery.drop_unsubscribed(conn, edition_id, now, edition.newsletter)
+    # a subject-line test splits the new outbox into its arms, or is decided when due
+    test = subjects.prepare(
+        conn,
+        settings,
+        edition,
+        options.subject_test,
+        fresh=fresh,
+        now=options.clock() if options.clock else now,
+    )
+    if test is not None:
+        report.arms, report.winner = test.sizes, test.winner
+        report.decision_at = test.decide_at if test.winner is None else None
     return edition
 
 
 def open_variants(conn: Connection, edition_id: str) -> list[str]:
-    """The variant keys of the edition's rows still to send."""
+    """The variant keys of the edition's rows still to send (not those waiting for a
+    subject-line test's decision: they are not sent as they are)."""
     query = (
         sa.select(deliveries.c.variant)
         .where(
@@ -75,7 +89,7 @@ def open_variants(conn: Connection, edition_id: str) -> list[str]:
         )
         .distinct()
     )
-    return list(conn.execute(query).scalars())
+    return [key for key in conn.execute(query).scalars() if not subjects.is_waiting(key)]
 
 
 def settle(conn: Connection, edition_id: str, report: SendReport) -> None:
@@ -86,6 +100,10 @@ def settle(conn: Connection, edition_id: str, report: SendReport) -> None:
     others = counts[outbox.DeliveryStatus.SENDING]  # rows other live workers hold
     report.counts = {s.value: n for s, n in counts.items()}
     report.remaining = remaining
+    if report.decision_at is not None:
+        report.waiting = subjects.waiting(conn, edition_id)
+        if report.waiting:  # like rows deferred far ahead: `send` exits 75, schedulers retry
+            report.deferred_until = min(filter(None, (report.deferred_until, report.decision_at)))
     if report.paused_reason:
         status, reason = EditionStatus.PAUSED, report.paused_reason
     elif remaining == 0:
@@ -96,6 +114,12 @@ def settle(conn: Connection, edition_id: str, report: SendReport) -> None:
     elif report.stopped and not others:
         status = EditionStatus.PAUSED
         reason = f"stopped; resume with: newsletter send {edition_id}"
+    elif report.decision_at is not None and report.waiting and not others:
+        status = EditionStatus.SENDING
+        reason = (
+            f"subject-line test: {report.waiting} wait for the decision at "
+            f"{report.decision_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
     elif report.deferred_until is not None and not others:
         status = EditionStatus.SENDING
         reason = (

@@ -37,6 +37,7 @@ from newsletter.content.editions import get_edition
 from newsletter.core.schema import clicks, deliveries, editions
 from newsletter.delivery import outbox
 from newsletter.delivery.outcomes import DeliveryStatus
+from newsletter.reports.subjects import SubjectTestReport, subject_test_report
 from subscribers.bounces import SOFT_BOUNCE_EVENT
 from subscribers.schema import subscriber_events
 from subscribers.subscriptions import UNSUBSCRIBED_EVENT
@@ -93,6 +94,7 @@ class EditionReport(BaseModel):
     scanner_clicks: int
     click_through_rate: float | None
     articles: list[ArticleClicks]
+    subject_test: SubjectTestReport | None = None  # a subject-line test's arms, if any
 
 
 def clicker() -> Any:
@@ -240,4 +242,5 @@ def edition_report(conn: Connection, edition_id: str) -> EditionReport:
         scanner_clicks=sum(a.scanner_clicks for a in rows),
         click_through_rate=round(clickers / delivered, 4) if delivered else None,
         articles=rows,
+        subject_test=subject_test_report(conn, edition.id, edition.subject),
     )

@@ -98,6 +98,7 @@ async def click(request: Request) -> Response:
                     visitor=visitor,
                     kind="scanner" if scanner else "human",
                     at=now,
+                    arm=target.arm,  # a subject-line test's arm, counted per arm
                 )
             )
             return with_utm(found[0].url, edition.id)
