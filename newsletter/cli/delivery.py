@@ -220,7 +220,7 @@ def send(
     import asyncio
 
     from newsletter.cli.progress import SendBar
-    from newsletter.cli.schedules import _clock  # NEWSLETTER_NOW, the testing aid
+    from newsletter.cli.schedules import clock  # NEWSLETTER_NOW, the testing aid
     from newsletter.delivery.engine import SendOptions, SendReport
     from newsletter.delivery.report import EXIT_DEFERRED
 
@@ -231,7 +231,7 @@ def send(
         test_to=test_to,
         resend_unknown=resend_unknown,
         subject_test=_subject_test(subject_test, test_share, decide_after),
-        clock=_clock(),  # a subject-line test starts and is decided by it
+        clock=clock(),  # a subject-line test starts and is decided by it
     )
     if not (dry_run or test_to):
         _confirm_send(edition, yes=yes)
