@@ -69,9 +69,8 @@ MAX_GREETING_NAME = 40
 
 
 def _shown(value: str) -> str:
-    """``value`` as a greeting may show it: one line, no control or format characters
-    (line breaks, bidi overrides), spaces collapsed; "" when longer than
-    :data:`MAX_GREETING_NAME`. Escaping for HTML is the caller's."""
+    """``value`` on one line without control or format characters (line breaks, bidi
+    overrides); "" when longer than :data:`MAX_GREETING_NAME`. HTML escaping is the caller's."""
     if not value.isprintable():
         value = "".join(
             c if c.isprintable() else ("" if unicodedata.category(c) == "Cf" else " ")
@@ -83,10 +82,8 @@ def _shown(value: str) -> str:
 
 def greeting_name(name: str | None, first_name: str | None = None) -> str:
     """The name a greeting uses: ``first_name`` when given and usable, else the first
-    name of ``name`` ("James" from "James Okafor" or "Okafor, James"), else "" (no name).
-
-    The result is one line of at most :data:`MAX_GREETING_NAME` printable characters.
-    """
+    name of ``name`` ("James" from "James Okafor" or "Okafor, James"), else "" (no name):
+    one line of at most :data:`MAX_GREETING_NAME` printable characters."""
     given = _shown(first_name) if first_name else ""
     if given:
         return given
