@@ -97,6 +97,7 @@ def subscriber_recipient(settings: Settings, conn: Connection, email: str) -> Pr
             preferences_url=links.preferences_url(settings, found.id, found.email),
             message_id=new_message_id(settings.sender_domain),
             unsubscribe_mailto=links.unsubscribe_mailto(settings, found.id, found.email),
+            first_name=found.attributes.get("first_name"),  # greeted as a send greets them
         ),
         found.topics or None,
     )
@@ -105,6 +106,7 @@ def subscriber_recipient(settings: Settings, conn: Connection, email: str) -> Pr
 def _values(personal: Personal) -> dict[str, str]:
     return {
         "name": personal.name,
+        "first_name": personal.first_name or "",
         "unsubscribe_url": personal.unsubscribe_url,
         "preferences_url": personal.preferences_url,
     }

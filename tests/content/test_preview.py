@@ -167,6 +167,22 @@ def test_preview_for_a_subscriber_uses_their_name_topics_and_links(
     assert "/preferences/" in html
 
 
+def test_preview_for_a_subscriber_greets_them_by_their_first_name_as_a_send_does(
+    run_cli: Callable[..., CLIResult], workdir: Path
+) -> None:
+    edition_id = _prepare(run_cli)
+    (workdir / "people.csv").write_text(
+        "email,name,first_name\njim@example.org,James Okafor,Jim\n", encoding="utf-8"
+    )
+    imported = run_cli("subscribers", "import", "people.csv", "--confirmed")
+    assert imported.code == 0, imported.stderr
+    result = run_cli("preview", "--subscriber", "jim@example.org", "--out", "out")
+    assert result.code == 0, result.stderr
+    message = _parse((workdir / "out" / f"{edition_id}.eml").read_bytes())
+    assert "Hello Jim," in _part(message, "plain")
+    assert "Hello Jim," in _part(message, "html")
+
+
 @pytest.fixture
 def preview_client(settings: Settings, tmp_path: Path) -> tuple[httpx.AsyncClient, Path]:
     folder = tmp_path / "templates"
