@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -48,6 +46,14 @@ from newsletter.scheduling.claims import (
     set_run_edition,
     take_over_runs,
 )
+from newsletter.scheduling.results import (
+    RunResult,
+    SendFn,
+    SendResult,
+    delivery_sender,
+    describe_result,
+    result_of,
+)
 from newsletter.scheduling.store import (
     ScheduleRecord,
     ScheduleStatus,
@@ -55,11 +61,8 @@ from newsletter.scheduling.store import (
     list_schedules,
     take_attached,
 )
-from newsletter.scheduling.timing import WAVE_SPAN, describe_local, format_delta, plan_due
+from newsletter.scheduling.timing import WAVE_SPAN, format_delta, plan_due
 from newsletter.scheduling.waves import plan_waves, summarise, to_send, waves_of_run, write_due
-
-if TYPE_CHECKING:
-    from newsletter.delivery.engine import SendReport
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -75,31 +78,6 @@ __all__ = [
 
 Clock = Callable[[], datetime]
 DEFAULT_LEASE = timedelta(minutes=2)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """What a send of one edition came to: sent, failed (with why), or stopped midway."""
-
-    outcome: RunOutcome
-    reason: str | None = None
-    interrupted: bool = False  # left unfinished: the run stays claimable and resumes
-    retry: bool = False  # unfinished because the relay was down: a later pass retries
-
-
-# (edition id, stop event) -> result; the delivery engine in production, a fake in tests
-SendFn = Callable[[str, asyncio.Event], Awaitable[SendResult]]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """One occurrence this scheduler dealt with, for the CLI to print."""
-
-    schedule_id: int
-    occurrence_at: datetime
-    outcome: str  # a RunOutcome value, "interrupted" (stopped) or "deferred" (relay down)
-    reason: str | None = None
-    edition_id: str | None = None
 
 
 class _LostClaim(Exception):
@@ -413,38 +391,3 @@ class Scheduler:
         if send_stop.is_set() and result.outcome is not RunOutcome.SENT:
             return SendResult(RunOutcome.RUNNING, "stopped before the end", interrupted=True)
         return result
-
-
-def delivery_sender(settings: Settings, engine: Engine) -> SendFn:
-    """The production :data:`SendFn`: the delivery engine's ``send_edition``, with its resume."""
-
-    async def send(edition_id: str, stop: asyncio.Event) -> SendResult:
-        # imported here: `schedule list` and friends need not load the delivery stack
-        from newsletter.delivery.engine import send_edition
-
-        return result_of(await send_edition(settings, engine, edition_id, stop=stop))
-
-    return send
-
-
-def result_of(report: SendReport) -> SendResult:
-    """Read a delivery report: stopped midway, every row settled (sent), or rows left (failed)."""
-    summary = str(report).removeprefix(f"{report.edition_id}: ")  # the run names the edition
-    if report.stopped:
-        return SendResult(RunOutcome.RUNNING, summary, interrupted=True)
-    if report.deferred_until is not None:  # the relay deferred some: a later pass retries them
-        return SendResult(RunOutcome.RUNNING, summary, interrupted=True, retry=True)
-    if report.remaining == 0:
-        return SendResult(RunOutcome.SENT, summary)
-    return SendResult(RunOutcome.FAILED, summary)
-
-
-def describe_result(result: RunResult, tz: str) -> str:
-    """One line for the CLI: ``schedule 3 2026-03-29 07:00 BST: sent 2026-03-29-daily``."""
-    when = describe_local(result.occurrence_at, tz)
-    text = f"schedule {result.schedule_id} {when}: {result.outcome}"
-    if result.edition_id:
-        text += f" {result.edition_id}"
-    if result.reason:
-        text += f" ({result.reason})"
-    return text
