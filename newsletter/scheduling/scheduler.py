@@ -46,6 +46,7 @@ from newsletter.scheduling.claims import (
     set_run_edition,
     take_over_runs,
 )
+from newsletter.scheduling.pending import finish_subject_tests
 from newsletter.scheduling.results import (
     RunResult,
     SendFn,
@@ -107,7 +108,8 @@ class Scheduler:
         self.is_gone = is_gone
 
     async def run_once(self, stop: asyncio.Event | None = None) -> list[RunResult]:
-        """Resume orphaned runs, then run everything due now; return what happened."""
+        """Resume orphaned runs, run everything due now, then finish due subject-line tests
+        (:mod:`newsletter.scheduling.pending`); return what happened."""
         stop = stop or asyncio.Event()
         results: list[RunResult] = []
         taken = take_over_runs(
@@ -130,6 +132,8 @@ class Scheduler:
                     results.append(await self._execute(claimed, stop))
                 if not more:
                     break
+        # editions whose subject-line test is due: decided by this clock, the rest sent
+        results.extend(await finish_subject_tests(self.settings, self.engine, self.clock, stop))
         return results
 
     async def run_forever(

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -19,29 +16,15 @@ from newsletter.content.editions import get_edition
 from newsletter.core.config import Settings
 from newsletter.core.schema import clicks, deliveries, subject_tests
 from newsletter.database import open_database
-from newsletter.web.app import create_app
 from tests.plugins.smtp import SMTPServer
 from tests.support.cli import CLIResult
 from tests.support.sendkit import address, populate
-from tests.support.web import path_of, running_server
+from tests.support.subjecttests import click_first_links, received, spawn
 
 Run = Callable[..., CLIResult]
-TRACKED = re.compile(r"https://news\.example\.com/newsletter/c/[A-Za-z0-9_.-]+")
 B = "Subject B: the budget, in five minutes"
 READERS = 40  # 20% of them: 8, four per arm
 START = "2026-03-28T12:00:00Z"
-
-
-def _got(smtp_server: SMTPServer) -> dict[str, list[tuple[str, str]]]:
-    """Per recipient, each message's (subject, text part) as the relay received it."""
-    got: dict[str, list[tuple[str, str]]] = {}
-    for received in smtp_server.received:
-        message = received.message()
-        text = message.get_body(("plain",))
-        assert text is not None
-        entry = (str(message["Subject"]), str(text.get_content()))
-        got.setdefault(received.rcpt_tos[0], []).append(entry)
-    return got
 
 
 def _send(
@@ -72,7 +55,7 @@ def test_the_arms_the_clicks_the_decision_and_the_rest(
     assert "32 wait for the subject-line test's decision at 2026-03-28 13:00:00 UTC" in (
         first.stdout
     )
-    got = _got(smtp_server)
+    got = received(smtp_server)
     assert len(got) == 8
     assert Counter(subject for [(subject, _)] in got.values()) == {subject_a: 4, B: 4}
 
@@ -85,27 +68,22 @@ def test_the_arms_the_clicks_the_decision_and_the_rest(
 
     # arm B's readers follow a tracked link (each their own browser); an arm A message's
     # link is only fetched by a link scanner (HEAD), which is not a click
-    app = create_app(settings, engine)
     arm_b = [email for email, [(subject, _)] in got.items() if subject == B]
     arm_a = [email for email, [(subject, _)] in got.items() if subject == subject_a]
-    with running_server(app) as base, httpx.Client(base_url=base) as client:
-        for n, email in enumerate(arm_b[:2]):
-            link = TRACKED.findall(got[email][0][1])[0]
-            browser = {"user-agent": f"Mozilla/5.0 (Macintosh) Safari/605.1.{n}"}
-            assert client.get(path_of(settings, link), headers=browser).status_code == 302
-        link = TRACKED.findall(got[arm_a[0]][0][1])[0]
-        assert client.head(path_of(settings, link)).status_code == 302
+    click_first_links(
+        settings, engine, [got[email][0][1] for email in arm_b[:2]], scanned=[got[arm_a[0]][0][1]]
+    )
     with engine.connect() as conn:
         arms = Counter(conn.execute(sa.select(clicks.c.arm, clicks.c.kind)).all())
     assert arms == {("B", "human"): 2, ("A", "scanner"): 1}
 
     # past the decision: two workers at once; B is decided once and the rest gets B
     env = {"NEWSLETTER_SMTP_URL": smtp_server.url, "NEWSLETTER_NOW": "2026-03-28T13:00:30Z"}
-    workers = [_spawn(workdir, edition_id, env) for _ in range(2)]
+    workers = [spawn(workdir, ["send", edition_id, "--yes"], env) for _ in range(2)]
     outputs = [proc.communicate(timeout=120) for proc in workers]
     assert [proc.returncode for proc in workers] == [0, 0], outputs
     assert any("B won: the rest gets subject B" in stdout for stdout, _ in outputs), outputs
-    got = _got(smtp_server)
+    got = received(smtp_server)
     assert sorted(got) == sorted(address(n) for n in range(READERS))
     assert all(len(messages) == 1 for messages in got.values())  # exactly one each
     rest = [got[email][0][0] for email in got if email not in arm_a and email not in arm_b]
@@ -150,24 +128,6 @@ def test_the_arms_the_clicks_the_decision_and_the_rest(
         plain.stdout
     )
     assert re.search(r"^B \(won\)\s+4\s+4\s+2\s+50\.0%\s+Subject B", plain.stdout, re.M)
-
-
-def _spawn(workdir: Path, edition_id: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    full = {
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'test.db'}",
-        "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production",
-        "NEWSLETTER_BASE_URL": "https://news.example.com/newsletter",
-        "PATH": "/usr/bin:/bin",
-        **env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", edition_id, "--yes"],
-        cwd=workdir,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.parametrize(
