@@ -15,6 +15,9 @@ clock's now, records the skips and claims the run in one transaction (see
 * the send is the delivery engine's, which resumes from the outbox, so a run
   taken over after a crash never sends anyone the edition twice.
 
+The pass then finishes the subject-line tests that are due (decided by this
+scheduler's clock, the rest sent): :mod:`newsletter.scheduling.pending`.
+
 :meth:`Scheduler.run_forever` repeats passes, sleeping until the next
 occurrence (or a poll interval) until its stop event is set. The clock and the
 sender are injected; ``asyncio.run`` happens only in the CLI.
