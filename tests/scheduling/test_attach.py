@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from newsletter.core.config import Settings
 from newsletter.core.errors import ScheduleError, StateError
 from newsletter.database import open_database
 from newsletter.scheduling.claims import RunOutcome, list_runs
-from newsletter.scheduling.scheduler import Scheduler
 from newsletter.scheduling.store import (
     add_schedule,
     attach_edition,
@@ -40,6 +38,9 @@ from tests.support.scheduling import (
     Clock,
     MemorySender,
     article,
+    cli_env,
+    memory_scheduler,
+    new_schedule,
 )
 
 
@@ -48,21 +49,12 @@ def _draft(db: Engine, title: str = "Hand-made") -> str:
         return build_edition(conn, now=CREATED, site_name="News", title=title).id
 
 
-def _schedule(db: Engine, timing: Timing = LONDON_7AM) -> int:
-    with db.begin() as conn:
-        return add_schedule(conn, timing=timing, now=CREATED).id
-
-
-def _scheduler(settings: Settings, db: Engine, clock: Clock, sender: MemorySender) -> Scheduler:
-    return Scheduler(settings, db, send=sender, clock=clock, worker="w:1", is_gone=lambda _: False)
-
-
 async def test_the_next_run_sends_the_attached_edition_and_the_one_after_builds(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-27T10:00Z"))
     chosen = _draft(db)
-    schedule_id = _schedule(db)
+    schedule_id = new_schedule(db)
     with db.begin() as conn:
         attached = attach_edition(conn, schedule_id, chosen, CREATED)
         assert attached.describe_what().startswith(f"edition {chosen} at the next run")
@@ -70,7 +62,7 @@ async def test_the_next_run_sends_the_attached_edition_and_the_one_after_builds(
         assert edition.status is EditionStatus.SCHEDULED
         assert edition.scheduled_at == FIRST  # the next occurrence, 07:00 London
     clock, sender = Clock(FIRST), MemorySender()
-    scheduler = _scheduler(settings, db, clock, sender)
+    scheduler = memory_scheduler(settings, db, clock, sender)
     [first] = await scheduler.run_once()
     assert (first.outcome, first.edition_id) == ("sent", chosen)
     with db.connect() as conn:
@@ -95,7 +87,7 @@ async def test_detaching_puts_the_edition_back_to_draft_and_the_run_builds(
 ) -> None:
     store(article("a", "2026-03-27T10:00Z"))
     chosen = _draft(db)
-    schedule_id = _schedule(db)
+    schedule_id = new_schedule(db)
     with db.begin() as conn:
         attach_edition(conn, schedule_id, chosen, CREATED)
         assert detach_edition(conn, schedule_id, CREATED) == chosen
@@ -103,7 +95,7 @@ async def test_detaching_puts_the_edition_back_to_draft_and_the_run_builds(
         with pytest.raises(StateError, match="no edition attached"):
             detach_edition(conn, schedule_id, CREATED)
     sender = MemorySender()
-    [run] = await _scheduler(settings, db, Clock(FIRST), sender).run_once()
+    [run] = await memory_scheduler(settings, db, Clock(FIRST), sender).run_once()
     assert run.outcome == "sent"
     assert run.edition_id != chosen
 
@@ -113,12 +105,12 @@ async def test_an_edition_sent_by_hand_meanwhile_is_not_sent_again(
 ) -> None:
     store(article("a", "2026-03-27T10:00Z"))
     chosen = _draft(db)
-    schedule_id = _schedule(db)
+    schedule_id = new_schedule(db)
     with db.begin() as conn:
         attach_edition(conn, schedule_id, chosen, CREATED)
         set_status(conn, chosen, EditionStatus.SENT, now=CREATED)
     sender = MemorySender()
-    [run] = await _scheduler(settings, db, Clock(FIRST), sender).run_once()
+    [run] = await memory_scheduler(settings, db, Clock(FIRST), sender).run_once()
     assert run.edition_id != chosen
     assert chosen not in sender.sent
 
@@ -126,8 +118,8 @@ async def test_an_edition_sent_by_hand_meanwhile_is_not_sent_again(
 def test_what_cannot_be_attached(db: Engine, store: Callable[..., None]) -> None:
     store(article("a", "2026-03-27T10:00Z"))
     chosen, other = _draft(db), _draft(db, "Another")
-    recurring = _schedule(db)
-    once = _schedule(db, Timing(kind="once", tz="Europe/London", run_at=FIRST))
+    recurring = new_schedule(db)
+    once = new_schedule(db, Timing(kind="once", tz="Europe/London", run_at=FIRST))
     with db.begin() as conn:
         with pytest.raises(ScheduleError, match="runs once") as caught:
             attach_edition(conn, once, chosen, CREATED)
@@ -169,7 +161,7 @@ def test_an_edition_attaches_only_to_its_own_newsletters_schedule(
 def test_attaching_another_frees_the_first(db: Engine, store: Callable[..., None]) -> None:
     store(article("a", "2026-03-27T10:00Z"))
     first, second = _draft(db), _draft(db, "Second")
-    schedule_id = _schedule(db)
+    schedule_id = new_schedule(db)
     with db.begin() as conn:
         attach_edition(conn, schedule_id, first, CREATED)
         attach_edition(conn, schedule_id, first, CREATED)  # again: nothing changes
@@ -180,20 +172,10 @@ def test_attaching_another_frees_the_first(db: Engine, store: Callable[..., None
 
 
 def _cli(workdir: Path, smtp_url: str, now: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        {
-            "NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'test.db'}",
-            "NEWSLETTER_SECRET_KEY": SECRET.decode(),
-            "NEWSLETTER_BASE_URL": "https://news.example.com/newsletter",
-            "NEWSLETTER_SMTP_URL": smtp_url,
-            "NEWSLETTER_NOW": now,
-        }
-    )
     return subprocess.run(
         [sys.executable, "-m", "newsletter", *args],
         cwd=workdir,
-        env=env,
+        env=cli_env(workdir, smtp_url, now),
         capture_output=True,
         text=True,
         timeout=120,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -12,7 +11,6 @@ from newsletter.content.editions import build_edition, get_edition
 from newsletter.content.models import EditionStatus
 from newsletter.core.errors import ScheduleError
 from newsletter.scheduling.store import (
-    add_schedule,
     set_schedule_status,
 )
 from newsletter.scheduling.timing import Timing
@@ -21,12 +19,8 @@ from tests.support.scheduling import (
     FIRST,
     LONDON_7AM,
     article,
+    new_schedule,
 )
-
-
-def _add(db: Engine, timing: Timing, **kwargs: Any) -> int:
-    with db.begin() as conn:
-        return add_schedule(conn, timing=timing, now=CREATED, **kwargs).id
 
 
 def test_the_library_refuses_an_edition_on_a_recurring_schedule(
@@ -36,7 +30,7 @@ def test_the_library_refuses_an_edition_on_a_recurring_schedule(
     with db.begin() as conn:
         fixed = build_edition(conn, now=CREATED, site_name="News").id
     with pytest.raises(ScheduleError, match="sent once") as caught:
-        _add(db, LONDON_7AM, edition_id=fixed)
+        new_schedule(db, LONDON_7AM, edition_id=fixed)
     assert caught.value.field == "edition"  # a parameter, not a CLI flag
 
 
@@ -46,7 +40,9 @@ async def test_cancelling_in_the_library_puts_the_edition_back_to_draft(
     store(article("a", "2026-03-27T10:00Z"))
     with db.begin() as conn:
         fixed = build_edition(conn, now=CREATED, site_name="News").id
-    schedule_id = _add(db, Timing(kind="once", tz="Europe/London", run_at=FIRST), edition_id=fixed)
+    schedule_id = new_schedule(
+        db, Timing(kind="once", tz="Europe/London", run_at=FIRST), edition_id=fixed
+    )
     with db.begin() as conn:
         assert get_edition(conn, fixed).status is EditionStatus.SCHEDULED
         set_schedule_status(conn, schedule_id, "cancel", CREATED)

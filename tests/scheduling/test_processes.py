@@ -5,7 +5,6 @@ Two schedulers racing, one killed with SIGKILL and restarted, one stopped by a s
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from tests.support.scheduling import (
     SECRET,
     Clock,
     article,
+    cli_env,
 )
 
 OCCURS = "2026-03-29T06:00:00Z"  # 07:00 BST on the day the clocks go forward
@@ -68,17 +68,8 @@ def prepare_send(workdir: Path, subscribers: int) -> tuple[str, int]:
 def scheduler_process(
     workdir: Path, smtp_url: str, now: str, *extra: str, once: bool = True
 ) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        {
-            "NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'test.db'}",
-            "NEWSLETTER_SECRET_KEY": SECRET.decode(),
-            "NEWSLETTER_BASE_URL": "https://news.example.com/newsletter",
-            "NEWSLETTER_SMTP_URL": smtp_url,
-            "NEWSLETTER_NOW": now,
-            "NEWSLETTER_SEND_CONCURRENCY": "1",
-        }
-    )
+    env = cli_env(workdir, smtp_url, now)
+    env["NEWSLETTER_SEND_CONCURRENCY"] = "1"
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "scheduler", *(["--once"] if once else []), *extra],
         cwd=workdir,

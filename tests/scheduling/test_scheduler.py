@@ -33,7 +33,6 @@ from newsletter.scheduling.scheduler import (
 from newsletter.scheduling.store import (
     BuildOptions,
     ScheduleStatus,
-    add_schedule,
     get_schedule,
     set_schedule_status,
 )
@@ -41,23 +40,13 @@ from newsletter.scheduling.timing import Timing
 from tests.support.scheduling import (
     CREATED,
     FIRST,
-    LONDON_7AM,
     SECOND,
     Clock,
     MemorySender,
     article,
+    memory_scheduler,
+    new_schedule,
 )
-
-
-def add(db: Engine, timing: Timing = LONDON_7AM, **kwargs: object) -> int:
-    with db.begin() as conn:
-        return add_schedule(conn, timing=timing, now=CREATED, **kwargs).id  # type: ignore[arg-type]
-
-
-def make(
-    settings: Settings, db: Engine, clock: Clock, sender: MemorySender, worker: str = "w:1"
-) -> Scheduler:
-    return Scheduler(settings, db, send=sender, clock=clock, worker=worker, is_gone=lambda _: False)
 
 
 def only_run(db: Engine, schedule_id: int) -> RunRecord:
@@ -74,7 +63,7 @@ async def stopped_mid_send(
     sender = MemorySender()
     sender.wait_for_stop = True
     stop = asyncio.Event()
-    task = asyncio.create_task(make(settings, db, clock, sender).run_once(stop))
+    task = asyncio.create_task(memory_scheduler(settings, db, clock, sender).run_once(stop))
     await sender.started.wait()
     stop.set()
     [result] = await task
@@ -90,8 +79,8 @@ async def test_builds_from_new_articles_and_sends_at_0700_local(
         article("b", "2026-03-28T06:30Z", section="Crime"),
     )
     clock, sender = Clock(FIRST - timedelta(seconds=1)), MemorySender()
-    scheduler = make(settings, db, clock, sender)
-    schedule_id = add(db)
+    scheduler = memory_scheduler(settings, db, clock, sender)
+    schedule_id = new_schedule(db)
     assert await scheduler.run_once() == []
     assert scheduler.next_occurrence() == FIRST
     clock.now = FIRST + timedelta(seconds=30)
@@ -120,8 +109,8 @@ async def test_next_run_takes_articles_since_the_previous_send(
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
     clock, sender = Clock(FIRST), MemorySender()
-    scheduler = make(settings, db, clock, sender)
-    schedule_id = add(db)
+    scheduler = memory_scheduler(settings, db, clock, sender)
+    schedule_id = new_schedule(db)
     await scheduler.run_once()
     store(article("late", "2026-03-28T07:10Z"), article("c", "2026-03-29T05:00Z"))
     clock.now = SECOND + timedelta(minutes=1)
@@ -139,8 +128,8 @@ async def test_nothing_new_is_skipped_with_the_reason(
 ) -> None:
     store(article("crime", "2026-03-28T06:00Z", section="Crime"))
     clock, sender = Clock(FIRST), MemorySender()
-    schedule_id = add(db, build=BuildOptions(topics=["politics"]))
-    [result] = await make(settings, db, clock, sender).run_once()
+    schedule_id = new_schedule(db, build=BuildOptions(topics=["politics"]))
+    [result] = await memory_scheduler(settings, db, clock, sender).run_once()
     assert result.outcome == "skipped"
     assert result.reason is not None
     assert result.reason.startswith("nothing new: no articles published since 2026-03-27 07:00 GMT")
@@ -158,8 +147,8 @@ async def test_topic_filter_applies(
         article("vote", "2026-03-28T06:10Z", section="Politics"),
     )
     clock, sender = Clock(FIRST), MemorySender()
-    add(db, build=BuildOptions(topics=["crime"], title="Crime desk"))
-    [result] = await make(settings, db, clock, sender).run_once()
+    new_schedule(db, build=BuildOptions(topics=["crime"], title="Crime desk"))
+    [result] = await memory_scheduler(settings, db, clock, sender).run_once()
     with db.connect() as conn:
         edition = get_edition(conn, result.edition_id or "")
     assert [a.id for a in edition.articles()] == ["crime"]
@@ -173,9 +162,9 @@ async def test_fixed_edition_is_sent_as_is(
     with db.begin() as conn:
         fixed = build_edition(conn, now=CREATED, site_name="News").id
     once = Timing(kind="once", tz="Asia/Kolkata", run_at=FIRST)
-    schedule_id = add(db, once, edition_id=fixed)
+    schedule_id = new_schedule(db, once, edition_id=fixed)
     clock, sender = Clock(FIRST + timedelta(minutes=5)), MemorySender()
-    [result] = await make(settings, db, clock, sender).run_once()
+    [result] = await memory_scheduler(settings, db, clock, sender).run_once()
     assert (result.outcome, result.edition_id) == ("sent", fixed)
     assert sender.sent == [fixed]
     with db.connect() as conn:
@@ -199,7 +188,7 @@ async def test_missing_fixed_edition_fails_with_why(settings: Settings, db: Engi
             )
         ).inserted_primary_key
         assert schedule_id is not None
-    [result] = await make(settings, db, Clock(FIRST), MemorySender()).run_once()
+    [result] = await memory_scheduler(settings, db, Clock(FIRST), MemorySender()).run_once()
     assert result.outcome == "failed"
     assert result.reason is not None
     assert "no-such-edition" in result.reason
@@ -213,8 +202,8 @@ async def test_a_failed_send_is_recorded(
     store(article("a", "2026-03-28T06:30Z"))
     sender = MemorySender()
     sender.result = SendResult(RunOutcome.FAILED, "paused: 50 failures in a row")
-    add(db)
-    [result] = await make(settings, db, Clock(FIRST), sender).run_once()
+    new_schedule(db)
+    [result] = await memory_scheduler(settings, db, Clock(FIRST), sender).run_once()
     assert (result.outcome, result.reason) == ("failed", "paused: 50 failures in a row")
 
 
@@ -222,7 +211,7 @@ async def test_relay_down_defers_and_a_later_pass_sends_the_same_edition(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    schedule_id = add(db)
+    schedule_id = new_schedule(db)
     clock = Clock(FIRST)
 
     class DownThenUp(MemorySender):
@@ -233,7 +222,7 @@ async def test_relay_down_defers_and_a_later_pass_sends_the_same_edition(
             return await super().__call__(edition_id, stop)
 
     sender = DownThenUp()
-    scheduler = make(settings, db, clock, sender)
+    scheduler = memory_scheduler(settings, db, clock, sender)
     [deferred] = await scheduler.run_once()
     assert deferred.outcome == "deferred"
     assert deferred.reason == "cannot reach the relay 127.0.0.1:1; will retry"
@@ -249,13 +238,13 @@ async def test_a_send_that_paused_itself_fails(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    add(db)
+    new_schedule(db)
 
     class Pausing(MemorySender):
         async def __call__(self, edition_id: str, stop: asyncio.Event) -> SendResult:
             raise SendPausedError(f"edition {edition_id} paused: 50 failures in a row")
 
-    [result] = await make(settings, db, Clock(FIRST), Pausing()).run_once()
+    [result] = await memory_scheduler(settings, db, Clock(FIRST), Pausing()).run_once()
     assert result.outcome == "failed"
     assert result.reason is not None
     assert "paused: 50 failures in a row" in result.reason
@@ -265,10 +254,10 @@ async def test_downtime_past_the_limit_skips_and_records(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    schedule_id = add(db)
+    schedule_id = new_schedule(db)
     sender = MemorySender()
     teatime = FIRST + timedelta(hours=9)
-    [result] = await make(settings, db, Clock(teatime), sender).run_once()
+    [result] = await memory_scheduler(settings, db, Clock(teatime), sender).run_once()
     assert result.outcome == "skipped"
     assert result.reason == "missed: 9h00m late (limit 2h00m)"
     assert sender.sent == []
@@ -280,17 +269,17 @@ async def test_paused_schedules_do_not_run(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    schedule_id = add(db)
+    schedule_id = new_schedule(db)
     with db.begin() as conn:
         set_schedule_status(conn, schedule_id, "pause", CREATED)
-    assert await make(settings, db, Clock(FIRST), MemorySender()).run_once() == []
+    assert await memory_scheduler(settings, db, Clock(FIRST), MemorySender()).run_once() == []
 
 
 async def test_stop_mid_send_then_another_scheduler_resumes_the_same_edition(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    schedule_id = add(db)
+    schedule_id = new_schedule(db)
     clock = Clock(FIRST)
     first_sender, interrupted = await stopped_mid_send(settings, db, clock)
     assert interrupted.outcome == "interrupted"
@@ -298,7 +287,7 @@ async def test_stop_mid_send_then_another_scheduler_resumes_the_same_edition(
     assert run.outcome is RunOutcome.RUNNING  # not finished: resumable
     second_sender = MemorySender()
     clock.now = FIRST + timedelta(minutes=1)
-    [resumed] = await make(settings, db, clock, second_sender, worker="w:2").run_once()
+    [resumed] = await memory_scheduler(settings, db, clock, second_sender, worker="w:2").run_once()
     assert resumed.outcome == "sent"
     # the same edition, not a second one: the delivery engine resumes it
     assert second_sender.sent == first_sender.sent
@@ -310,7 +299,7 @@ async def test_a_scheduler_whose_lease_lapsed_gives_the_run_up(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    schedule_id = add(db)
+    schedule_id = new_schedule(db)
     slow_sender = MemorySender()
     slow_sender.wait_for_stop = True
     stalled = Scheduler(
@@ -326,7 +315,9 @@ async def test_a_scheduler_whose_lease_lapsed_gives_the_run_up(
     await slow_sender.started.wait()
     # a minute later by its clock, another scheduler finds the lease lapsed and takes over
     rescuer_sender = MemorySender()
-    rescuer = make(settings, db, Clock(FIRST + timedelta(minutes=1)), rescuer_sender, "r:2")
+    rescuer = memory_scheduler(
+        settings, db, Clock(FIRST + timedelta(minutes=1)), rescuer_sender, "r:2"
+    )
     [rescued] = await rescuer.run_once()
     assert rescued.outcome == "sent"
     assert rescuer_sender.sent == slow_sender.sent  # the same edition, resumed
@@ -341,12 +332,12 @@ async def test_a_stale_takeover_is_not_sent_at_teatime(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    schedule_id = add(db)
+    schedule_id = new_schedule(db)
     clock = Clock(FIRST)
     first_sender, _ = await stopped_mid_send(settings, db, clock)
     clock.now = FIRST + timedelta(hours=8)
     second_sender = MemorySender()
-    [result] = await make(settings, db, clock, second_sender, worker="w:2").run_once()
+    [result] = await memory_scheduler(settings, db, clock, second_sender, worker="w:2").run_once()
     assert second_sender.sent == []
     assert result.outcome == "failed"
     assert result.reason is not None
@@ -359,7 +350,7 @@ async def test_run_forever_stops_when_asked(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
     store(article("a", "2026-03-28T06:30Z"))
-    add(db)
+    new_schedule(db)
     stop = asyncio.Event()
     seen: list[RunResult] = []
 
@@ -367,13 +358,13 @@ async def test_run_forever_stops_when_asked(
         seen.append(result)
         stop.set()
 
-    scheduler = make(settings, db, Clock(FIRST), MemorySender())
+    scheduler = memory_scheduler(settings, db, Clock(FIRST), MemorySender())
     await asyncio.wait_for(scheduler.run_forever(stop, on_result=on_result), timeout=30)
     assert [r.outcome for r in seen] == ["sent"]
 
 
 async def test_a_database_error_fails_one_pass_not_the_loop(settings: Settings, db: Engine) -> None:
-    add(db)
+    new_schedule(db)
     with db.begin() as conn:
         conn.exec_driver_sql("DROP TABLE schedule_runs")  # every pass now fails in the database
     stop = asyncio.Event()
@@ -384,7 +375,7 @@ async def test_a_database_error_fails_one_pass_not_the_loop(settings: Settings, 
         if len(errors) == 2:
             stop.set()
 
-    scheduler = make(settings, db, Clock(FIRST), MemorySender())
+    scheduler = memory_scheduler(settings, db, Clock(FIRST), MemorySender())
     await asyncio.wait_for(
         scheduler.run_forever(stop, poll=timedelta(seconds=0.01), on_error=on_error), timeout=30
     )

@@ -1,20 +1,42 @@
-"""Scheduling test helpers: a settable clock, an in-memory sender, articles and fixed times."""
+"""Scheduling test helpers: a settable clock, an in-memory sender, articles and fixed times,
+a schedule added at CREATED, a scheduler on the in-memory sender, a scheduler process's
+environment."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
 
 from newsletter.content.models import Article
+from newsletter.core.config import Settings
 from newsletter.scheduling.claims import (
     RunOutcome,
 )
 from newsletter.scheduling.scheduler import (
+    Scheduler,
     SendResult,
 )
+from newsletter.scheduling.store import add_schedule
 from newsletter.scheduling.timing import Timing
 
-__all__ = ["CREATED", "FIRST", "LONDON_7AM", "SECOND", "SECRET", "Clock", "MemorySender", "article"]
+__all__ = [
+    "CREATED",
+    "FIRST",
+    "LONDON_7AM",
+    "SECOND",
+    "SECRET",
+    "Clock",
+    "MemorySender",
+    "article",
+    "cli_env",
+    "memory_scheduler",
+    "new_schedule",
+]
 
 LONDON_7AM = Timing(kind="cron", tz="Europe/London", cron="0 7 * * *")
 CREATED = datetime.fromisoformat("2026-03-27T12:00Z")
@@ -63,3 +85,32 @@ def article(
         topics=topics or [],
         published_at=datetime.fromisoformat(published),
     )
+
+
+def new_schedule(db: Engine, timing: Timing = LONDON_7AM, **kwargs: Any) -> int:
+    """Add a schedule created at CREATED (``kwargs`` go to ``add_schedule``); its id."""
+    with db.begin() as conn:
+        return add_schedule(conn, timing=timing, now=CREATED, **kwargs).id
+
+
+def memory_scheduler(
+    settings: Settings, db: Engine, clock: Clock, sender: MemorySender, worker: str = "w:1"
+) -> Scheduler:
+    """A scheduler that sends through ``sender`` and never finds another worker gone."""
+    return Scheduler(settings, db, send=sender, clock=clock, worker=worker, is_gone=lambda _: False)
+
+
+def cli_env(workdir: Path, smtp_url: str, now: str) -> dict[str, str]:
+    """This process's environment without its NEWSLETTER_ settings, plus those of a CLI run
+    on ``workdir``'s test.db, sending to ``smtp_url``, with its clock fixed at ``now``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        {
+            "NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'test.db'}",
+            "NEWSLETTER_SECRET_KEY": SECRET.decode(),
+            "NEWSLETTER_BASE_URL": "https://news.example.com/newsletter",
+            "NEWSLETTER_SMTP_URL": smtp_url,
+            "NEWSLETTER_NOW": now,
+        }
+    )
+    return env
