@@ -49,6 +49,17 @@ def _draft(db: Engine, title: str = "Hand-made") -> str:
         return build_edition(conn, now=CREATED, site_name="News", title=title).id
 
 
+def _attached(db: Engine, store: Callable[..., None]) -> tuple[str, int]:
+    """One stored article, and a draft of it attached to a new 07:00 London schedule:
+    (edition id, schedule id)."""
+    store(article("a", "2026-03-27T10:00Z"))
+    chosen = _draft(db)
+    schedule_id = new_schedule(db)
+    with db.begin() as conn:
+        attach_edition(conn, schedule_id, chosen, CREATED)
+    return chosen, schedule_id
+
+
 async def test_the_next_run_sends_the_attached_edition_and_the_one_after_builds(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
@@ -85,11 +96,8 @@ async def test_the_next_run_sends_the_attached_edition_and_the_one_after_builds(
 async def test_detaching_puts_the_edition_back_to_draft_and_the_run_builds(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
-    store(article("a", "2026-03-27T10:00Z"))
-    chosen = _draft(db)
-    schedule_id = new_schedule(db)
+    chosen, schedule_id = _attached(db, store)
     with db.begin() as conn:
-        attach_edition(conn, schedule_id, chosen, CREATED)
         assert detach_edition(conn, schedule_id, CREATED) == chosen
         assert get_edition(conn, chosen).status is EditionStatus.DRAFT
         with pytest.raises(StateError, match="no edition attached"):
@@ -103,11 +111,8 @@ async def test_detaching_puts_the_edition_back_to_draft_and_the_run_builds(
 async def test_an_edition_sent_by_hand_meanwhile_is_not_sent_again(
     settings: Settings, db: Engine, store: Callable[..., None]
 ) -> None:
-    store(article("a", "2026-03-27T10:00Z"))
-    chosen = _draft(db)
-    schedule_id = new_schedule(db)
+    chosen, _ = _attached(db, store)
     with db.begin() as conn:
-        attach_edition(conn, schedule_id, chosen, CREATED)
         set_status(conn, chosen, EditionStatus.SENT, now=CREATED)
     sender = MemorySender()
     [run] = await memory_scheduler(settings, db, Clock(FIRST), sender).run_once()
