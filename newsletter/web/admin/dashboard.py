@@ -26,7 +26,7 @@ from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.scheduling.store import ScheduleRecord, ScheduleStatus, list_schedules
 from newsletter.web.admin.charts import LineChart, line_chart
 from newsletter.web.admin.context import Visit, admin_of, render, view
-from newsletter.web.admin.lists import several
+from newsletter.web.admin.lists import names, several
 from newsletter.web.admin.reports import ClickSummary, click_summary
 from newsletter.web.admin.roles import Role
 from subscribers.schema import subscriber_events, subscribers
@@ -222,9 +222,7 @@ async def dashboard(request: Request, visit: Visit) -> Response:
                 paused=[e for e in editions if e.status is EditionStatus.PAUSED],
                 quarantined=quarantined(ctx.settings.inbound_maildir),
                 clicks=clicks,
-                per_newsletter=per_newsletter(
-                    conn, {n.id: n.name for n in ctx.settings.newsletter_list}
-                )
+                per_newsletter=per_newsletter(conn, names(ctx.settings))
                 if several(ctx.settings)
                 else [],
             )

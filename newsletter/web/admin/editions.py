@@ -37,7 +37,7 @@ from newsletter.web.admin import previews
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, render, view
 from newsletter.web.admin.dashboard import edition_line
-from newsletter.web.admin.lists import chosen, names, several
+from newsletter.web.admin.lists import chosen, names_if_several, several
 from newsletter.web.admin.roles import Role
 from newsletter.web.admin.sending import may_send
 
@@ -79,7 +79,7 @@ async def editions_page(request: Request, visit: Visit) -> Response:
         title="Editions",
         nav="editions",
         editions=editions,
-        newsletters=names(ctx.settings) if several(ctx.settings) else {},
+        newsletters=names_if_several(ctx.settings),
     )
 
 
@@ -113,7 +113,7 @@ async def new_page(request: Request, visit: Visit) -> Response:
         picked=set(picked),
         days=window,
         hint=SUBJECT_HINT,
-        newsletters=names(ctx.settings) if several(ctx.settings) else {},
+        newsletters=names_if_several(ctx.settings),
         default_newsletter=ctx.settings.newsletter_list.default.id,
     )
 
@@ -206,7 +206,7 @@ async def edition_page(request: Request, visit: Visit) -> Response:
         zone=ctx.settings.timezone,
         holder=holder,
         recurring=recurring,
-        newsletters=names(ctx.settings) if several(ctx.settings) else {},
+        newsletters=names_if_several(ctx.settings),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from newsletter.core.config import Settings
 from newsletter.core.newsletters import Newsletters
 
-__all__ = ["chosen", "names", "several"]
+__all__ = ["chosen", "names", "names_if_several", "several"]
 
 
 def several(settings: Settings) -> bool:
@@ -22,6 +22,12 @@ def several(settings: Settings) -> bool:
 def names(settings: Settings) -> dict[str, str]:
     """Each configured newsletter's name by id, in the configured order."""
     return {n.id: n.name for n in settings.newsletter_list}
+
+
+def names_if_several(settings: Settings) -> dict[str, str]:
+    """:func:`names` when the site runs more than one newsletter; empty otherwise, so a
+    page that shows a control or column only for a non-empty mapping hides it."""
+    return names(settings) if several(settings) else {}
 
 
 def chosen(settings: Settings, value: str, *, field: str = "newsletter") -> str:

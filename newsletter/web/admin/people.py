@@ -27,7 +27,7 @@ from newsletter.privacy import erase, forget_freed
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, not_allowed, render, view
 from newsletter.web.admin.listing import ListQuery, list_page
-from newsletter.web.admin.lists import chosen, names, several
+from newsletter.web.admin.lists import chosen, names, names_if_several, several
 from newsletter.web.admin.roles import Role
 from newsletter.web.admin.sending import may_send
 from subscribers import store, subscriptions
@@ -90,7 +90,7 @@ async def subscribers_page(request: Request, visit: Visit) -> Response:
         query=query,
         keep=keep,
         statuses=list(_STATUSES),
-        newsletters=names(settings) if several(settings) else {},
+        newsletters=names_if_several(settings),
     )
 
 

@@ -39,7 +39,7 @@ from newsletter.scheduling.timing import (
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, render, view
 from newsletter.web.admin.crontext import describe_cron
-from newsletter.web.admin.lists import chosen, names, several
+from newsletter.web.admin.lists import chosen, names_if_several
 from newsletter.web.admin.roles import Role
 
 __all__ = [
@@ -86,7 +86,7 @@ async def schedules_page(request: Request, visit: Visit) -> Response:
         title="Schedules",
         nav="schedules",
         rows=rows,
-        newsletters=names(ctx.settings) if several(ctx.settings) else {},
+        newsletters=names_if_several(ctx.settings),
     )
 
 
@@ -123,7 +123,7 @@ async def new_page(request: Request, visit: Visit) -> Response:
         reading=reading,
         runs=runs,
         error=error,
-        newsletters=names(settings) if several(settings) else {},
+        newsletters=names_if_several(settings),
         default_newsletter=settings.newsletter_list.default.id,
     )
 
@@ -197,7 +197,7 @@ async def schedule_page(request: Request, visit: Visit) -> Response:
         runs=runs,
         upcoming=upcoming,
         reading=reading,
-        newsletters=names(ctx.settings) if several(ctx.settings) else {},
+        newsletters=names_if_several(ctx.settings),
     )
 
 

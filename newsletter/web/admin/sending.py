@@ -32,7 +32,7 @@ from newsletter.delivery.outcomes import DeliveryStatus
 from newsletter.web.admin.accounts import User
 from newsletter.web.admin.audit import record
 from newsletter.web.admin.context import Visit, admin_of, go, not_allowed, render, view
-from newsletter.web.admin.lists import names, several
+from newsletter.web.admin.lists import names_if_several
 from newsletter.web.admin.roles import Role
 
 __all__ = [
@@ -137,7 +137,7 @@ async def confirm_page(request: Request, visit: Visit) -> Response:
         edition=edition,
         recipients=recipients,
         variants=variants,
-        newsletters=names(ctx.settings) if several(ctx.settings) else {},
+        newsletters=names_if_several(ctx.settings),
     )
 
 
