@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 
 from newsletter.core.config import Settings
 from newsletter.web.admin.accounts import add_user
 from newsletter.web.admin.roles import Role
-from tests.support.web import WebEnv, make_env
+from tests.support.web import WebEnv, asgi_client, make_env
 
 __all__ = [
     "PASSWORD",
@@ -20,6 +22,7 @@ __all__ = [
     "fresh_articles",
     "post",
     "sign_in",
+    "signed_in",
 ]
 
 PASSWORD = "plover-anchor-velvet-42"
@@ -54,6 +57,14 @@ async def sign_in(
         "/admin/login",
         data={"csrf_token": form_token(page.text), "email": email, "password": password},
     )
+
+
+@asynccontextmanager
+async def signed_in(env: WebEnv, email: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``env``'s app signed in as ``email`` (fails unless the sign-in succeeds)."""
+    async with asgi_client(env.app) as client:
+        assert (await sign_in(client, email)).status_code == 303
+        yield client
 
 
 async def post(

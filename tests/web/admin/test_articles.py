@@ -30,7 +30,7 @@ from tests.support.feed_server import serve_http
 from tests.support.feeds import RSS
 from tests.support.sample_editions import article, article_data
 from tests.support.web import WebEnv, asgi_client
-from tests.web.admin.kit import account, console_env, form_token, sign_in
+from tests.web.admin.kit import account, console_env, form_token, sign_in, signed_in
 
 NOW = datetime.now(UTC)
 
@@ -64,8 +64,7 @@ def console(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
 
 @pytest.fixture
 async def editor(console: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(console.app) as client:
-        assert (await sign_in(client, "editor@example.com")).status_code == 303
+    async with signed_in(console, "editor@example.com") as client:
         yield client
 
 

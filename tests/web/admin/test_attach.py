@@ -17,7 +17,7 @@ from newsletter.web.admin.audit import list_entries
 from newsletter.web.admin.roles import Role
 from tests.plugins.smtp import SMTPServer
 from tests.support.web import WebEnv, asgi_client
-from tests.web.admin.kit import account, console_env, fresh_articles, post, sign_in
+from tests.web.admin.kit import account, console_env, fresh_articles, post, sign_in, signed_in
 
 
 @pytest.fixture
@@ -30,8 +30,7 @@ def console(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
 
 @pytest.fixture
 async def editor(console: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(console.app) as client:
-        assert (await sign_in(client, "editor@example.com")).status_code == 303
+    async with signed_in(console, "editor@example.com") as client:
         yield client
 
 

@@ -21,14 +21,14 @@ from newsletter.core.schema import editions, schedules
 from newsletter.web.admin.roles import Role
 from subscribers.schema import subscriptions
 from tests.plugins.smtp import SMTPServer
-from tests.support.web import WebEnv, asgi_client
+from tests.support.web import WebEnv
 from tests.web.admin.kit import (
     account,
     confirmed_people,
     console_env,
     fresh_articles,
     post,
-    sign_in,
+    signed_in,
 )
 
 TWO = [
@@ -47,8 +47,7 @@ def console(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
 
 @pytest.fixture
 async def admin(console: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(console.app) as client:
-        assert (await sign_in(client, "admin@example.com")).status_code == 303
+    async with signed_in(console, "admin@example.com") as client:
         yield client
 
 
@@ -248,8 +247,7 @@ async def test_a_viewer_may_look_but_not_change(console: WebEnv) -> None:
     confirmed_people(console, 1, prefix="both", newsletters=["daily", "breaking"])
     person = _person(console, "both0000@example.org")
     ids = fresh_articles(console)
-    async with asgi_client(console.app) as viewer:
-        assert (await sign_in(viewer, "viewer@example.com")).status_code == 303
+    async with signed_in(console, "viewer@example.com") as viewer:
         page = f"/admin/subscribers/{person}"
         shown = await viewer.get(page)
         assert "Breaking News" in shown.text
@@ -280,8 +278,7 @@ async def test_a_site_with_one_newsletter_sees_no_newsletter_controls(
     confirmed_people(env, 1)
     person = _person(env, "reader0000@example.org")
     fresh_articles(env)
-    async with asgi_client(env.app) as client:
-        assert (await sign_in(client, "admin@example.com")).status_code == 303
+    async with signed_in(env, "admin@example.com") as client:
         for path in (
             "/admin/editions/new",
             "/admin/subscribers",

@@ -13,14 +13,14 @@ import pytest
 from newsletter.core.config import Settings
 from newsletter.web.admin.roles import Role
 from tests.plugins.smtp import SMTPServer
-from tests.support.web import WebEnv, asgi_client
+from tests.support.web import WebEnv
 from tests.web.admin.kit import (
     account,
     confirmed_people,
     console_env,
     fresh_articles,
     post,
-    sign_in,
+    signed_in,
 )
 
 
@@ -33,8 +33,7 @@ def console(settings: Settings, smtp_server: SMTPServer) -> WebEnv:
 
 @pytest.fixture
 async def admin(console: WebEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(console.app) as client:
-        assert (await sign_in(client, "admin@example.com")).status_code == 303
+    async with signed_in(console, "admin@example.com") as client:
         yield client
 
 
