@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from email import message_from_bytes
 from pathlib import Path
 
 import httpx
 
 from tests.plugins.smtp import SMTPServer
-from tests.support.cli import EXAMPLES, CLIResult
+from tests.support.cli import EXAMPLES, Run, ok, one_click_path, send_newsletter, serve_env
 from tests.support.web import serve_process
-
-Run = Callable[..., CLIResult]
 
 TOML = """
 [[newsletters]]
@@ -28,27 +24,6 @@ name = "The Daily Briefing"
 id = "breaking"
 name = "Breaking News"
 """
-
-
-def ok(result: CLIResult) -> CLIResult:
-    assert result.code == 0, result.stderr
-    return result
-
-
-def _send(run: Run, smtp: SMTPServer, newsletter: str) -> tuple[str, dict[str, bytes]]:
-    """Build and send one edition of ``newsletter``: its id and each recipient's bytes."""
-    build = ("edition", "build", "--since", "3650d", "--allow-repeats", "--newsletter")
-    edition = ok(run(*build, newsletter)).stdout.strip()
-    before = len(smtp.received)
-    ok(run("send", edition, "--yes", env={"NEWSLETTER_SMTP_URL": smtp.url}))
-    return edition, {m.rcpt_tos[0]: m.data for m in smtp.received[before:]}
-
-
-def _one_click_path(data: bytes) -> str:
-    header = str(message_from_bytes(data)["List-Unsubscribe"])
-    found = re.search(r"<https://[^>]+/unsubscribe/([^>]+)>", header)
-    assert found is not None, header
-    return "/unsubscribe/" + found.group(1)
 
 
 def _unsubscribes(run: Run, edition: str) -> int:
@@ -66,21 +41,16 @@ def test_a_one_click_unsubscribe_from_one_newsletter_counts_for_its_edition(
     ok(run_cli(*add, "cy@example.com", *both))
     ok(run_cli(*add, "bo@example.com", "--newsletter", "breaking", "--confirmed"))
     ok(run_cli(*add, "ann@example.com", "--confirmed"))  # daily only
-    breaking, sent = _send(run_cli, smtp_server, "breaking")
+    breaking, sent = send_newsletter(run_cli, smtp_server, "breaking")
     assert sorted(sent) == ["bo@example.com", "cy@example.com"]
-    daily, _ = _send(run_cli, smtp_server, "daily")  # reaches cy after the alert
+    daily, _ = send_newsletter(run_cli, smtp_server, "daily")  # reaches cy after the alert
     assert _unsubscribes(run_cli, breaking) == 0
 
-    env = {
-        "NEWSLETTER_SMTP_URL": smtp_server.url,
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'test.db'}",
-        "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production",
-        "NEWSLETTER_BASE_URL": "http://127.0.0.1",
-    }
+    env = serve_env(workdir, smtp_server.url)
     with serve_process(workdir, env) as server, httpx.Client(base_url=server.url) as http:
         # cy leaves breaking only, from the alert's one-click header (RFC 8058)
         answer = http.post(
-            _one_click_path(sent["cy@example.com"]), content=b"List-Unsubscribe=One-Click"
+            one_click_path(sent["cy@example.com"]), content=b"List-Unsubscribe=One-Click"
         )
         assert answer.status_code == 200
         assert "You still receive: The Daily Briefing" in answer.text
@@ -95,7 +65,7 @@ def test_a_one_click_unsubscribe_from_one_newsletter_counts_for_its_edition(
     with serve_process(workdir, env) as server, httpx.Client(base_url=server.url) as http:
         # bo's last newsletter: two events (breaking left, then everything), one reader
         answer = http.post(
-            _one_click_path(sent["bo@example.com"]), content=b"List-Unsubscribe=One-Click"
+            one_click_path(sent["bo@example.com"]), content=b"List-Unsubscribe=One-Click"
         )
         assert answer.status_code == 200
     shown = json.loads(ok(run_cli("subscribers", "show", "bo@example.com")).stdout)

@@ -6,18 +6,14 @@ a forged newsletter id in the signup form is refused."""
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
 from email import message_from_bytes
 from pathlib import Path
 
 import httpx
 
 from tests.plugins.smtp import SMTPServer
-from tests.support.cli import EXAMPLES, CLIResult
+from tests.support.cli import EXAMPLES, Run, ok, one_click_path, send_newsletter, serve_env
 from tests.support.web import csrf_token, serve_process, wait_for
-
-Run = Callable[..., CLIResult]
 
 TOML = """
 [[newsletters]]
@@ -34,11 +30,6 @@ timezone = "Europe/London"
 """
 
 
-def ok(result: CLIResult) -> CLIResult:
-    assert result.code == 0, result.stderr
-    return result
-
-
 def _show(run: Run, email: str) -> dict[str, object]:
     data: dict[str, object] = json.loads(ok(run("subscribers", "show", email)).stdout)
     return data
@@ -48,24 +39,6 @@ def _choices(run: Run, email: str) -> dict[str, str]:
     shown = _show(run, email)["subscriptions"]
     assert isinstance(shown, list)
     return {s["newsletter_id"]: s["status"] for s in shown}
-
-
-def _send(run: Run, smtp: SMTPServer, newsletter: str) -> dict[str, bytes]:
-    """Build and send one edition of ``newsletter``; each recipient's message bytes."""
-    env = {"NEWSLETTER_SMTP_URL": smtp.url}
-    # repeats allowed: the same stories go to both newsletters here
-    build = ("edition", "build", "--since", "3650d", "--allow-repeats")
-    edition = ok(run(*build, "--newsletter", newsletter))
-    before = len(smtp.received)
-    ok(run("send", edition.stdout.strip(), "--yes", env=env))
-    return {m.rcpt_tos[0]: m.data for m in smtp.received[before:]}
-
-
-def _unsubscribe_url(data: bytes) -> str:
-    header = str(message_from_bytes(data)["List-Unsubscribe"])
-    found = re.search(r"<(https://[^>]+)>", header)
-    assert found is not None, header
-    return found.group(1)
 
 
 def test_two_newsletters_send_unsubscribe_and_signup(
@@ -94,9 +67,10 @@ def test_two_newsletters_send_unsubscribe_and_signup(
     ]
 
     # a send of one newsletter reaches its readers only, under its own List-Id
-    breaking = _send(run_cli, smtp_server, "breaking")
+    # repeats allowed: the same stories go to both newsletters here
+    _, breaking = send_newsletter(run_cli, smtp_server, "breaking")
     assert sorted(breaking) == ["bo@example.com", "cy@example.com"]
-    daily = _send(run_cli, smtp_server, "daily")
+    _, daily = send_newsletter(run_cli, smtp_server, "daily")
     assert sorted(daily) == ["ann@example.com", "cy@example.com"]
     b_head = message_from_bytes(breaking["cy@example.com"])
     d_head = message_from_bytes(daily["cy@example.com"])
@@ -104,15 +78,10 @@ def test_two_newsletters_send_unsubscribe_and_signup(
     assert d_head["List-Id"] == '"The Daily Briefing" <daily.news.example.com>'
     assert str(b_head["Feedback-ID"]).split(":")[2] == "breaking"
 
-    env = {
-        "NEWSLETTER_SMTP_URL": smtp_server.url,
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{workdir / 'test.db'}",
-        "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production",
-        "NEWSLETTER_BASE_URL": "http://127.0.0.1",
-    }
+    env = serve_env(workdir, smtp_server.url)
     with serve_process(workdir, env) as server, httpx.Client(base_url=server.url) as http:
         # RFC 8058 one-click from the breaking alert: cy leaves breaking, keeps daily
-        path = "/unsubscribe/" + _unsubscribe_url(breaking["cy@example.com"]).rpartition("/")[2]
+        path = one_click_path(breaking["cy@example.com"])
         answer = http.post(path, content=b"List-Unsubscribe=One-Click")
         assert answer.status_code == 200
         assert "You still receive: The Daily Briefing" in answer.text
@@ -123,7 +92,7 @@ def test_two_newsletters_send_unsubscribe_and_signup(
         assert _show(run_cli, "cy@example.com")["subscriber"]["status"] == "confirmed"  # type: ignore[index]
 
         # the daily's page offers "all" too; pressing it leaves every newsletter
-        path = "/unsubscribe/" + _unsubscribe_url(daily["ann@example.com"]).rpartition("/")[2]
+        path = one_click_path(daily["ann@example.com"])
         page = http.get(path)
         assert "Unsubscribe from all our newsletters" in page.text
         assert "The Daily Briefing" in page.text
