@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.core import db, schema
 from newsletter.core.db import Migration, UTCDateTime, is_postgres, utcnow
-from newsletter.core.errors import ConfigError
-from newsletter.core.keys import fingerprint, keys_to_try
+from newsletter.core.dbapi import MIGRATION_NAMES
+from newsletter.core.keys import fingerprint, key_standing
 from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 from subscribers import schema as subscriber_schema
 
@@ -145,26 +145,30 @@ def _subject_tests(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE clicks ADD COLUMN arm VARCHAR(1)")
 
 
-MIGRATIONS: list[Migration] = [
-    ("0001_articles_editions", _create(schema.articles, schema.editions)),
-    (
-        "0002_subscribers",
-        _create(
-            subscriber_schema.subscribers,
-            subscriber_schema.subscriber_events,
-            subscriber_schema.suppressions,
-        ),
-    ),
-    ("0003_outbox", _create(schema.deliveries)),
-    ("0004_schedules", _create(schema.schedules, schema.schedule_runs)),
-    ("0005_subscriber_ids", _subscriber_ids_never_reused),
-    ("0006_database_key", _create(database_keys)),
-    ("0007_web_limits", _create(schema.web_limits)),
-    ("0009_console", _console),
-    ("0010_personal", _create(schema.schedule_waves, schema.clicks)),
-    ("0011_newsletters", _newsletters),
-    ("0012_subject_tests", _subject_tests),
-]
+# one step per name of MIGRATION_NAMES, in the same order (a missing step fails at import)
+MIGRATIONS: list[Migration] = list(
+    zip(
+        MIGRATION_NAMES,
+        [
+            _create(schema.articles, schema.editions),  # 0001_articles_editions
+            _create(  # 0002_subscribers
+                subscriber_schema.subscribers,
+                subscriber_schema.subscriber_events,
+                subscriber_schema.suppressions,
+            ),
+            _create(schema.deliveries),  # 0003_outbox
+            _create(schema.schedules, schema.schedule_runs),  # 0004_schedules
+            _subscriber_ids_never_reused,  # 0005_subscriber_ids
+            _create(database_keys),  # 0006_database_key
+            _create(schema.web_limits),  # 0007_web_limits
+            _console,  # 0009_console
+            _create(schema.schedule_waves, schema.clicks),  # 0010_personal
+            _newsletters,  # 0011_newsletters
+            _subject_tests,  # 0012_subject_tests
+        ],
+        strict=True,
+    )
+)
 
 
 def migrate(engine: Engine) -> list[str]:
@@ -201,39 +205,26 @@ def check_database_key(engine: Engine, secret: bytes, *, record: bool = True) ->
     recorded yet: the current key's is recorded (unless ``record`` is false).
     Raises :class:`ConfigError` naming the setting, never a key.
     """
-    prints = [fingerprint(key) for key in keys_to_try(secret)]
+    where = database_keys.c.id == 1
     with engine.begin() as conn:
-        where = database_keys.c.id == 1
         found = conn.execute(sa.select(database_keys.c.fingerprint).where(where)).scalar()
-        if found == prints[0]:
-            return
-        if found is None:
-            if record:
-                # here, not at the top: a command that only reads never loads PostgreSQL's dialect
-                from sqlalchemy.dialects import postgresql, sqlite
+        if found is None and record:
+            # here, not at the top: a command that only reads never loads PostgreSQL's dialect
+            from sqlalchemy.dialects import postgresql, sqlite
 
-                dialect = postgresql if is_postgres(conn) else sqlite
-                conn.execute(
-                    dialect.insert(database_keys)
-                    .values(id=1, fingerprint=prints[0], recorded_at=utcnow())
-                    .on_conflict_do_nothing(index_elements=["id"])
-                )
-                again = conn.execute(sa.select(database_keys.c.fingerprint).where(where))
-                found = again.scalar()
-            if found is None or found == prints[0]:
-                return
-        if found in prints[1:]:
-            if record:
-                conn.execute(
-                    database_keys.update()
-                    .where(where)
-                    .values(fingerprint=prints[0], recorded_at=utcnow())
-                )
-            return
-    raise ConfigError(
-        "NEWSLETTER_SECRET_KEY is not the key this database was used with; set it to that "
-        "key (or, to rotate, list that key in NEWSLETTER_SECRET_KEYS_PREVIOUS)"
-    )
+            dialect = postgresql if is_postgres(conn) else sqlite
+            conn.execute(
+                dialect.insert(database_keys)
+                .values(id=1, fingerprint=fingerprint(secret), recorded_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            found = conn.execute(sa.select(database_keys.c.fingerprint).where(where)).scalar()
+        if key_standing(found, secret) == "retired" and record:
+            conn.execute(
+                database_keys.update()
+                .where(where)
+                .values(fingerprint=fingerprint(secret), recorded_at=utcnow())
+            )
 
 
 def open_database(url: str, *, secret: bytes | None = None, durable: bool = False) -> Engine:

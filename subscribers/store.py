@@ -32,9 +32,10 @@ from sqlalchemy.engine import Connection, Row
 from newsletter.core.db import utcnow
 from newsletter.core.errors import NotFoundError, StateError, SuppressedError
 from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
-from subscribers import subscriptions, suppressions
+from subscribers import listing, subscriptions, suppressions
 from subscribers.fields import clean_attribute, clean_name, clean_timezone, clean_topics
-from subscribers.model import Consent, Recipient, Subscriber, SubscriberEvent, SubscriberStatus
+from subscribers.listing import to_subscriber
+from subscribers.model import Recipient, Subscriber, SubscriberEvent, SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
 __all__ = [
@@ -60,32 +61,6 @@ _S = subscribers.c
 _INACTIVE = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 
 
-def to_subscriber(row: Row[Any] | Mapping[str, Any]) -> Subscriber:
-    """The model for one ``subscribers`` row."""
-    data = row._mapping if isinstance(row, Row) else row
-    consent = None
-    if data["consent_source"] is not None and data["consent_at"] is not None:
-        consent = Consent(
-            source=data["consent_source"], at=data["consent_at"], ip=data["consent_ip"]
-        )
-    return Subscriber(
-        id=data["id"],
-        email=data["email"],
-        name=data["name"],
-        status=SubscriberStatus(data["status"]),
-        topics=frozenset(data["topics"] or ()),
-        timezone=data["timezone"],
-        attributes=dict(data["attributes"] or {}),
-        consent=consent,
-        created_at=data["created_at"],
-        updated_at=data["updated_at"],
-        confirmed_at=data["confirmed_at"],
-        unsubscribed_at=data["unsubscribed_at"],
-        bounced_at=data["bounced_at"],
-        complained_at=data["complained_at"],
-    )
-
-
 def record_event(
     conn: Connection, subscriber_id: int, kind: str, now: datetime, **detail: Any
 ) -> None:
@@ -103,7 +78,7 @@ def find_by_email(conn: Connection, email: str) -> Subscriber | None:
 
     key = normalise_address(email).key
     row = conn.execute(sa.select(subscribers).where(_S.email_key == key)).first()
-    return None if row is None else to_subscriber(row)
+    return None if row is None else to_subscriber(row._mapping)
 
 
 def get_by_email(conn: Connection, email: str) -> Subscriber:
@@ -117,7 +92,7 @@ def get_by_email(conn: Connection, email: str) -> Subscriber:
 def find(conn: Connection, subscriber_id: int) -> Subscriber | None:
     """The subscriber with this id, or None (erased, or never there)."""
     row = conn.execute(sa.select(subscribers).where(_S.id == subscriber_id)).first()
-    return None if row is None else to_subscriber(row)
+    return None if row is None else to_subscriber(row._mapping)
 
 
 def get(conn: Connection, subscriber_id: int) -> Subscriber:
@@ -125,7 +100,7 @@ def get(conn: Connection, subscriber_id: int) -> Subscriber:
     row = conn.execute(sa.select(subscribers).where(_S.id == subscriber_id)).first()
     if row is None:
         raise NotFoundError(f"no subscriber with id {subscriber_id}")
-    return to_subscriber(row)
+    return to_subscriber(row._mapping)
 
 
 def add(
@@ -207,7 +182,7 @@ def add(
         record_event(conn, new_id, "created", now, **detail)
         return get(conn, new_id)
 
-    current = to_subscriber(row)
+    current = to_subscriber(row._mapping)
     values: dict[str, Any] = {}
     if current.status in _INACTIVE:
         if not resubscribe:
@@ -406,20 +381,15 @@ def list_subscribers(
     batch_size: int = 1000,
 ) -> Iterator[Subscriber]:
     """Every subscriber, by id, optionally only those in ``status``, taking ``topic`` or
-    subscribed to ``newsletter``.
+    subscribed to ``newsletter``: :func:`subscribers.listing.list_subscribers` on this
+    connection's driver connection, inside its transaction.
 
     A person with no topics takes every topic, so they match any ``topic`` filter.
     """
-    query = sa.select(subscribers)
-    if newsletter is not None:
-        query = query.where(subscriptions.subscribed_to_newsletter(newsletter))
-    if status is not None:
-        query = query.where(_S.status == SubscriberStatus(status).value)
-    wanted = clean_topics([topic]) if topic else frozenset()
-    for row in _pages(conn, query, batch_size):
-        subscriber = to_subscriber(row)
-        if not wanted or subscriber.wants(wanted):
-            yield subscriber
+    raw = conn.connection.dbapi_connection
+    return listing.list_subscribers(
+        raw, status=status, topic=topic, newsletter=newsletter, batch_size=batch_size
+    )
 
 
 def iter_recipients(

@@ -31,7 +31,6 @@ __all__ = [
     "UNSUBSCRIBED_EVENT",
     "choose",
     "counts",
-    "newsletters_of",
     "of",
     "subscribe",
     "subscribed_to",
@@ -75,22 +74,6 @@ def subscribed_to(conn: Connection, subscriber_id: int) -> frozenset[str]:
     """The ids of the newsletters a person is subscribed to now."""
     query = sa.select(_C.newsletter_id).where(_C.subscriber_id == subscriber_id, _C.status == _ON)
     return frozenset(conn.execute(query).scalars())
-
-
-def newsletters_of(conn: Connection, subscriber_ids: Collection[int]) -> dict[int, list[str]]:
-    """For a page of people: the ids of the newsletters each is subscribed to now, sorted
-    (one query; someone subscribed to none is absent)."""
-    held: dict[int, list[str]] = {}
-    if not subscriber_ids:
-        return held
-    query = (
-        sa.select(_C.subscriber_id, _C.newsletter_id)
-        .where(_C.subscriber_id.in_(list(subscriber_ids)), _C.status == _ON)
-        .order_by(_C.newsletter_id)
-    )
-    for person, newsletter_id in conn.execute(query):
-        held.setdefault(int(person), []).append(str(newsletter_id))
-    return held
 
 
 def subscribed_to_newsletter(newsletter_id: str) -> sa.ColumnElement[bool]:

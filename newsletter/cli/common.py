@@ -10,11 +10,13 @@ key yet and holds nobody; a command that only reads never creates a secret.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -34,6 +36,7 @@ __all__ = [
     "get_settings",
     "out",
     "plural",
+    "read_connection",
     "sqlite_file",
     "warn_unknown_topics",
 ]
@@ -159,6 +162,15 @@ def sqlite_file(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///"))
 
 
+def _refuse_missing(settings: Settings, reads_only: bool) -> None:
+    """A command that only reads never creates the SQLite file the settings name."""
+    missing = sqlite_file(settings.database_url)
+    if reads_only and missing is not None and not missing.exists():
+        raise ConfigError(
+            f"no database here ({missing}); run 'newsletter init' or set NEWSLETTER_DATABASE_URL"
+        )
+
+
 @functools.cache
 def get_engine() -> Engine:
     """The migrated database engine named by the settings, checked against the key.
@@ -169,17 +181,71 @@ def get_engine() -> Engine:
 
     settings = get_settings()
     reads_only = _reads_only()
-    missing = sqlite_file(settings.database_url)
-    if reads_only and missing is not None and not missing.exists():
-        raise ConfigError(
-            f"no database here ({missing}); run 'newsletter init' or set NEWSLETTER_DATABASE_URL"
-        )
+    _refuse_missing(settings, reads_only)
     engine = open_database(settings.database_url, durable=settings.durable == "full")
     if settings.secret_key is None and not reads_only:
         _adopt_new_secret(settings, engine)
     if settings.secret_key is not None:
         check_database_key(engine, settings.secret(), record=not reads_only)
     return engine
+
+
+def _current_sqlite(settings: Settings) -> Any | None:
+    """A ``sqlite3`` connection to the settings' SQLite file when it needs nothing
+    :func:`get_engine` would do for a command that only reads: every migration is
+    applied and the key record accepts the key. Else None (and nothing is changed).
+
+    Raises :class:`ConfigError` for a missing file or another key, as get_engine does.
+    """
+    import sqlite3
+
+    from newsletter.core.dbapi import execute, migrated, open_sqlite
+    from newsletter.core.keys import key_standing
+
+    path = sqlite_file(settings.database_url)
+    if path is None:
+        return None
+    _refuse_missing(settings, reads_only=True)
+    try:
+        conn = open_sqlite(path, durable=settings.durable == "full")
+    except sqlite3.Error:
+        return None  # get_engine says why, in its words
+    try:
+        current = migrated(conn)
+        if current and settings.secret_key is not None:
+            sql = "SELECT fingerprint FROM database_keys WHERE id = 1"
+            found = execute(conn, sql).fetchone()
+            key_standing(None if found is None else found[0], settings.secret())
+    except sqlite3.Error:
+        current = False
+    except BaseException:
+        conn.close()
+        raise
+    if not current:
+        conn.close()
+        return None
+    return conn
+
+
+@contextlib.contextmanager
+def read_connection() -> Iterator[Any]:
+    """A DB-API connection (plain SQL, see :mod:`newsletter.core.dbapi`) for a command
+    that only reads (:data:`READ_ONLY_COMMANDS`), closed after the block.
+
+    On an SQLite file whose schema is current and whose key record accepts the key,
+    the bare ``sqlite3`` driver (SQLAlchemy is not loaded); otherwise the driver
+    connection of :func:`get_engine`'s (which migrates and checks the key first).
+    Errors are get_engine's: no database here, another key.
+    """
+    fast = _current_sqlite(get_settings())
+    if fast is not None:
+        try:
+            yield fast
+        finally:
+            fast.close()
+        return
+    with get_engine().connect() as conn:
+        yield conn.connection.dbapi_connection
 
 
 def warn_unknown_topics(conn: Connection, topics: list[str] | None) -> None:

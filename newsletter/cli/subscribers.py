@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,8 +22,6 @@ from newsletter.cli.tables import GAP, Column, Lines, terminal_width
 from subscribers.states import SubscriberStatus
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from subscribers.model import Subscriber
 
 __all__ = [
@@ -310,10 +308,11 @@ def _listing(columns: int | None, *, newsletters: bool = False) -> Lines:
 
 
 def _with_newsletters(
-    conn: Connection, found: Iterable[Subscriber], page: int = 500
+    conn: Any, found: Iterable[Subscriber], page: int = 500
 ) -> Iterator[tuple[Subscriber, list[str]]]:
-    """Each person with the newsletter ids they receive, looked up a page at a time."""
-    from subscribers.subscriptions import newsletters_of
+    """Each person with the newsletter ids they receive, looked up a page at a time
+    (``conn``: a DB-API connection)."""
+    from subscribers.listing import newsletters_of
 
     people = iter(found)
     while batch := list(itertools.islice(people, page)):
@@ -343,14 +342,16 @@ def list_command(
 
         newsletter subscribers list --status confirmed --topic politics
     """
-    from subscribers import store
+    from newsletter.cli.common import read_connection
+    from subscribers.listing import list_subscribers
 
     write = sys.stdout.write
     configured = get_settings().newsletter_list
-    with get_engine().connect() as conn:
+    # the bare driver on a current SQLite file: SQLAlchemy is not loaded (a fast start)
+    with read_connection() as conn:
         if newsletter is not None:
             configured.get(newsletter)  # one line, with a suggestion
-        found = store.list_subscribers(conn, status=status, topic=topic, newsletter=newsletter)
+        found = list_subscribers(conn, status=status, topic=topic, newsletter=newsletter)
         if as_json:
             # streamed item by item: a list of a million people never sits in memory
             write("[")

@@ -12,7 +12,6 @@ row's bytes are overwritten rather than left in free pages (erasure relies on it
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from newsletter.core.dbapi import as_utc, sqlite_pragmas
 from newsletter.core.errors import ConfigError
 
 __all__ = [
@@ -67,31 +67,12 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return as_utc(value)
 
 
 def is_postgres(engine: Engine | Connection) -> bool:
     """True when the engine or connection talks to PostgreSQL."""
     return engine.dialect.name == "postgresql"
-
-
-def _sqlite_pragmas(synchronous: str, dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (status, preview) run while a send writes; the busy
-    # timeout makes concurrent writers (two schedulers) wait instead of failing.
-    # synchronous=NORMAL survives a crash but may lose the last commits on a power
-    # loss; NEWSLETTER_DURABLE=full asks for FULL (a sync per commit).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA synchronous={synchronous}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()
 
 
 def _create_private(path: str | None) -> None:
@@ -135,8 +116,11 @@ def make_engine(url: str, *, durable: bool = False) -> Engine:
         raise ConfigError(f"NEWSLETTER_DATABASE_URL is not usable ({type(exc).__name__})") from None
     if engine.dialect.name == "sqlite":
         _create_private(engine.url.database)
-        pragmas = functools.partial(_sqlite_pragmas, "FULL" if durable else "NORMAL")
-        sa.event.listen(engine, "connect", pragmas)
+
+        def set_up(dbapi_connection: Any, _record: Any) -> None:
+            sqlite_pragmas(dbapi_connection, durable=durable)
+
+        sa.event.listen(engine, "connect", set_up)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
 

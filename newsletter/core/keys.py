@@ -23,6 +23,7 @@ __all__ = [
     "SigningSecret",
     "check_key_strength",
     "fingerprint",
+    "key_standing",
     "keys_to_try",
     "make_key_hint",
     "signing_secret",
@@ -99,3 +100,22 @@ def signing_secret(current: str, previous: str | None) -> SigningSecret:
 def fingerprint(key: bytes) -> str:
     """A keyed hash naming ``key`` without revealing it (what a database records)."""
     return hmac.digest(bytes(key), b"newsletter database key fingerprint v1", "sha256").hex()[:32]
+
+
+def key_standing(recorded: str | None, secret: bytes) -> str | None:
+    """How the fingerprint a database ``recorded`` stands to ``secret``: ``"current"``
+    (the current key's), ``"retired"`` (a retired key's, during a rotation), None (none
+    recorded yet). Raises :class:`ConfigError` naming the setting, never a key, for any
+    other key's fingerprint.
+    """
+    if recorded is None:
+        return None
+    prints = [fingerprint(key) for key in keys_to_try(secret)]
+    if recorded == prints[0]:
+        return "current"
+    if recorded in prints[1:]:
+        return "retired"
+    raise ConfigError(
+        "NEWSLETTER_SECRET_KEY is not the key this database was used with; set it to that "
+        "key (or, to rotate, list that key in NEWSLETTER_SECRET_KEYS_PREVIOUS)"
+    )
