@@ -7,6 +7,7 @@ heavy packages each command imports (``python -X importtime``).
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,8 @@ def test_commands_that_do_not_render_never_load_premailer(workdir: Path, args: l
         check=True,
     )
     loaded = imported(workdir, *args)
-    assert "sqlalchemy" in loaded  # it did open the database
+    # it did open the database (a listing on the bare driver, the others through SQLAlchemy)
+    assert ("sqlite3" if args[0] == "subscribers" else "sqlalchemy") in loaded
     assert not loaded & (RENDERING | SENDING)
 
 
@@ -111,9 +113,10 @@ def test_init_makes_a_working_folder_and_keeps_what_exists(workdir: Path) -> Non
     assert (workdir / ".newsletter-secret").read_text() == key
 
 
-# What `subscribers list` must not load: it reads one table on SQLite and prints lines
-# (bench/startup.py holds it within 2.5x a bare Typer app's start-up).
+# What `subscribers list` must not load: it reads one table on SQLite with the bare
+# driver and prints lines (bench/startup.py holds it within 2.5x a bare Typer app's start-up).
 NOT_FOR_LISTING = {
+    "sqlalchemy",  # a current database with the right key needs no engine
     "email_validator",  # only commands that take an address validate one
     "sqlalchemy.dialects.postgresql",  # only a PostgreSQL URL needs its dialect
     "psycopg",
@@ -141,7 +144,69 @@ def test_subscribers_list_loads_only_what_a_listing_needs(workdir: Path) -> None
         check=True,
     )
     loaded = imported_modules(workdir, "subscribers", "list")
-    assert {"sqlalchemy", "sqlalchemy.dialects.sqlite", "subscribers.store"} <= loaded
+    assert {"sqlite3", "subscribers.listing"} <= loaded
     assert not loaded & (NOT_FOR_LISTING | RENDERING | SENDING), sorted(
         loaded & (NOT_FOR_LISTING | RENDERING | SENDING)
     )
+
+
+def _init(workdir: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "newsletter", "init"],
+        cwd=workdir,
+        env={**os.environ, "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production"},
+        capture_output=True,
+        check=True,
+    )
+
+
+def test_subscribers_list_on_an_outdated_database_migrates_it_first(workdir: Path) -> None:
+    _init(workdir)
+    with sqlite3.connect(workdir / "newsletter.db") as db:
+        db.execute("DELETE FROM schema_migrations WHERE name = '0012_subject_tests'")
+    db.close()
+    # not current: the full path (SQLAlchemy, the migrations) runs, then the listing
+    assert "sqlalchemy" in imported(workdir, "subscribers", "list")
+    with sqlite3.connect(workdir / "newsletter.db") as db:
+        names = [name for (name,) in db.execute("SELECT name FROM schema_migrations")]
+    db.close()
+    assert "0012_subject_tests" in names
+    assert "sqlalchemy" not in imported(workdir, "subscribers", "list")  # current again
+
+
+def _list(workdir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", "subscribers", "list"],
+        cwd=workdir,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_subscribers_list_checks_the_key_on_the_bare_driver_too(workdir: Path) -> None:
+    _init(workdir)
+    other = "another-key-entirely-Zp8wQ3xR6tV1yN4mK7bH2cJ5"
+    refused = _list(workdir, NEWSLETTER_SECRET_KEY=other)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: NEWSLETTER_SECRET_KEY is not the key this database was used with; set it to "
+        "that key (or, to rotate, list that key in NEWSLETTER_SECRET_KEYS_PREVIOUS)"
+    )
+    assert refused.stdout == ""
+    # during a rotation the retired key's record is accepted, and a listing records nothing
+    with sqlite3.connect(workdir / "newsletter.db") as db:
+        before = db.execute("SELECT fingerprint FROM database_keys").fetchall()
+    db.close()
+    rotating = _list(
+        workdir,
+        NEWSLETTER_SECRET_KEY=other,
+        NEWSLETTER_SECRET_KEYS_PREVIOUS="test-secret-key-not-for-production",
+    )
+    assert rotating.returncode == 0, rotating.stderr
+    assert rotating.stdout.splitlines()[-1] == "0 subscribers"
+    with sqlite3.connect(workdir / "newsletter.db") as db:
+        assert db.execute("SELECT fingerprint FROM database_keys").fetchall() == before
+    db.close()

@@ -132,6 +132,22 @@ def test_the_commands_run_on_postgresql(run_cli: Run, postgresql_url: str) -> No
     _ok(run_cli("subscribers", "delete", "grace.lee@example.net", env=env))
     listed = json.loads(_ok(run_cli("subscribers", "list", "--json", env=env)).stdout)
     assert len(listed) == 11
+    assert all(p["created_at"].endswith("Z") and p["consent"]["at"] for p in listed)
+    assert any(p["name"] == "Siobhán Walsh" and p["topics"] == [] for p in listed)
+    assert any(p["attributes"].get("membership") == "premium" for p in listed)
+    # the listing's plain SQL, with its filters, on PostgreSQL's driver
+    politics = run_cli(
+        "subscribers", "list", "--json", "--status", "confirmed", "--topic", "Politics", env=env
+    )
+    assert {p["email"] for p in json.loads(_ok(politics).stdout)} == {
+        "amelia.hughes@example.co.uk",
+        "siobhan.walsh@example.com",
+    }
+    daily = _ok(run_cli("subscribers", "list", "--newsletter", "daily", env=env))
+    assert daily.stdout.splitlines()[-1] == "11 subscribers"
+    left = _ok(run_cli("subscribers", "list", "--status", "unsubscribed", env=env))
+    assert "daniel.evans@example.com" in left.stdout.splitlines()[1]
+    assert left.stdout.splitlines()[-1] == "1 subscriber"
     again = _ok(run_cli("subscribers", "import", str(EXAMPLES / "subscribers.csv"), env=env))
     assert "skipped 1" in again.stdout
     assert "grace.lee@example.net was erased at their request" in again.stdout
