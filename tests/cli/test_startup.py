@@ -46,6 +46,17 @@ def imported(workdir: Path, *args: str) -> set[str]:
     return {name.split(".")[0] for name in imported_modules(workdir, *args)}
 
 
+def _init(workdir: Path) -> None:
+    """A working folder made by ``newsletter init`` (an empty, migrated database)."""
+    subprocess.run(
+        [sys.executable, "-m", "newsletter", "init"],
+        cwd=workdir,
+        env={**os.environ, "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production"},
+        capture_output=True,
+        check=True,
+    )
+
+
 @pytest.mark.parametrize(
     "args", [["--help"], ["--version"], ["edition", "--help"], ["subscribers", "list", "--help"]]
 )
@@ -59,13 +70,7 @@ def test_help_loads_no_library(workdir: Path, args: list[str]) -> None:
 
 @pytest.mark.parametrize("args", [["subscribers", "list"], ["edition", "list"], ["status", "x"]])
 def test_commands_that_do_not_render_never_load_premailer(workdir: Path, args: list[str]) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "newsletter", "init"],
-        cwd=workdir,
-        env={**os.environ, "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production"},
-        capture_output=True,
-        check=True,
-    )
+    _init(workdir)
     loaded = imported(workdir, *args)
     # it did open the database (a listing on the bare driver, the others through SQLAlchemy)
     assert ("sqlite3" if args[0] == "subscribers" else "sqlalchemy") in loaded
@@ -136,27 +141,11 @@ NOT_FOR_LISTING = {
 
 
 def test_subscribers_list_loads_only_what_a_listing_needs(workdir: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "newsletter", "init"],
-        cwd=workdir,
-        env={**os.environ, "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production"},
-        capture_output=True,
-        check=True,
-    )
+    _init(workdir)
     loaded = imported_modules(workdir, "subscribers", "list")
     assert {"sqlite3", "subscribers.listing"} <= loaded
     assert not loaded & (NOT_FOR_LISTING | RENDERING | SENDING), sorted(
         loaded & (NOT_FOR_LISTING | RENDERING | SENDING)
-    )
-
-
-def _init(workdir: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "newsletter", "init"],
-        cwd=workdir,
-        env={**os.environ, "NEWSLETTER_SECRET_KEY": "test-secret-key-not-for-production"},
-        capture_output=True,
-        check=True,
     )
 
 
