@@ -1,6 +1,7 @@
 """Database access: engines, the aware-UTC column type, and versioned migrations.
 
-SQLite (the embedded default) and PostgreSQL run the same SQLAlchemy Core code.
+SQLite (the embedded default) and PostgreSQL run the same SQLAlchemy Core code
+(the subscriber listing alone runs plain SQL on the driver: :mod:`newsletter.core.dbapi`).
 Migrations are named steps recorded in the ``schema_migrations`` table and
 applied in order on first use; applying them twice, or from two processes at
 once, is safe.
