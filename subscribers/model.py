@@ -27,7 +27,9 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # each model's validator is built on first use, not at import: `subscribers list`
+    # of an empty list (and any command that never builds a Subscription) skips it
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Consent(_Model):
