@@ -9,18 +9,18 @@ chunk's size:
 - the suppression check is a join of the rows' keyed hashes (computed in
   Python, under every accepted key) with ``suppressions``;
 - one ``INSERT ... SELECT ... ON CONFLICT (email_key) DO NOTHING`` adds the
-  people not yet held, and their ``created`` events are written from the
-  inserted rows (PostgreSQL: a ``RETURNING`` CTE in the same statement;
-  SQLite, which holds the write lock for the whole transaction: the ids above
-  the highest one held before the insert); a row another writer inserted
-  meanwhile is simply not inserted again. When not everyone was added, the
-  added rows leave the stage (PostgreSQL knows them by their ``xmin``, this
-  transaction's id);
-- what is left on the stage is the people already held: their rows come back
-  from a join with ``subscribers`` (on PostgreSQL locked, with hash and merge
-  joins off for that query, so that it probes the unique index instead of
-  reading the whole table per chunk) and are updated in Python, which holds
-  the rules for a status change.
+  people not yet held, and their ``created`` events and their newsletters'
+  subscriptions are written from the inserted rows (PostgreSQL: ``RETURNING``
+  CTEs of that same statement, the subscriptions by a hash join of the inserted
+  rows with the stage; SQLite, which holds the write lock for the whole
+  transaction: the ids above the highest one held before the insert); a row
+  another writer inserted meanwhile is simply not inserted again. On SQLite,
+  when not everyone was added, the added rows then leave the stage;
+- the people already held come back from a join of the stage with
+  ``subscribers`` (on PostgreSQL locked, leaving out the rows this transaction
+  inserted, known by their ``xmin``, and with hash and merge joins off for that
+  query, so that it probes the unique index instead of reading the whole table
+  per chunk) and are updated in Python, which holds the rules for a status change.
 
 :func:`session` wraps a whole import: on SQLite it sizes the page cache and
 the checkpoints for it, and on both stores it drops the staging tables at the end.
@@ -99,23 +99,35 @@ _DETAIL = "CASE status {} END".format(
     " ".join(f"WHEN '{s.value}' THEN {{detail_{s.value}}}" for s in SubscriberStatus)
 )
 _EVENTS_COLUMNS = "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
-# PostgreSQL: the events of exactly the rows this statement inserted
+# PostgreSQL: one statement per chunk adds the people, their events and their
+# newsletters. Every part reads the rows the insert returned (a new person's
+# subscriptions from their staged row, found by a hash join of the two), so
+# nothing probes an index of subscribers or subscriptions row by row
 _MERGE_PG = "".join(
     [
         "WITH added AS (",
         _INSERT,
-        " RETURNING id, status) ",
+        " RETURNING id, status, email_key), created AS (",
         _EVENTS_COLUMNS,
         "SELECT id, {now}, 'created', ",
         _DETAIL,
-        " FROM added",
+        " FROM added), joined AS (",
+        "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) ",
+        "SELECT a.id, j.value, 'subscribed', {now}, 'import' ",
+        "FROM added a JOIN import_stage st ON st.email_key = a.email_key ",
+        "CROSS JOIN LATERAL json_array_elements_text(st.newsletters) AS j(value)) ",
+        "SELECT count(*) FROM added",
     ]
 )
-# the rows this transaction inserted are the ones whose xmin is its own id
-_UNSTAGE_PG = (
-    "DELETE FROM import_stage st USING subscribers s "
-    "WHERE s.email_key = st.email_key AND s.xmin = pg_current_xact_id()::xid"
+# for that statement's transaction: the function scan's guess (100 newsletters a
+# row) prices it high enough for JIT, whose compiling costs more than it saves
+# here; and the planner, which has no statistics for the stage, would sort both
+# sides of the join on email_key where hashing one of them costs a fraction
+_MERGE_SETTINGS = (
+    "SELECT set_config('jit', 'off', true), set_config('enable_mergejoin', 'off', true)"
 )
+# the rows this transaction inserted are the ones whose xmin is its own id
+_NOT_ADDED_PG = sa.text("subscribers.xmin <> pg_current_xact_id()::xid")
 # SQLite: BEGIN IMMEDIATE holds the write lock, and AUTOINCREMENT ids only grow,
 # so the ids above the highest one held before the insert are exactly its rows
 _EVENTS_SQLITE = "".join(
@@ -130,18 +142,14 @@ _UNSTAGE_SQLITE = (
     "DELETE FROM import_stage WHERE email_key IN "
     "(SELECT email_key FROM subscribers WHERE id > {before})"
 )
-# the newsletters of the people just added (a person with no subscription at all is
-# new: everyone held has one since migration 0011), from the stage's JSON lists
-_SUBSCRIBE = (
+# the newsletters of the people just added (their ids, as for the events), from the
+# stage's JSON lists
+_SUBSCRIBE_SQLITE = (
     "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) "
     "SELECT s.id, j.value, 'subscribed', {now}, 'import' "
-    "FROM import_stage st JOIN subscribers s ON s.email_key = st.email_key{each} "
-    "WHERE NOT EXISTS (SELECT 1 FROM subscriptions x WHERE x.subscriber_id = s.id)"
+    "FROM import_stage st JOIN subscribers s ON s.email_key = st.email_key, "
+    "json_each(st.newsletters) j WHERE s.id > {before}"
 )
-_EACH = {
-    "sqlite": ", json_each(st.newsletters) j",
-    "postgresql": " CROSS JOIN LATERAL json_array_elements_text(st.newsletters) AS j(value)",
-}
 _SUPPRESSED = (
     "SELECT st.email_key FROM import_stage st "
     "JOIN suppressions sp ON sp.address_hash = st.address_hash "
@@ -365,19 +373,14 @@ class Stage:
         """Add every staged person not yet held, with a ``created`` event and their
         newsletters' subscriptions each; return how many.
 
-        ``staged`` is how many rows the stage holds. The people added leave the
-        stage, so that it holds only the people already held (see :meth:`held`).
+        ``staged`` is how many rows the stage holds. On PostgreSQL this is one
+        statement, whatever the chunk's size; :meth:`held` then leaves out the
+        people it added (on SQLite they leave the stage).
         """
         if self._postgres:
-            merge = self._sql(_MERGE_PG)
-            added = int(self._conn.exec_driver_sql(merge, self._params).rowcount)
-            if added:
-                with self._index_probes():
-                    subscribe = self._sql(_SUBSCRIBE, each=_EACH["postgresql"])
-                    self._conn.exec_driver_sql(subscribe, self._params)
-            if 0 < added < staged:
-                with self._index_probes():
-                    self._conn.exec_driver_sql(_UNSTAGE_PG)
+            self._conn.exec_driver_sql(_MERGE_SETTINGS)
+            merged = self._conn.exec_driver_sql(self._sql(_MERGE_PG), self._params)
+            added = int(merged.scalar_one())
         else:
             before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers")
             after = str(int(before.scalar() or 0))
@@ -385,7 +388,7 @@ class Stage:
             events = self._sql(_EVENTS_SQLITE, before=after)
             added = int(self._conn.exec_driver_sql(events, self._params).rowcount)
             if added:
-                subscribe = self._sql(_SUBSCRIBE, each=_EACH["sqlite"])
+                subscribe = self._sql(_SUBSCRIBE_SQLITE, before=after)
                 self._conn.exec_driver_sql(subscribe, self._params)
             if 0 < added < staged:
                 self._conn.exec_driver_sql(_UNSTAGE_SQLITE.format(before=after))
@@ -400,7 +403,8 @@ class Stage:
         if not self._postgres:
             return [row._mapping for row in self._conn.execute(query)]
         with self._index_probes():
-            locked = query.with_for_update(of=subscribers)
+            # the people this transaction added are still staged: left out here
+            locked = query.where(_NOT_ADDED_PG).with_for_update(of=subscribers)
             return [row._mapping for row in self._conn.execute(locked)]
 
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from subscribers import store, suppressions
 from subscribers.importer import ImportReport, import_csv
-from subscribers.schema import subscriber_events, subscribers
+from subscribers.schema import subscriber_events, subscribers, subscriptions
 
 SECRET = b"test-secret-key-of-a-usual-length-0123456789"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -129,3 +129,31 @@ def test_no_staging_table_is_left_on_any_connection(engine: Engine) -> None:
             assert _settings(conn) == before
         checked += 1
     assert checked >= 1
+
+
+def test_a_chunk_of_new_and_held_people_counts_and_records_each_once(engine: Engine) -> None:
+    # one chunk: 3 people held (one gets a new name), 3 new; the people the merge adds
+    # must not come back as held ones (counted again, or given an event to no purpose)
+    _import(engine, _csv([0, 1, 2]))
+    renamed = _csv([0]).replace(b"Reader 0", b"Reader Zero").splitlines()[1]
+    data = b"\n".join([*_csv([1, 2, 3, 4, 5]).splitlines(), renamed]) + b"\n"
+    report = _import(engine, data, batch_size=100)
+    assert (report.imported, report.updated, report.unchanged) == (3, 1, 2)
+    with engine.connect() as conn:
+        kinds = conn.execute(
+            sa.select(subscribers.c.email, subscriber_events.c.kind)
+            .join(subscribers, subscribers.c.id == subscriber_events.c.subscriber_id)
+            .order_by(subscribers.c.email, subscriber_events.c.id)
+        ).all()
+        chosen = conn.execute(
+            sa.select(subscribers.c.email, subscriptions.c.newsletter_id)
+            .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
+            .order_by(subscribers.c.email)
+        ).all()
+    emails = [_person(i)[0] for i in range(6)]
+    assert [tuple(row) for row in kinds] == [
+        (emails[0], "created"),
+        (emails[0], "updated"),
+        *((email, "created") for email in emails[1:]),
+    ]
+    assert [tuple(row) for row in chosen] == [(email, "daily") for email in emails]
