@@ -39,7 +39,7 @@ from newsletter.delivery.outcomes import OPEN_STATES, DeliveryStatus
 from newsletter.scheduling.claims import RunOutcome
 from newsletter.scheduling.results import RunResult, SendFn, SendResult, delivery_sender
 
-__all__ = ["DueTest", "due_tests", "finish_subject_tests"]
+__all__ = ["DueTest", "due_tests", "finish_subject_tests", "next_decision"]
 
 _D = deliveries.c
 _T = subject_tests.c
@@ -77,6 +77,22 @@ def due_tests(conn: Connection, now: datetime) -> list[DueTest]:
         .order_by(_T.decide_at, _T.edition_id)
     )
     return [DueTest(edition_id, decide_at) for edition_id, decide_at in conn.execute(query)]
+
+
+def next_decision(conn: Connection, now: datetime) -> datetime | None:
+    """The earliest undecided subject-line test's decision time after ``now`` (of a
+    ``sending`` edition): the scheduler wakes for it rather than at its next poll."""
+    query = (
+        sa.select(sa.func.min(_T.decide_at))
+        .join(editions, editions.c.id == _T.edition_id)
+        .where(
+            editions.c.status == EditionStatus.SENDING.value,
+            _T.winner.is_(None),
+            _T.decide_at > now,
+        )
+    )
+    found: datetime | None = conn.execute(query).scalar()
+    return found
 
 
 def _owners(conn: Connection, edition_id: str, now: datetime) -> tuple[list[str], bool]:

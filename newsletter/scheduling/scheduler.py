@@ -49,7 +49,7 @@ from newsletter.scheduling.claims import (
     set_run_edition,
     take_over_runs,
 )
-from newsletter.scheduling.pending import finish_subject_tests
+from newsletter.scheduling.pending import finish_subject_tests, next_decision
 from newsletter.scheduling.results import (
     RunResult,
     SendFn,
@@ -178,8 +178,11 @@ class Scheduler:
         return min(filter(None, upcoming), default=None)
 
     def _sleep_for(self, poll: timedelta) -> float:
-        upcoming = self.next_occurrence()
-        wait = poll if upcoming is None else min(poll, upcoming - self.clock())
+        now = self.clock()
+        with self.engine.connect() as conn:  # a subject-line test decided on time
+            decision = next_decision(conn, now)
+        upcoming = min(filter(None, [self.next_occurrence(), decision]), default=None)
+        wait = poll if upcoming is None else min(poll, upcoming - now)
         return max(wait.total_seconds(), 0.05)
 
     def _active(self) -> list[ScheduleRecord]:

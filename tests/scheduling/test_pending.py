@@ -15,9 +15,10 @@ from newsletter.delivery.engine import SendOptions, send_edition
 from newsletter.delivery.lease import take_lease
 from newsletter.delivery.subjects import SubjectTestSpec
 from newsletter.scheduling.claims import RunOutcome
-from newsletter.scheduling.pending import due_tests, finish_subject_tests
-from newsletter.scheduling.results import SendResult
+from newsletter.scheduling.pending import due_tests, finish_subject_tests, next_decision
+from newsletter.scheduling.results import RunResult, SendResult
 from tests.plugins.smtp import SMTPServer
+from tests.support.scheduling import MemorySender, memory_scheduler
 from tests.support.sendkit import populate, with_smtp
 
 START = datetime(2026, 3, 28, 12, tzinfo=UTC)
@@ -86,3 +87,33 @@ async def test_a_paused_edition_waits_for_a_person(
     with db.connect() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one()
     assert count == 20
+
+
+async def test_a_running_scheduler_wakes_for_a_decision_before_its_next_poll(
+    settings: Settings, db: Engine, smtp_server: SMTPServer
+) -> None:
+    edition_id = await _started(settings, db, smtp_server)
+    with db.connect() as conn:
+        assert next_decision(conn, START) == DUE
+        assert next_decision(conn, DUE) is None  # due now: due_tests has it, not ahead
+    # the scheduler's clock reaches the decision 1.5 s after it starts; it polls every minute
+    offset = DUE - timedelta(seconds=1.5) - datetime.now(UTC)
+    scheduler = memory_scheduler(
+        with_smtp(settings, smtp_server.url), db, lambda: datetime.now(UTC) + offset, MemorySender()
+    )
+    finished: list[str] = []
+    done, stop = asyncio.Event(), asyncio.Event()
+
+    def on_result(result: RunResult) -> None:
+        finished.append(f"{result.edition_id} {result.outcome}")
+        done.set()
+
+    running = asyncio.create_task(
+        scheduler.run_forever(stop, poll=timedelta(minutes=1), on_result=on_result)
+    )
+    try:
+        await asyncio.wait_for(done.wait(), timeout=15)  # not the minute's poll
+    finally:
+        stop.set()
+        await running
+    assert finished == [f"{edition_id} sent"]

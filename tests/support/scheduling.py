@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,11 @@ def new_schedule(db: Engine, timing: Timing = LONDON_7AM, **kwargs: Any) -> int:
 
 
 def memory_scheduler(
-    settings: Settings, db: Engine, clock: Clock, sender: MemorySender, worker: str = "w:1"
+    settings: Settings,
+    db: Engine,
+    clock: Callable[[], datetime],
+    sender: MemorySender,
+    worker: str = "w:1",
 ) -> Scheduler:
     """A scheduler that sends through ``sender`` and never finds another worker gone."""
     return Scheduler(settings, db, send=sender, clock=clock, worker=worker, is_gone=lambda _: False)
