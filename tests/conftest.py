@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +19,18 @@ pytest_plugins = [
     "tests.plugins.smtp",
     "tests.plugins.web",
 ]
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The loop the async tests run on: uvloop's with ``TEST_EVENT_LOOP=uvloop`` (the loop
+    ``newsletter send`` uses when the ``fast`` extra is installed), else asyncio's own."""
+    if os.environ.get("TEST_EVENT_LOOP") == "uvloop":
+        import uvloop
+
+        policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
+        return policy
+    return asyncio.DefaultEventLoopPolicy()
 
 
 @pytest.fixture

@@ -88,8 +88,8 @@ def register(root: typer.Typer) -> None:
 
             newsletter scheduler --once
         """
-        import asyncio
+        from newsletter.delivery import eventloop
 
-        results = asyncio.run(_run_scheduler(once, poll))
+        results = eventloop.run(_run_scheduler(once, poll), get_settings().event_loop)
         if any(r.outcome in {"failed", "deferred"} for r in results):
             raise typer.Exit(1)
