@@ -21,16 +21,15 @@ pytest_plugins = [
 ]
 
 
-@pytest.fixture(scope="session")
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    """The loop the async tests run on: uvloop's with ``TEST_EVENT_LOOP=uvloop`` (the loop
-    ``newsletter send`` uses when the ``fast`` extra is installed), else asyncio's own."""
-    if os.environ.get("TEST_EVENT_LOOP") == "uvloop":
-        import uvloop
+if os.environ.get("TEST_EVENT_LOOP") == "uvloop":
+    # The async tests on uvloop (the loop `newsletter send` uses when the `fast` extra is
+    # installed) instead of asyncio's own: TEST_EVENT_LOOP=uvloop pytest ...
+    import uvloop
 
-        policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
-        return policy
-    return asyncio.DefaultEventLoopPolicy()
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+        return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture

@@ -243,12 +243,10 @@ def send(
     bar = None if dry_run or test_to else SendBar()
     stopped_by: list[str] = []
     loop_used: list[str] = []
+    choice = get_settings().event_loop  # a bad setting stops here, before any coroutine
     try:
         try:
-            report = eventloop.run(
-                _run_send(edition, options, bar, stopped_by, loop_used),
-                get_settings().event_loop,
-            )
+            report = eventloop.run(_run_send(edition, options, bar, stopped_by, loop_used), choice)
         finally:
             if bar is not None:
                 bar.stop()

@@ -90,6 +90,7 @@ def register(root: typer.Typer) -> None:
         """
         from newsletter.delivery import eventloop
 
-        results = eventloop.run(_run_scheduler(once, poll), get_settings().event_loop)
+        choice = get_settings().event_loop  # a bad setting stops here, before any coroutine
+        results = eventloop.run(_run_scheduler(once, poll), choice)
         if any(r.outcome in {"failed", "deferred"} for r in results):
             raise typer.Exit(1)
