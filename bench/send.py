@@ -32,7 +32,6 @@ What it does, on loopback:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing as mp
 import os
 import resource
@@ -61,7 +60,14 @@ from newsletter.core.db import UTCDateTime, utcnow  # noqa: E402
 from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID  # noqa: E402
 from newsletter.core.schema import deliveries, editions  # noqa: E402
 from newsletter.database import open_database  # noqa: E402
-from newsletter.delivery.engine import MessageBuilder, SendOptions, send_edition  # noqa: E402
+from newsletter.delivery.engine import (  # noqa: E402
+    MessageBuilder,
+    SendOptions,
+    SendReport,
+    send_edition,
+)
+from newsletter.delivery.eventloop import run as run_on_loop  # noqa: E402
+from newsletter.delivery.eventloop import running_loop_name  # noqa: E402
 from subscribers.schema import subscribers, subscriptions  # noqa: E402
 
 SENDER = "news@news.example.com"
@@ -208,22 +214,29 @@ def prepare(folder: Path, config: dict[str, Any], recipients: int) -> str:
 def _sender(
     folder: str, config: dict[str, Any], edition_id: str, concurrency: int | None, out: Any
 ) -> None:
-    """One sending process: the real send_edition; reports sent, peak RSS (KiB), start, end."""
+    """One sending process: the real send_edition, on the loop NEWSLETTER_EVENT_LOOP picks
+    (as ``newsletter send`` does); reports sent, peak RSS (KiB), start, end, the loop."""
     settings: Settings = load_settings(Path(folder), **config)
     engine = open_database(settings.database_url)
+    loop: list[str] = []
+
+    async def send() -> SendReport:
+        loop.append(running_loop_name())
+        options = SendOptions(concurrency=concurrency)
+        return await send_edition(settings, engine, edition_id, options=options)
+
     # Timed from here: Python's start-up and imports are not the pipeline.
     started = time.time()
-    report = asyncio.run(
-        send_edition(settings, engine, edition_id, options=SendOptions(concurrency=concurrency))
-    )
+    report = run_on_loop(send(), settings.event_loop)
     finished = time.time()
-    out.put((report.sent, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, started, finished))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out.put((report.sent, peak, started, finished, loop[0]))
 
 
 def run_pipeline(
     folder: Path, config: dict[str, Any], edition_id: str, processes: int, sessions: int | None
-) -> tuple[float, int, int]:
-    """Wall time, messages sent and the largest peak RSS of ``processes`` senders.
+) -> tuple[float, int, int, str]:
+    """Wall time, messages sent, the largest peak RSS of ``processes`` senders and their loop.
 
     ``sessions=None`` runs one process with no tuning options at all (the defaults).
     """
@@ -252,7 +265,7 @@ def run_pipeline(
         status = get_edition(conn, edition_id).status.value
     if not sent or sent != sum(r[0] for r in results) or status != "sent":
         sys.exit(f"the pipeline did not finish cleanly: {sent} sent, edition {status}")
-    return elapsed, sent, max(r[1] for r in results)
+    return elapsed, sent, max(r[1] for r in results), results[0][4]
 
 
 def run_smtp_source(source: str, port: int, sample: Path, count: int, sessions: int) -> float:
@@ -287,7 +300,25 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="pairs of runs for the ratio at default settings"
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=["auto", "asyncio"],
+        default=os.environ.get("NEWSLETTER_EVENT_LOOP", "auto"),
+        help="NEWSLETTER_EVENT_LOOP for the pipeline (auto: uvloop when installed)",
+    )
+    parser.add_argument(
+        "--compare-loops",
+        action="store_true",
+        help="also run every default-settings pair on plain asyncio, alternating",
+    )
+    parser.add_argument(
+        "--only-default",
+        action="store_true",
+        help="only the ratio at default settings (no sessions table, memory or relays)",
+    )
     args = parser.parse_args()
+    if args.only_default:
+        args.sessions, args.grow, args.relay_recipients = [], 1, 0
     n = args.recipients
 
     print(f"machine: {machine()}")
@@ -308,7 +339,7 @@ def main() -> None:
             best = 0.0
             for processes in sorted({1, args.processes}):
                 reset_outbox(folder, config)
-                elapsed, sent, _ = run_pipeline(folder, config, edition_id, processes, sessions)
+                elapsed, sent, _, _ = run_pipeline(folder, config, edition_id, processes, sessions)
                 rate = sent / elapsed
                 best = max(best, rate)
                 print(
@@ -327,7 +358,8 @@ def main() -> None:
             print(f"ratio at {sessions} sessions: {ratio:.2f} ({verdict}; aim 0.5)")
 
         # What a user who passes no flags gets, against smtp-source with as many sessions.
-        default_ratio(folder, config, edition_id, source, port, sample_file, n, args.repeat)
+        loops = [args.event_loop] + (["asyncio"] if args.compare_loops else [])
+        default_ratio(folder, config, edition_id, source, port, sample_file, n, args.repeat, loops)
 
         if args.grow > 1:
             peaks = []
@@ -336,7 +368,7 @@ def main() -> None:
                 current = _count_subscribers(folder, config)
                 if current < size:
                     add_subscribers(folder, config, size - current, start=current)
-                elapsed, sent, peak = run_pipeline(
+                elapsed, sent, peak, _ = run_pipeline(
                     folder, config, edition_id, 1, (args.sessions or [None])[0]
                 )
                 peaks.append(peak)
@@ -365,36 +397,47 @@ def default_ratio(
     sample_file: Path,
     n: int,
     repeat: int,
+    loops: list[str],
 ) -> float:
     """The pipeline with no tuning flags against smtp-source with as many sessions.
 
     On a shared machine one pair of runs can land in a quiet and a busy moment:
     the runs alternate ``repeat`` times, each pair's ratio is printed, and the
     ratio stated is of the best rate on each side (the least disturbed run of each).
+    With several ``loops`` (NEWSLETTER_EVENT_LOOP values) each turn runs a pair on
+    each, and each loop gets its own ratio; the first is the default's.
     """
     sessions = load_settings(folder, **config).send_concurrency
-    ours: list[float] = []
-    theirs: list[float] = []
+    ours: dict[str, list[float]] = {choice: [] for choice in loops}
+    theirs: dict[str, list[float]] = {choice: [] for choice in loops}
     for turn in range(repeat):
-        load = os.getloadavg()[0]
-        reset_outbox(folder, config)
-        elapsed, sent, _ = run_pipeline(folder, config, edition_id, 1, None)
-        ours.append(sent / elapsed)
-        theirs.append(n / run_smtp_source(source, port, sample_file, n, sessions))
+        for choice in loops:
+            load = os.getloadavg()[0]
+            reset_outbox(folder, config)
+            elapsed, sent, _, used = run_pipeline(
+                folder, {**config, "event_loop": choice}, edition_id, 1, None
+            )
+            ours[choice].append(sent / elapsed)
+            theirs[choice].append(n / run_smtp_source(source, port, sample_file, n, sessions))
+            print(
+                f"pipeline with no tuning flags (1 process, {sessions} sessions, event loop "
+                f"{used}, NEWSLETTER_EVENT_LOOP={choice}): {ours[choice][-1]:,.0f}/s; "
+                f"smtp-source -s {sessions}: {theirs[choice][-1]:,.0f}/s; pair {turn + 1}: "
+                f"{ours[choice][-1] / theirs[choice][-1]:.2f} (load average {load:.2f})"
+            )
+    ratios = {}
+    for choice in loops:
+        ratio = max(ours[choice]) / max(theirs[choice])
+        pairs = sorted(a / b for a, b in zip(ours[choice], theirs[choice], strict=True))
+        verdict = "meets" if ratio >= 0.6 else "BELOW"
+        label = "" if choice == loops[0] else f" with NEWSLETTER_EVENT_LOOP={choice}"
         print(
-            f"pipeline with no tuning flags (1 process, {sessions} sessions): {ours[-1]:,.0f}/s; "
-            f"smtp-source -s {sessions}: {theirs[-1]:,.0f}/s; pair {turn + 1}: "
-            f"{ours[-1] / theirs[-1]:.2f} (load average {load:.2f})"
+            f"ratio at default settings{label}: {ratio:.2f} ({verdict} the 0.6 target; best of "
+            f"{repeat} each side; pairs from {pairs[0]:.2f} to {pairs[-1]:.2f}, "
+            f"median {pairs[len(pairs) // 2]:.2f})"
         )
-    ratio = max(ours) / max(theirs)
-    pairs = sorted(a / b for a, b in zip(ours, theirs, strict=True))
-    verdict = "meets" if ratio >= 0.6 else "BELOW"
-    print(
-        f"ratio at default settings: {ratio:.2f} ({verdict} the 0.6 target; best of {repeat} "
-        f"each side; pairs from {pairs[0]:.2f} to {pairs[-1]:.2f}, "
-        f"median {pairs[len(pairs) // 2]:.2f})"
-    )
-    return ratio
+        ratios[choice] = ratio
+    return ratios[loops[0]]
 
 
 def _count_subscribers(folder: Path, config: dict[str, Any]) -> int:

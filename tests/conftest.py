@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +19,17 @@ pytest_plugins = [
     "tests.plugins.smtp",
     "tests.plugins.web",
 ]
+
+
+if os.environ.get("TEST_EVENT_LOOP") == "uvloop":
+    # The async tests on uvloop (the loop `newsletter send` uses when the `fast` extra is
+    # installed) instead of asyncio's own: TEST_EVENT_LOOP=uvloop pytest ...
+    import uvloop
+
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+        return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture

@@ -33,11 +33,16 @@ EXIT_TERMINATED = 143  # SIGTERM
 
 
 async def _run_send(
-    edition: str, options: SendOptions, bar: SendBar | None, stopped_by: list[str]
+    edition: str,
+    options: SendOptions,
+    bar: SendBar | None,
+    stopped_by: list[str],
+    loop_used: list[str],
 ) -> SendReport:
     import asyncio
 
     from newsletter.delivery.engine import send_edition
+    from newsletter.delivery.eventloop import running_loop_name
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -60,6 +65,7 @@ async def _run_send(
 
     for number, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         loop.add_signal_handler(number, on_signal, name, number)
+    loop_used.append(running_loop_name())
     try:
         return await send_edition(
             get_settings(), get_engine(), edition, options=options, progress=bar, stop=stop
@@ -217,10 +223,9 @@ def send(
         newsletter send 2026-11-26-daily --subject-test "Budget: what it means for you"
             --test-share 20% --decide-after 1h
     """
-    import asyncio
-
     from newsletter.cli.progress import SendBar
     from newsletter.cli.schedules import clock  # NEWSLETTER_NOW, the testing aid
+    from newsletter.delivery import eventloop
     from newsletter.delivery.engine import SendOptions, SendReport
     from newsletter.delivery.report import EXIT_DEFERRED
 
@@ -237,9 +242,11 @@ def send(
         _confirm_send(edition, yes=yes)
     bar = None if dry_run or test_to else SendBar()
     stopped_by: list[str] = []
+    loop_used: list[str] = []
+    choice = get_settings().event_loop  # a bad setting stops here, before any coroutine
     try:
         try:
-            report = asyncio.run(_run_send(edition, options, bar, stopped_by))
+            report = eventloop.run(_run_send(edition, options, bar, stopped_by, loop_used), choice)
         finally:
             if bar is not None:
                 bar.stop()
@@ -250,6 +257,7 @@ def send(
     _summary(report)
     if report.mode == "send" and report.sent:
         _print_rate(edition)
+        out.print(f"event loop: {loop_used[0]}", markup=False)  # NEWSLETTER_EVENT_LOOP
     if report.stopped:
         raise typer.Exit(EXIT_TERMINATED if stopped_by == ["SIGTERM"] else EXIT_INTERRUPTED)
     if report.deferred_until is not None:

@@ -88,8 +88,9 @@ def register(root: typer.Typer) -> None:
 
             newsletter scheduler --once
         """
-        import asyncio
+        from newsletter.delivery import eventloop
 
-        results = asyncio.run(_run_scheduler(once, poll))
+        choice = get_settings().event_loop  # a bad setting stops here, before any coroutine
+        results = eventloop.run(_run_scheduler(once, poll), choice)
         if any(r.outcome in {"failed", "deferred"} for r in results):
             raise typer.Exit(1)

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     send_rate: float | None = Field(default=None, gt=0)
     send_max_attempts: int = Field(default=5, ge=1, le=50)
     send_failure_threshold: int = Field(default=50, ge=1)
+    # sends run on uvloop when installed (the `fast` extra) unless this says "asyncio"
+    event_loop: Literal["auto", "asyncio"] = "auto"
     # SQLite: "normal" survives a process crash, "full" also a power loss (slower commits)
     durable: Literal["normal", "full"] = "normal"
     # reverse proxies whose X-Forwarded-For/-Proto `serve` believes: IPs or CIDRs; none by default
