@@ -31,6 +31,7 @@ from subscribers.model import Subscriber
 from tests.support.sample_editions import article
 
 __all__ = [
+    "LINK_RE",
     "ServeProcess",
     "WebEnv",
     "add_confirmed",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+# a reader's link in a message sent by the test settings (base URL news.example.com/newsletter)
+LINK_RE = re.compile(r"https://news\.example\.com/newsletter/\S+")
 
 
 @dataclass

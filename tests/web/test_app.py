@@ -27,6 +27,7 @@ from tests.plugins.smtp import SMTPServer
 from tests.support.cli import CLIResult
 from tests.support.sample_editions import NOW as SAMPLE_NOW
 from tests.support.web import (
+    LINK_RE,
     WebEnv,
     add_confirmed,
     asgi_client,
@@ -37,8 +38,6 @@ from tests.support.web import (
     running_server,
     wait_for,
 )
-
-LINK_RE = re.compile(r"https://news\.example\.com/newsletter/\S+")
 
 
 async def test_archive_shows_only_sent_editions(env: WebEnv, client: httpx.AsyncClient) -> None:

@@ -17,6 +17,7 @@ from subscribers.model import SubscriberStatus
 from subscribers.tokens import Purpose, make_token
 from tests.plugins.smtp import SMTPServer
 from tests.support.web import (
+    LINK_RE,
     WebEnv,
     add_confirmed,
     asgi_client,
@@ -26,8 +27,6 @@ from tests.support.web import (
     path_of,
     sign_up,
 )
-
-LINK_RE = re.compile(r"https://news\.example\.com/newsletter/\S+")
 
 
 async def test_hostile_name_is_escaped_on_the_preferences_page(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
@@ -17,6 +16,7 @@ from subscribers import store
 from subscribers.model import SubscriberStatus
 from tests.plugins.smtp import SMTPServer
 from tests.support.web import (
+    LINK_RE,
     WebEnv,
     add_confirmed,
     asgi_client,
@@ -28,8 +28,6 @@ from tests.support.web import (
     sign_up,
     wait_for,
 )
-
-LINK_RE = re.compile(r"https://news\.example\.com/newsletter/\S+")
 
 
 async def test_signup_form_lists_the_stored_topics_and_asks_for_consent(

@@ -20,6 +20,7 @@ from subscribers.model import Subscriber, SubscriberStatus
 from subscribers.tokens import Purpose, verify_token
 from tests.plugins.smtp import SMTPServer
 from tests.support.web import (
+    LINK_RE,
     WebEnv,
     asgi_client,
     csrf_token,
@@ -31,7 +32,6 @@ from tests.support.web import (
     wait_for,
 )
 
-LINK_RE = re.compile(r"https://news\.example\.com/newsletter/\S+")
 MAILTO_RE = re.compile(r"<(mailto:[^>]+)>")
 
 
