@@ -47,6 +47,16 @@ def exactly_once(server: SMTPServer, readers: int) -> None:
     }
 
 
+async def send_to(
+    settings: Settings, engine: Engine, server: SMTPServer, readers: int, **options: Any
+) -> SendReport:
+    """Send a new edition to ``readers`` through ``server`` with quick retries."""
+    edition_id = populate(engine, settings, readers)
+    return await send_edition(
+        with_smtp(settings, server.url), engine, edition_id, options=SendOptions(**options, **FAST)
+    )
+
+
 def rate_over_time(server: SMTPServer, report: SendReport, width: float = 0.25) -> str:
     """Messages per second in each slice of the send, and the pacer's changes, for the log."""
     times = sorted(r.at for r in server.received)
@@ -69,13 +79,7 @@ async def test_the_rate_recovers_after_the_faults_stop(
         Misbehaviour(refuse_every_nth_connection=2, faulty_connections=30, session_limit=3)
     )
     readers = 240
-    edition_id = populate(engine, settings, readers)
-    report = await send_edition(
-        with_smtp(settings, server.url),
-        engine,
-        edition_id,
-        options=SendOptions(concurrency=4, rate=60, pacing=QUICK, **FAST),
-    )
+    report = await send_to(settings, engine, server, readers, concurrency=4, rate=60, pacing=QUICK)
     print(rate_over_time(server, report))
     assert report.sent == readers
     exactly_once(server, readers)
@@ -99,13 +103,7 @@ async def test_isolated_421s_and_session_caps_do_not_slow_the_send(
     settings: Settings, engine: Engine, smtp_server: SMTPServer
 ) -> None:
     readers = 150
-    edition_id = populate(engine, settings, readers)
-    report = await send_edition(
-        with_smtp(settings, smtp_server.url),
-        engine,
-        edition_id,
-        options=SendOptions(concurrency=2, **FAST),
-    )
+    report = await send_to(settings, engine, smtp_server, readers, concurrency=2)
     assert report.sent == readers
     exactly_once(smtp_server, readers)
     assert smtp_server.handler.refused_connections >= 1
@@ -117,20 +115,14 @@ async def test_a_tempfail_storm_is_retried_while_the_others_keep_flowing(
     settings: Settings, engine: Engine, smtp_server: SMTPServer
 ) -> None:
     readers = 60
-    edition_id = populate(engine, settings, readers)
-    report = await send_edition(
-        with_smtp(settings, smtp_server.url),
-        engine,
-        edition_id,
-        options=SendOptions(concurrency=3, max_attempts=20, **FAST),
-    )
+    report = await send_to(settings, engine, smtp_server, readers, concurrency=3, max_attempts=20)
     handler = smtp_server.handler
     assert handler.tempfails > 0
     assert handler.dropped_connections > 0
     assert report.sent == readers
     assert report.deferred >= handler.tempfails
     exactly_once(smtp_server, readers)
-    assert states(engine, edition_id) == {S.SENT: readers}
+    assert states(engine, report.edition_id) == {S.SENT: readers}
 
 
 @pytest.mark.smtp_misbehave(pipelining=True, soft_fail={"reader1@example.org": 1})
@@ -206,17 +198,11 @@ async def test_envelopes_sent_ahead_over_pipelining_keep_exactly_once(
     # Each payload carries the next message's MAIL, RCPT and DATA; sessions end
     # under them (the cap), some are dropped, some recipients refused or deferred.
     readers = 40
-    edition_id = populate(engine, settings, readers)
-    report = await send_edition(
-        with_smtp(settings, smtp_server.url),
-        engine,
-        edition_id,
-        options=SendOptions(concurrency=3, **FAST),
-    )
+    report = await send_to(settings, engine, smtp_server, readers, concurrency=3)
     assert (report.sent, report.failed, report.unknown) == (readers - 1, 1, 0)
     copies = smtp_server.handler.copies()
     assert address(5) not in copies
     assert {n: copies[address(n)] for n in range(readers) if n != 5} == {
         n: 1 for n in range(readers) if n != 5
     }
-    assert states(engine, edition_id) == {S.SENT: readers - 1, S.FAILED: 1}
+    assert states(engine, report.edition_id) == {S.SENT: readers - 1, S.FAILED: 1}
