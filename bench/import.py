@@ -190,11 +190,12 @@ def run_import(csv_path: Path, url: str) -> dict[str, object]:
             key = normalise_address(email).key
             suppressions.suppress(conn, SECRET, key, "erased", utcnow())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cpu = time.process_time()
+    # our CPU: this process and the child that parses ahead (reaped when the import ends)
+    cpu = time.process_time() + _children_cpu()
     started = time.perf_counter()
     report = import_file(engine, csv_path, secret=SECRET, confirmed=True)
     elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu
+    cpu = time.process_time() + _children_cpu() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     engine.dispose()
     return {

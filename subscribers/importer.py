@@ -1,7 +1,8 @@
 """CSV import: streaming, in chunks each committed, idempotent, careful with people who left.
 
 The file is read record by record (:mod:`subscribers.csvio`) and parsed into
-chunks of addresses in a thread ahead of the writes (:mod:`subscribers.importrows`).
+chunks of addresses ahead of the writes (:mod:`subscribers.importrows`), in a
+thread or, for a large file, in a child process (:mod:`subscribers.importchild`).
 Each chunk is one transaction of a few set-based statements
 (:mod:`subscribers.bulk`: a staging table, the suppression check as a join, one
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` with the ``created`` events
@@ -49,7 +50,7 @@ from sqlalchemy.engine import Connection, Engine
 from newsletter.core.db import utcnow
 from newsletter.core.errors import SubscriberInputError
 from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
-from subscribers import bulk, subscriptions, suppressions
+from subscribers import bulk, importchild, subscriptions, suppressions
 from subscribers.csvio import COLUMNS, read_records
 from subscribers.importrows import (
     Chunk,
@@ -146,6 +147,7 @@ def import_csv(
     on_commit: Callable[[ImportReport], None] | None = None,
     columns: Mapping[str, str] | None = None,
     newsletters: Sequence[str] = (DEFAULT_NEWSLETTER_ID,),
+    parse_in_child: bool | None = None,
 ) -> ImportReport:
     """Import a CSV byte stream with a header row (``email`` required), committing in chunks.
 
@@ -162,9 +164,16 @@ def import_csv(
     ``newsletters`` are the configured ids, the default first: a ``newsletters`` cell
     (ids separated by ``;`` or ``|``) may name only these; a blank one (or no column)
     gives a new person the default; a held person's newsletters are added to theirs.
+
+    Rows are parsed ahead of the writes: in a child process
+    (:mod:`subscribers.importchild`) when ``parse_in_child`` is true, or when it
+    is None and the stream holds a few megabytes and this process may fork;
+    otherwise in a thread. The result is the same either way.
     """
     report = ImportReport()
     _check_utf8(stream, source)
+    if parse_in_child is None:
+        parse_in_child = importchild.worth_a_child(stream)
     records = read_records(stream, source)
     header_record = next(records, None)
     if header_record is None:
@@ -190,7 +199,8 @@ def import_csv(
             hashes=suppressions.hashers(secret) if hashing else [],
             default_newsletters=frozenset(newsletters[:1]),
         )
-        with contextlib.closing(parsed_ahead(chunks)) as ahead:
+        parsed = importchild.parsed_in_child if parse_in_child else parsed_ahead
+        with contextlib.closing(parsed(chunks)) as ahead:
             for chunk in ahead:
                 for problem in chunk.rejected:
                     _problem(report, options, problem)
@@ -294,7 +304,7 @@ def _commit_chunk(conn: Connection, chunk: Chunk, options: _Options, hashing: bo
 def _erased(
     conn: Connection,
     stage: bulk.Stage,
-    chunk: dict[str, Row],
+    chunk: Mapping[str, Row],
     options: _Options,
     hashing: bool,
     retired: bool,

@@ -5,18 +5,22 @@ lines rejected on the way, and its values ready for the staging table
 (:data:`subscribers.bulk.STAGE_COLUMNS`, keyed hashes included).
 :func:`parsed_ahead` reads the next chunk in a thread while the caller writes
 the one before: parsing is Python, the writes mostly wait on the database (or
-run in SQLite's C code, which lets go of the GIL), so the two overlap. At most
-three chunks are held at once, whatever the file's size.
+run in SQLite's C code, which lets go of the GIL), so the two overlap in part;
+the writer's own Python (binding values) takes turns with the parsing under the
+GIL, which is why a large file is parsed in a child process instead
+(:mod:`subscribers.importchild`, the same chunks). At most three chunks are
+held at once, whatever the file's size.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+import pickle
 import queue
 import re
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -250,7 +254,8 @@ def target_status(wanted: SubscriberStatus | None, confirmed: bool) -> Subscribe
 class Chunk:
     """Up to a chunk's size of addresses, their staged values, and the lines rejected."""
 
-    rows: dict[str, Row] = field(default_factory=dict)
+    # a dict while reading; PackedRows once it has crossed from a child process
+    rows: Mapping[str, Row] = field(default_factory=dict)
     # in bulk.STAGE_COLUMNS order, or as COPY text when the encoder copies
     staged: list[tuple[Any, ...]] | str = field(default_factory=list)
     retired: list[tuple[str, str]] = field(default_factory=list)  # key, hash under a retired key
@@ -272,8 +277,8 @@ def read_chunks(
 
     ``hashes`` are :func:`subscribers.suppressions.hashers` (none: no hashing).
     """
-    chunk = Chunk()
-    rows = chunk.rows  # the loop runs once per line of the file: names held locally
+    rows: dict[str, Row] = {}  # the loop runs once per line of the file: names held locally
+    chunk = Chunk(rows=rows)
     for line, fields, error, _ in records:
         if error is not None:
             chunk.rejected.append(Problem(line, "rejected", error))
@@ -291,8 +296,8 @@ def read_chunks(
         rows[key] = row
         if len(rows) >= size:
             yield _stage(chunk, confirmed, encoder, hashes, default_newsletters)
-            chunk = Chunk()
-            rows = chunk.rows
+            rows = {}
+            chunk = Chunk(rows=rows)
     if chunk.rows or chunk.rejected:
         yield _stage(chunk, confirmed, encoder, hashes, default_newsletters)
 
@@ -337,6 +342,41 @@ def _stage(
     chunk.staged = copy_text(staged) if encoder.copies else staged
     chunk.retired = [(key, hashed(key)) for hashed in hashes[1:] for key in chunk.rows]
     return chunk
+
+
+class PackedRows(Mapping[str, Row]):
+    """A chunk's rows as they cross a pipe: pickled once, unpickled only if read.
+
+    A fresh import reads none of them (the database does the work from the
+    staged values); only the people already held, or skipped, are looked up.
+    Its length is known without unpickling.
+    """
+
+    __slots__ = ("_count", "_packed", "_rows")
+
+    def __init__(self, rows: Mapping[str, Row]) -> None:
+        self._count = len(rows)
+        # plain tuples: pickling a NamedTuple goes through Python code per row
+        self._packed: bytes | None = pickle.dumps(list(map(tuple, rows.values())), protocol=5)
+        self._rows: dict[str, Row] | None = None
+
+    def _unpacked(self) -> dict[str, Row]:
+        if self._rows is None:
+            assert self._packed is not None
+            # packed by this very code in the import's own child (see importchild)
+            rows = pickle.loads(self._packed)  # noqa: S301
+            self._rows = {row[1]: _new(Row, row) for row in rows}
+            self._packed = None
+        return self._rows
+
+    def __getitem__(self, key: str) -> Row:
+        return self._unpacked()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._unpacked())
+
+    def __len__(self) -> int:
+        return self._count
 
 
 _DONE = object()

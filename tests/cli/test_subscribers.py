@@ -99,6 +99,30 @@ def test_add_confirm_link_show_unsubscribe_delete(run_cli: Run) -> None:
     assert "added ann@example.com (confirmed)" in forced.stdout
 
 
+def test_a_large_file_parsed_in_a_child_reports_each_line_once(run_cli: Run, workdir: Path) -> None:
+    # over the size at which the command (single-threaded) parses in a forked child
+    from subscribers.importchild import CHILD_THRESHOLD
+
+    lines = ["email,name,topics,plan"]
+    lines += [f"reader{i}@example.com,Reader {i},uk;world,plan-{i % 5}" for i in range(45_000)]
+    lines[30_001] = "bad@,Bad,,"  # the 30,000th address: line 30,002, in the second chunk
+    (workdir / "big.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert (workdir / "big.csv").stat().st_size > CHILD_THRESHOLD
+    result = run_cli("subscribers", "import", "big.csv", "--confirmed")
+    assert result.code == 65, result.stderr
+    assert result.stdout.splitlines() == [
+        "big.csv:30002: rejected: 'bad@' is not a valid email address: "
+        "There must be something after the @-sign.",
+        "imported 44999, updated 0, unchanged 0, skipped 0, rejected 1",
+    ]
+    assert result.stderr == ""
+    again = run_cli("subscribers", "import", "big.csv", "--confirmed")
+    assert again.code == 65, again.stderr
+    assert again.stdout.splitlines()[-1] == (
+        "imported 0, updated 0, unchanged 44999, skipped 0, rejected 1"
+    )
+
+
 def test_import_reports_rejected_lines_and_file_errors(run_cli: Run, workdir: Path) -> None:
     (workdir / "list.csv").write_text(
         'email,name,notes\nok@example.com,Ok,"two\nlines"\nbad@,Bad,\nok2@example.com,,\n',

@@ -233,3 +233,17 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     name = "sqlite_engine" if request.param == "sqlite" else "postgresql_engine"
     value: Engine = request.getfixturevalue(name)
     return value
+
+
+@pytest.fixture(params=["thread", "child"])
+def import_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each import test runs with rows parsed in a thread and in a forked child process.
+
+    Without it a test's small CSV is always parsed in a thread (a child is for files
+    of a few megabytes): this makes every such test hold the child's path to the same answers.
+    """
+    from subscribers import importchild
+
+    mode: str = request.param
+    monkeypatch.setattr(importchild, "worth_a_child", lambda stream: mode == "child")
+    return mode

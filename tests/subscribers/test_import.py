@@ -25,6 +25,9 @@ from subscribers.importer import ImportReport, Problem, import_csv
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events
 
+# every test here runs with rows parsed in a thread and in a child process
+pytestmark = pytest.mark.usefixtures("import_parser")
+
 SECRET = b"test-secret"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 T1 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

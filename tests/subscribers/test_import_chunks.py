@@ -20,6 +20,9 @@ from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 from subscribers.schema import suppressions as suppression_list
 
+# every test here runs with rows parsed in a thread and in a child process
+pytestmark = pytest.mark.usefixtures("import_parser")
+
 SECRET = b"test-secret-key-of-a-usual-length-0123456789"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 T1 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -22,6 +22,9 @@ from subscribers import store, subscriptions
 from subscribers.csvio import export_csv
 from subscribers.importer import ImportReport, import_csv
 
+# every test here runs with rows parsed in a thread and in a child process
+pytestmark = pytest.mark.usefixtures("import_parser")
+
 SECRET = b"test-secret"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 T1 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -16,6 +16,9 @@ from subscribers import store, suppressions
 from subscribers.importer import ImportReport, import_csv
 from subscribers.schema import subscriber_events, subscribers, subscriptions
 
+# every test here runs with rows parsed in a thread and in a child process
+pytestmark = pytest.mark.usefixtures("import_parser")
+
 SECRET = b"test-secret-key-of-a-usual-length-0123456789"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 ZONES = ["Europe/London", "Europe/Dublin", "America/New_York", "Asia/Kolkata", ""]
