@@ -44,6 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from newsletter.core.db import UTCDateTime
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
@@ -52,16 +53,35 @@ __all__ = ["STAGE_COLUMNS", "Encoder", "Stage", "copy_text", "session"]
 #: the staged values of one row, in this order
 STAGE_COLUMNS = (
     "email", "email_key", "address_hash", "name", "status", "topics", "timezone",
-    "attributes", "consent_source", "consent_at", "consent_ip", "newsletters",
+    "attributes", "consent_source", "consent_at", "consent_ip", "newsletters", "line", "wanted",
 )  # fmt: skip
+# status: the one a new person arrives in; wanted: the row's own status cell (NULL: blank).
+# topics and newsletters are NULL for a blank cell; line is the row's line in the file
 
 _TYPES = {
-    "sqlite": dict.fromkeys(STAGE_COLUMNS, "TEXT"),
+    "sqlite": dict.fromkeys(STAGE_COLUMNS, "TEXT") | {"line": "INTEGER"},
     "postgresql": dict.fromkeys(STAGE_COLUMNS, "text")
     | {"email_key": "varchar(320)", "topics": "json", "attributes": "json", "newsletters": "json"}
-    | {"consent_at": "timestamptz"},
+    | {"consent_at": "timestamptz", "line": "integer"},
 }
-_STAGE = "CREATE TEMP TABLE IF NOT EXISTS import_stage ({}){}"
+# the stage read back, typed, for the few rows the writer needs whole (importrows.row_from_stage)
+_STAGE = sa.table(
+    "import_stage",
+    sa.column("email_key", sa.String()),
+    sa.column("email", sa.String()),
+    sa.column("name", sa.Text()),
+    sa.column("topics", sa.JSON()),
+    sa.column("timezone", sa.String()),
+    sa.column("wanted", sa.String()),
+    sa.column("attributes", sa.JSON()),
+    sa.column("consent_source", sa.Text()),
+    sa.column("consent_at", UTCDateTime()),
+    sa.column("consent_ip", sa.String()),
+    sa.column("newsletters", sa.JSON()),
+    sa.column("line", sa.Integer()),
+)
+_STAGE_VALUES = [column.label(f"st_{column.name}") for column in _STAGE.c]
+_CREATE_STAGE = "CREATE TEMP TABLE IF NOT EXISTS import_stage ({}){}"
 _HASHES = "CREATE TEMP TABLE IF NOT EXISTS import_hashes (email_key {t}, address_hash {t}){tail}"
 
 _STAMPS = {
@@ -77,7 +97,7 @@ _NEW = {
     "email_key": "email_key",
     "name": "name",
     "status": "status",
-    "topics": "topics",
+    "topics": "coalesce(topics, '[]')",
     "timezone": "timezone",
     "attributes": "attributes",
     "consent_source": "coalesce(consent_source, 'import')",
@@ -115,7 +135,8 @@ _MERGE_PG = "".join(
         "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) ",
         "SELECT a.id, j.value, 'subscribed', {now}, 'import' ",
         "FROM added a JOIN import_stage st ON st.email_key = a.email_key ",
-        "CROSS JOIN LATERAL json_array_elements_text(st.newsletters) AS j(value)) ",
+        "CROSS JOIN LATERAL json_array_elements_text(coalesce(st.newsletters, {newsletters})) ",
+        "AS j(value)) ",
         "SELECT count(*) FROM added",
     ]
 )
@@ -148,7 +169,7 @@ _SUBSCRIBE_SQLITE = (
     "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) "
     "SELECT s.id, j.value, 'subscribed', {now}, 'import' "
     "FROM import_stage st JOIN subscribers s ON s.email_key = st.email_key, "
-    "json_each(st.newsletters) j WHERE s.id > {before}"
+    "json_each(coalesce(st.newsletters, {newsletters})) j WHERE s.id > {before}"
 )
 _SUPPRESSED = (
     "SELECT st.email_key FROM import_stage st "
@@ -156,7 +177,6 @@ _SUPPRESSED = (
     "UNION SELECT h.email_key FROM import_hashes h "
     "JOIN suppressions sp ON sp.address_hash = h.address_hash"
 )
-_STAGED = sa.table("import_stage", sa.column("email_key"))
 
 
 def copy_text(rows: Iterable[tuple[Any, ...]]) -> str:
@@ -268,13 +288,19 @@ def session(conn: Connection) -> Iterator[None]:
 class Stage:
     """The staging tables of one connection, and the set-based statements over them."""
 
-    def __init__(self, conn: Connection, encoder: Encoder) -> None:
+    def __init__(
+        self, conn: Connection, encoder: Encoder, newsletters: frozenset[str] = frozenset()
+    ) -> None:
+        """``newsletters``: what a new person whose newsletters cell is blank is subscribed to."""
         self._conn = conn
         self._postgres = conn.dialect.name == "postgresql"
         self._copy = self._postgres and conn.dialect.driver == "psycopg"
         self._encoder = encoder
         self._left: int | None = None  # staged rows the merge did not add; None before it
-        self._params: dict[str, Any] = {"now": encoder.now} | {
+        self._params: dict[str, Any] = {
+            "now": encoder.now,
+            "newsletters": encoder.topics(newsletters),  # a sorted JSON list
+        } | {
             f"detail_{s.value}": encoder.detail({"status": s.value, "source": "import"})
             for s in SubscriberStatus
         }
@@ -283,7 +309,7 @@ class Stage:
         """The driver's own named placeholders in place of ``{name}``."""
         if self._postgres:
             marks = {name: f"%({name})s" for name in self._params}
-            marks |= {n: f"CAST(%({n})s AS json)" for n in marks if n.startswith("detail_")}
+            marks |= {n: f"CAST({marks[n]} AS json)" for n in marks if n != "now"}
         else:
             marks = {name: f":{name}" for name in self._params}
         return template.format(**marks, **extra)
@@ -293,7 +319,7 @@ class Stage:
         types = _TYPES["postgresql" if self._postgres else "sqlite"]
         tail = " ON COMMIT DELETE ROWS" if self._postgres else ""
         columns = ", ".join(f"{name} {types[name]}" for name in STAGE_COLUMNS)
-        self._conn.exec_driver_sql(_STAGE.format(columns, tail))
+        self._conn.exec_driver_sql(_CREATE_STAGE.format(columns, tail))
         self._conn.exec_driver_sql(_HASHES.format(t=types["email_key"], tail=tail))
         if not self._postgres:  # PostgreSQL empties them at every commit and rollback
             self.clear()
@@ -395,17 +421,28 @@ class Stage:
         self._left = staged - added
         return added
 
+    def keys(self) -> list[str]:
+        """Every staged key."""
+        return [row[0] for row in self._conn.exec_driver_sql("SELECT email_key FROM import_stage")]
+
+    def values(self, keys: Iterable[str]) -> list[Any]:
+        """The typed staged values (``st_`` + column) of these keys, in one statement."""
+        wanted = _STAGE.c.email_key.in_(sa.bindparam("keys", expanding=True))
+        query = sa.select(*_STAGE_VALUES).where(wanted)
+        return [row._mapping for row in self._conn.execute(query, {"keys": list(keys)})]
+
     def held(self) -> list[Any]:
-        """The full, typed rows of the staged people already held (locked on PostgreSQL)."""
+        """The staged people already held, in one statement: each one's full, typed row
+        (locked on PostgreSQL) with its typed staged values (``st_`` + column)."""
         if self._left == 0:  # the merge added everyone staged
             return []
-        query = sa.select(subscribers).join(_STAGED, _STAGED.c.email_key == subscribers.c.email_key)
-        if not self._postgres:
-            return [row._mapping for row in self._conn.execute(query)]
-        with self._index_probes():
+        joined = subscribers.join(_STAGE, _STAGE.c.email_key == subscribers.c.email_key)
+        query = sa.select(subscribers, *_STAGE_VALUES).select_from(joined)
+        if self._postgres:
             # the people this transaction added are still staged: left out here
-            locked = query.where(_NOT_ADDED_PG).with_for_update(of=subscribers)
-            return [row._mapping for row in self._conn.execute(locked)]
+            query = query.where(_NOT_ADDED_PG).with_for_update(of=subscribers)
+        with self._index_probes():
+            return [row._mapping for row in self._conn.execute(query)]
 
     @contextlib.contextmanager
     def _index_probes(self) -> Iterator[None]:
@@ -413,8 +450,11 @@ class Stage:
 
         Left to itself, the planner (which has no statistics for the stage)
         may hash the whole ``subscribers`` table for each chunk, and a large
-        import would slow down as the list grows.
+        import would slow down as the list grows. SQLite needs no telling.
         """
+        if not self._postgres:
+            yield
+            return
         self._conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
         self._conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
         try:

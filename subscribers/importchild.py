@@ -12,8 +12,8 @@ Promises:
 
 - the same chunks, in the same order, as iterating ``chunks`` directly;
 - memory stays flat: the pipe holds one chunk, so the child is at most one
-  chunk ahead; a chunk's rows cross packed (:class:`PackedRows`) and are
-  unpacked only if the writer reads them;
+  chunk ahead; a chunk crosses as its staged values only (a few plain
+  tuples, or COPY text, per address);
 - the child never touches the database (it writes only to the pipe), ignores
   Ctrl-C (the parent stops it), and ends when the parent closes the iterator,
   fails, or goes away (its next write to the pipe fails); an error raised
@@ -36,7 +36,7 @@ from multiprocessing.connection import Connection
 from typing import Any, BinaryIO
 
 from newsletter.core.errors import SubscriberInputError
-from subscribers.importrows import Chunk, PackedRows
+from subscribers.importrows import Chunk
 
 __all__ = ["CHILD_THRESHOLD", "fork_is_safe", "parsed_in_child", "worth_a_child"]
 
@@ -76,7 +76,6 @@ def _produce(chunks: Iterator[Chunk], pipe: Connection, parents_end: Connection)
     try:
         try:
             for chunk in chunks:
-                chunk.rows = PackedRows(chunk.rows)
                 pipe.send_bytes(pickle.dumps(("chunk", chunk), protocol=5))
         except (BrokenPipeError, ConnectionResetError):
             return  # the parent went away or stopped reading: nothing left to do

@@ -59,6 +59,7 @@ from subscribers.importrows import (
     Row,
     parsed_ahead,
     read_chunks,
+    row_from_stage,
     target_status,
 )
 from subscribers.model import SubscriberStatus
@@ -120,6 +121,7 @@ class _Options:
     source: str
     on_problem: Callable[[Problem], None] | None
     encoder: bulk.Encoder
+    newsletters: frozenset[str]  # a new person's when their row names none
 
 
 def _problem(report: ImportReport, options: _Options, problem: Problem) -> None:
@@ -185,11 +187,12 @@ def import_csv(
     layout = dataclasses.replace(layout, known=frozenset(newsletters))
     now = now or utcnow()
     encoder = bulk.Encoder(engine.dialect, now)
-    options = _Options(secret, confirmed, resubscribe, now, source, on_problem, encoder)
+    default = frozenset(newsletters[:1])
+    options = _Options(secret, confirmed, resubscribe, now, source, on_problem, encoder, default)
     with engine.connect() as conn, bulk.session(conn):
         with conn.begin():
             hashing = suppressions.has_any(conn)
-            bulk.Stage(conn, encoder).create()
+            bulk.Stage(conn, encoder, default).create()
         chunks = read_chunks(
             records,
             layout,
@@ -197,7 +200,6 @@ def import_csv(
             confirmed=confirmed,
             encoder=encoder,
             hashes=suppressions.hashers(secret) if hashing else [],
-            default_newsletters=frozenset(newsletters[:1]),
         )
         parsed = importchild.parsed_in_child if parse_in_child else parsed_ahead
         with contextlib.closing(parsed(chunks)) as ahead:
@@ -205,7 +207,9 @@ def import_csv(
                 for problem in chunk.rejected:
                     _problem(report, options, problem)
                 report.duplicates += chunk.duplicates
-                outcome = _commit_chunk(conn, chunk, options, hashing) if chunk.rows else _Outcome()
+                outcome = (
+                    _commit_chunk(conn, chunk, options, hashing) if chunk.count else _Outcome()
+                )
                 report.imported += outcome.imported
                 report.updated += outcome.updated
                 report.unchanged += outcome.unchanged
@@ -302,12 +306,7 @@ def _commit_chunk(conn: Connection, chunk: Chunk, options: _Options, hashing: bo
 
 
 def _erased(
-    conn: Connection,
-    stage: bulk.Stage,
-    chunk: Mapping[str, Row],
-    options: _Options,
-    hashing: bool,
-    retired: bool,
+    conn: Connection, stage: bulk.Stage, options: _Options, hashing: bool, retired: bool
 ) -> set[str]:
     """The chunk's keys on the suppression list (held people too: see the module doc)."""
     if hashing:
@@ -317,32 +316,33 @@ def _erased(
                 suppressions.is_suppressed(conn, options.secret, key)
         return found
     if suppressions.has_any(conn):  # someone was erased since the import began
-        return suppressions.suppressed_among(conn, options.secret, list(chunk))
+        return suppressions.suppressed_among(conn, options.secret, stage.keys())
     return set()
 
 
 def _apply(conn: Connection, chunk: Chunk, options: _Options, hashing: bool) -> _Outcome:
     outcome = _Outcome()
-    stage = bulk.Stage(conn, options.encoder)
+    stage = bulk.Stage(conn, options.encoder, options.newsletters)
     stage.load(chunk.staged, chunk.retired)
-    rows = chunk.rows
     skipped = set()
-    for key in _erased(conn, stage, rows, options, hashing, bool(chunk.retired)):
-        if options.resubscribe:
+    erased = _erased(conn, stage, options, hashing, bool(chunk.retired))
+    if options.resubscribe:
+        for key in erased:
             suppressions.lift(conn, options.secret, key)
-            continue
-        row = rows[key]
-        reason = f"{row.email} was erased at their request (--resubscribe adds them again)"
-        outcome.skipped.append(Problem(row.line, "skipped", reason))
-        skipped.add(key)
+    elif erased:
+        for values in stage.values(erased):
+            row = row_from_stage(values)
+            reason = f"{row.email} was erased at their request (--resubscribe adds them again)"
+            outcome.skipped.append(Problem(row.line, "skipped", reason))
+            skipped.add(row.key)
     if skipped:
         stage.drop(skipped)
-    outcome.imported = stage.merge(len(rows) - len(skipped))
+    outcome.imported = stage.merge(chunk.count - len(skipped))
     updates: list[dict[str, Any]] = []
     events: list[tuple[int, str, dict[str, Any]]] = []  # subscriber id, kind, detail
     joins: list[tuple[int, frozenset[str], bool]] = []  # held people's newsletters cells
     for current in stage.held():
-        row = rows[current["email_key"]]
+        row = row_from_stage(current)
         before = outcome.unchanged
         target = _update(current, row, options, outcome, updates, events)
         if row.newsletters and target is not None and target.is_active:

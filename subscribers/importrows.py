@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import pickle
 import queue
 import re
 import threading
@@ -26,7 +25,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from newsletter.core.errors import SubscriberInputError
-from newsletter.core.newsletters import DEFAULT_NEWSLETTER_ID
 from newsletter.core.times import parse_aware
 from subscribers.addresses import normalise_address
 from subscribers.bulk import Encoder, copy_text
@@ -50,6 +48,7 @@ __all__ = [
     "parse_row",
     "parsed_ahead",
     "read_chunks",
+    "row_from_stage",
     "target_status",
 ]
 
@@ -252,10 +251,14 @@ def target_status(wanted: SubscriberStatus | None, confirmed: bool) -> Subscribe
 
 @dataclass
 class Chunk:
-    """Up to a chunk's size of addresses, their staged values, and the lines rejected."""
+    """Up to a chunk's size of addresses as staged values, and the lines rejected.
 
-    # a dict while reading; PackedRows once it has crossed from a child process
-    rows: Mapping[str, Row] = field(default_factory=dict)
+    The staged values hold all a row said (:func:`row_from_stage` rebuilds it), so a
+    chunk carries no :class:`Row` objects: the writer reads back from the stage only
+    the few rows it needs (people already held, or erased).
+    """
+
+    count: int = 0  # addresses staged (rows for one address merged)
     # in bulk.STAGE_COLUMNS order, or as COPY text when the encoder copies
     staged: list[tuple[Any, ...]] | str = field(default_factory=list)
     retired: list[tuple[str, str]] = field(default_factory=list)  # key, hash under a retired key
@@ -271,14 +274,13 @@ def read_chunks(
     confirmed: bool,
     encoder: Encoder,
     hashes: list[Callable[[str], str]],
-    default_newsletters: frozenset[str] = frozenset({DEFAULT_NEWSLETTER_ID}),
 ) -> Iterator[Chunk]:
     """The records as chunks of ``size`` addresses, staged values made with ``hashes``.
 
     ``hashes`` are :func:`subscribers.suppressions.hashers` (none: no hashing).
     """
+    chunk = Chunk()
     rows: dict[str, Row] = {}  # the loop runs once per line of the file: names held locally
-    chunk = Chunk(rows=rows)
     for line, fields, error, _ in records:
         if error is not None:
             chunk.rejected.append(Problem(line, "rejected", error))
@@ -295,11 +297,11 @@ def read_chunks(
             row = merge(earlier, row)
         rows[key] = row
         if len(rows) >= size:
-            yield _stage(chunk, confirmed, encoder, hashes, default_newsletters)
+            yield _stage(chunk, rows, confirmed, encoder, hashes)
+            chunk = Chunk()
             rows = {}
-            chunk = Chunk(rows=rows)
-    if chunk.rows or chunk.rejected:
-        yield _stage(chunk, confirmed, encoder, hashes, default_newsletters)
+    if rows or chunk.rejected:
+        yield _stage(chunk, rows, confirmed, encoder, hashes)
 
 
 _by_key = operator.itemgetter(1)  # the key's place in bulk.STAGE_COLUMNS
@@ -307,16 +309,19 @@ _by_key = operator.itemgetter(1)  # the key's place in bulk.STAGE_COLUMNS
 
 def _stage(
     chunk: Chunk,
+    rows: dict[str, Row],
     confirmed: bool,
     encoder: Encoder,
     hashes: list[Callable[[str], str]],
-    default_newsletters: frozenset[str],
 ) -> Chunk:
     current = hashes[0] if hashes else None
     topics, attributes, time = encoder.topics, encoder.attributes, encoder.time
     arrives = {
         status: target_status(status, confirmed).value for status in (None, *SubscriberStatus)
     }
+    wanted = {status: status.value if status else None for status in (None, *SubscriberStatus)}
+    # a blank cell stays NULL (topics, newsletters, the status asked for): the merge
+    # fills in a new person's defaults, and a held person's row keeps what it has
     staged = [
         (
             email,
@@ -324,59 +329,57 @@ def _stage(
             current(key) if current is not None else None,
             name,
             arrives[status],
-            topics(topic_set),
+            topics(topic_set) if topic_set is not None else None,
             timezone,
             attributes(extra),
             source,
             time(at) if at is not None else None,
             ip,
-            topics(lists or default_newsletters),  # a sorted JSON list, as topics are
+            topics(lists) if lists is not None else None,  # a sorted JSON list, as topics are
+            line,
+            wanted[status],
         )
-        for key, (_, _, email, name, topic_set, timezone, status, extra, source, at, ip, lists) in (
-            chunk.rows.items()
-        )
+        for key, (
+            line,
+            _,
+            email,
+            name,
+            topic_set,
+            timezone,
+            status,
+            extra,
+            source,
+            at,
+            ip,
+            lists,
+        ) in (rows.items())
     ]
     # in key order: the database then adds to the email index's pages in turn, and
     # SQLite need not sort the stage itself
     staged.sort(key=_by_key)
+    chunk.count = len(rows)
     chunk.staged = copy_text(staged) if encoder.copies else staged
-    chunk.retired = [(key, hashed(key)) for hashed in hashes[1:] for key in chunk.rows]
+    chunk.retired = [(key, hashed(key)) for hashed in hashes[1:] for key in rows]
     return chunk
 
 
-class PackedRows(Mapping[str, Row]):
-    """A chunk's rows as they cross a pipe: pickled once, unpickled only if read.
-
-    A fresh import reads none of them (the database does the work from the
-    staged values); only the people already held, or skipped, are looked up.
-    Its length is known without unpickling.
-    """
-
-    __slots__ = ("_count", "_packed", "_rows")
-
-    def __init__(self, rows: Mapping[str, Row]) -> None:
-        self._count = len(rows)
-        # plain tuples: pickling a NamedTuple goes through Python code per row
-        self._packed: bytes | None = pickle.dumps(list(map(tuple, rows.values())), protocol=5)
-        self._rows: dict[str, Row] | None = None
-
-    def _unpacked(self) -> dict[str, Row]:
-        if self._rows is None:
-            assert self._packed is not None
-            # packed by this very code in the import's own child (see importchild)
-            rows = pickle.loads(self._packed)  # noqa: S301
-            self._rows = {row[1]: _new(Row, row) for row in rows}
-            self._packed = None
-        return self._rows
-
-    def __getitem__(self, key: str) -> Row:
-        return self._unpacked()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._unpacked())
-
-    def __len__(self) -> int:
-        return self._count
+def row_from_stage(values: Mapping[str, Any]) -> Row:
+    """The :class:`Row` a chunk staged, from its typed stage values (``st_`` + column name)."""
+    topics, wanted, lists = values["st_topics"], values["st_wanted"], values["st_newsletters"]
+    return Row(
+        line=values["st_line"],
+        key=values["st_email_key"],
+        email=values["st_email"],
+        name=values["st_name"],
+        topics=frozenset(topics) if topics is not None else None,
+        timezone=values["st_timezone"],
+        status=SubscriberStatus(wanted) if wanted is not None else None,
+        attributes=dict(values["st_attributes"] or {}),
+        consent_source=values["st_consent_source"],
+        consent_at=values["st_consent_at"],
+        consent_ip=values["st_consent_ip"],
+        newsletters=frozenset(lists) if lists is not None else None,
+    )
 
 
 _DONE = object()
