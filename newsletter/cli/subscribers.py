@@ -218,15 +218,15 @@ def import_command(
     separated by ';' or '|'. People who unsubscribed, bounced, complained or were
     erased are skipped unless --resubscribe.
     Prints each rejected or skipped line with its number and reason, then the
-    counts. Exits 0 when every row went in, 65 when some were rejected (the good
-    ones are imported).
+    counts; on a terminal a line on stderr shows the rows committed so far. Exits
+    0 when every row went in, 65 when some were rejected (the good ones are imported).
 
     Example:
 
         newsletter subscribers import examples/subscribers.csv --confirmed
     """
     from newsletter.core.errors import InputError
-    from subscribers.importer import Problem, import_file
+    from subscribers.importer import ImportReport, Problem, import_file
 
     settings = get_settings()
 
@@ -239,16 +239,34 @@ def import_command(
         if not sep or not header.strip() or not column.strip():
             raise InputError(f"{pair!r} is not HEADER=COLUMN", field="--map")
         columns[header.strip()] = column.strip()
-    result = import_file(
-        get_engine(),
-        path,
-        secret=settings.secret(),
-        confirmed=confirmed,
-        resubscribe=resubscribe,
-        on_problem=report,
-        columns=columns,
-        newsletters=[settings.newsletter_list.default.id, *settings.newsletter_list.ids],
-    )
+    engine = get_engine()
+    # on a terminal, a line that moves at each committed chunk (a million rows take a while)
+    progress = None
+    if sys.stderr.isatty():
+        from newsletter.cli.progress import ImportProgress
+
+        progress = ImportProgress()
+
+    def committed(counts: ImportReport) -> None:
+        if progress is not None:
+            done = counts.imported + counts.updated + counts.unchanged + counts.skipped
+            progress.committed(done)
+
+    try:
+        result = import_file(
+            engine,
+            path,
+            secret=settings.secret(),
+            confirmed=confirmed,
+            resubscribe=resubscribe,
+            on_problem=report,
+            on_commit=committed,
+            columns=columns,
+            newsletters=[settings.newsletter_list.default.id, *settings.newsletter_list.ids],
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
     out.print(result.summary(), markup=False)
     if result.rejected:
         raise typer.Exit(EXIT_REJECTED)

@@ -123,6 +123,49 @@ def test_a_large_file_parsed_in_a_child_reports_each_line_once(run_cli: Run, wor
     )
 
 
+def test_on_a_terminal_a_large_import_shows_the_rows_committed_as_it_goes(workdir: Path) -> None:
+    import re
+
+    from subscribers.importchild import CHILD_THRESHOLD
+    from tests.support.terminal import output_on_a_terminal
+
+    lines = ["email,name,topics"]
+    lines += [f"reader{i}@example.com,Reader {i},uk;world;politics" for i in range(45_000)]
+    lines[44_001] = "bad@,Bad,"
+    (workdir / "big.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # parsed in a child: the line refreshes from the main thread, so the command still forks
+    assert (workdir / "big.csv").stat().st_size > CHILD_THRESHOLD
+    code, text = output_on_a_terminal(workdir, ["subscribers", "import", "big.csv"])
+    assert code == 65, text
+    shown = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", part) for part in re.split(r"[\r\n]", text)]
+    committed = {line.split(" rows committed")[0] for line in shown if "rows committed" in line}
+    # after each chunk of 20,000, and the last
+    assert {"importing 20,000", "importing 40,000", "importing 44,999"} <= committed
+    assert any(re.search(r"rows committed [0-9,]+ rows/s", line) for line in shown)
+    assert "big.csv:44002: rejected: 'bad@' is not a valid email address" in text
+    # the summary is the last thing shown: the progress line is gone by then
+    assert [line for line in shown if line.strip()][-1] == (
+        "imported 44999, updated 0, unchanged 0, skipped 0, rejected 1"
+    )
+
+
+def test_the_import_progress_line_starts_no_thread() -> None:
+    # a second thread would keep the import from forking its parsing child
+    import threading
+
+    from newsletter.cli.progress import ImportProgress
+    from subscribers.importchild import fork_is_safe
+
+    before = threading.active_count()
+    progress = ImportProgress()
+    try:
+        progress.committed(20_000)
+        assert threading.active_count() == before
+        assert fork_is_safe() is (before == 1)
+    finally:
+        progress.stop()
+
+
 def test_import_reports_rejected_lines_and_file_errors(run_cli: Run, workdir: Path) -> None:
     (workdir / "list.csv").write_text(
         'email,name,notes\nok@example.com,Ok,"two\nlines"\nbad@,Bad,\nok2@example.com,,\n',

@@ -8,13 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["on_a_terminal"]
+__all__ = ["on_a_terminal", "output_on_a_terminal"]
 
 
-def on_a_terminal(
-    workdir: Path, args: list[str], answer: bytes, extra: dict[str, str] | None = None
-) -> tuple[int, str]:
-    """Run the command with a pseudo-terminal for stdin/stdout and type ``answer``."""
+def _environment(workdir: Path, extra: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         NEWSLETTER_DATABASE_URL=f"sqlite:///{workdir / 'test.db'}",
@@ -22,6 +19,47 @@ def on_a_terminal(
         NEWSLETTER_BASE_URL="https://news.example.com/newsletter",
     )
     env.update(extra or {})
+    return env
+
+
+def output_on_a_terminal(
+    workdir: Path, args: list[str], extra: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal for stdin, stdout and stderr; all it wrote."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=workdir,
+        env=_environment(workdir, extra),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the command exited (EIO)
+                break
+            if not chunk:
+                break
+            seen += chunk
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(leader)
+    return code, seen.decode(errors="replace")
+
+
+def on_a_terminal(
+    workdir: Path, args: list[str], answer: bytes, extra: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal for stdin/stdout and type ``answer``."""
+    env = _environment(workdir, extra)
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "newsletter", *args],
