@@ -120,9 +120,14 @@ _DETAIL = "CASE status {} END".format(
 )
 _EVENTS_COLUMNS = "INSERT INTO subscriber_events (subscriber_id, at, kind, detail) "
 # PostgreSQL: one statement per chunk adds the people, their events and their
-# newsletters. Every part reads the rows the insert returned (a new person's
-# subscriptions from their staged row, found by a hash join of the two), so
-# nothing probes an index of subscribers or subscriptions row by row
+# newsletters. Every part reads the rows the insert returned, so nothing probes an
+# index of subscribers or subscriptions row by row. A new person's subscriptions
+# come from their staged row, found by a hash join of the two, when some row of
+# the chunk names its newsletters; when none does (a file without that column),
+# everyone added gets the default ones and the stage is not read again
+_SUBSCRIBE_COLUMNS = (
+    "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) "
+)
 _MERGE_PG = "".join(
     [
         "WITH added AS (",
@@ -132,14 +137,17 @@ _MERGE_PG = "".join(
         "SELECT id, {now}, 'created', ",
         _DETAIL,
         " FROM added), joined AS (",
-        "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) ",
-        "SELECT a.id, j.value, 'subscribed', {now}, 'import' ",
-        "FROM added a JOIN import_stage st ON st.email_key = a.email_key ",
-        "CROSS JOIN LATERAL json_array_elements_text(coalesce(st.newsletters, {newsletters})) ",
-        "AS j(value)) ",
+        _SUBSCRIBE_COLUMNS,
+        "SELECT a.id, j.value, 'subscribed', {now}, 'import' FROM added a {newsletters_of}) ",
         "SELECT count(*) FROM added",
     ]
 )
+_NAMED_PG = (
+    "JOIN import_stage st ON st.email_key = a.email_key "
+    "CROSS JOIN LATERAL json_array_elements_text(coalesce(st.newsletters, {newsletters})) "
+    "AS j(value)"
+)
+_DEFAULT_PG = "CROSS JOIN json_array_elements_text({newsletters}) AS j(value)"
 # for that statement's transaction: the function scan's guess (100 newsletters a
 # row) prices it high enough for JIT, whose compiling costs more than it saves
 # here; and the planner, which has no statistics for the stage, would sort both
@@ -163,13 +171,16 @@ _UNSTAGE_SQLITE = (
     "DELETE FROM import_stage WHERE email_key IN "
     "(SELECT email_key FROM subscribers WHERE id > {before})"
 )
-# the newsletters of the people just added (their ids, as for the events), from the
-# stage's JSON lists
+# the newsletters of the people just added (their ids, as for the events): from the
+# stage's JSON lists when some row names them, else the default ones for everyone
 _SUBSCRIBE_SQLITE = (
-    "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, subscribed_at, source) "
-    "SELECT s.id, j.value, 'subscribed', {now}, 'import' "
+    _SUBSCRIBE_COLUMNS + "SELECT s.id, j.value, 'subscribed', {now}, 'import' "
     "FROM import_stage st JOIN subscribers s ON s.email_key = st.email_key, "
     "json_each(coalesce(st.newsletters, {newsletters})) j WHERE s.id > {before}"
+)
+_SUBSCRIBE_DEFAULT_SQLITE = (
+    _SUBSCRIBE_COLUMNS + "SELECT s.id, j.value, 'subscribed', {now}, 'import' "
+    "FROM subscribers s, json_each({newsletters}) j WHERE s.id > {before}"
 )
 _SUPPRESSED = (
     "SELECT st.email_key FROM import_stage st "
@@ -397,17 +408,19 @@ class Stage:
             statement = f"DELETE FROM import_stage WHERE email_key IN {listed}"  # noqa: S608
             self._conn.exec_driver_sql(statement, (json.dumps(list(keys)),))
 
-    def merge(self, staged: int) -> int:
+    def merge(self, staged: int, named: bool = True) -> int:
         """Add every staged person not yet held, with a ``created`` event and their
         newsletters' subscriptions each; return how many.
 
-        ``staged`` is how many rows the stage holds. On PostgreSQL this is one
-        statement, whatever the chunk's size; :meth:`held` then leaves out the
-        people it added (on SQLite they leave the stage).
+        ``staged`` is how many rows the stage holds; ``named`` says whether any
+        of them names its newsletters (if not, all get the default ones). On
+        PostgreSQL this is one statement, whatever the chunk's size; :meth:`held`
+        then leaves out the people it added (on SQLite they leave the stage).
         """
         if self._postgres:
             self._conn.exec_driver_sql(_MERGE_SETTINGS)
-            merged = self._conn.exec_driver_sql(self._sql(_MERGE_PG), self._params)
+            merge = _MERGE_PG.replace("{newsletters_of}", _NAMED_PG if named else _DEFAULT_PG)
+            merged = self._conn.exec_driver_sql(self._sql(merge), self._params)
             added = int(merged.scalar_one())
         else:
             before = self._conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscribers")
@@ -416,8 +429,8 @@ class Stage:
             events = self._sql(_EVENTS_SQLITE, before=after)
             added = int(self._conn.exec_driver_sql(events, self._params).rowcount)
             if added:
-                subscribe = self._sql(_SUBSCRIBE_SQLITE, before=after)
-                self._conn.exec_driver_sql(subscribe, self._params)
+                subscribe = _SUBSCRIBE_SQLITE if named else _SUBSCRIBE_DEFAULT_SQLITE
+                self._conn.exec_driver_sql(self._sql(subscribe, before=after), self._params)
             if 0 < added < staged:
                 self._conn.exec_driver_sql(_UNSTAGE_SQLITE.format(before=after))
         self._left = staged - added

@@ -337,7 +337,7 @@ def _apply(conn: Connection, chunk: Chunk, options: _Options, hashing: bool) -> 
             skipped.add(row.key)
     if skipped:
         stage.drop(skipped)
-    outcome.imported = stage.merge(chunk.count - len(skipped))
+    outcome.imported = stage.merge(chunk.count - len(skipped), chunk.named_newsletters)
     updates: list[dict[str, Any]] = []
     events: list[tuple[int, str, dict[str, Any]]] = []  # subscriber id, kind, detail
     joins: list[tuple[int, frozenset[str], bool]] = []  # held people's newsletters cells

@@ -264,6 +264,7 @@ class Chunk:
     retired: list[tuple[str, str]] = field(default_factory=list)  # key, hash under a retired key
     rejected: list[Problem] = field(default_factory=list)
     duplicates: int = 0
+    named_newsletters: bool = False  # some row has a newsletters cell
 
 
 def read_chunks(
@@ -358,6 +359,7 @@ def _stage(
     # SQLite need not sort the stage itself
     staged.sort(key=_by_key)
     chunk.count = len(rows)
+    chunk.named_newsletters = any(row.newsletters is not None for row in rows.values())
     chunk.staged = copy_text(staged) if encoder.copies else staged
     chunk.retired = [(key, hashed(key)) for hashed in hashes[1:] for key in rows]
     return chunk
