@@ -198,6 +198,8 @@ def run_import(csv_path: Path, url: str) -> dict[str, object]:
     elapsed = time.perf_counter() - started
     cpu = time.process_time() + _children_cpu() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # the child that parsed ahead (a large file): the largest child reaped so far
+    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     engine.dispose()
     return {
         "import_s": elapsed,
@@ -207,6 +209,7 @@ def run_import(csv_path: Path, url: str) -> dict[str, object]:
         "rejected": report.rejected,
         "peak_rss_mb_before_import": round(rss_before / 1024, 1),
         "peak_rss_mb": round(peak / 1024, 1),
+        "child_peak_rss_mb": round(child_peak / 1024, 1),
     }
 
 
@@ -292,7 +295,8 @@ def compare(store: str, rows: int, repeat: int, loader: Side, ours: Side, name: 
         f"{min(pairs):.2f} to {max(pairs):.2f}){by_cpu}; imported {figures['imported']:,}, "
         f"skipped {figures['skipped']:,} (erased), rejected {figures['rejected']:,}; "
         f"peak RSS {figures['peak_rss_mb']} MB "
-        f"(before the import {figures['peak_rss_mb_before_import']} MB)"
+        f"(before the import {figures['peak_rss_mb_before_import']} MB), "
+        f"its parsing child's {figures['child_peak_rss_mb']} MB"
     )
 
 
