@@ -135,7 +135,8 @@ def parsed_in_child(chunks: Iterator[Chunk]) -> Generator[Chunk, None, None]:
                 child.join(5)
                 status = child.exitcode
                 raise SubscriberInputError(
-                    f"the import's reading process ended unexpectedly (exit status {status})"
+                    f"the import's reading process ended unexpectedly (exit status {status}); "
+                    "the chunks committed so far stay: run the same import again to finish"
                 ) from None
             kind, payload = message
             if kind == "done":

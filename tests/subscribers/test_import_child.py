@@ -120,6 +120,18 @@ def test_closing_the_import_early_stops_the_child() -> None:
     assert _gone(pid)
 
 
+def test_a_child_killed_mid_import_ends_the_import_with_one_clear_error() -> None:
+    ahead = importchild.parsed_in_child(_endless())
+    next(ahead)
+    pid = __import__("multiprocessing").active_children()[0].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    with pytest.raises(SubscriberInputError, match=r"reading process ended unexpectedly"):
+        while True:  # the chunks already in the pipe may still come first
+            next(ahead)
+    assert _gone(pid)
+
+
 def test_the_child_ends_by_itself_when_its_parent_is_killed(tmp_path: Path) -> None:
     # a parent that takes one chunk and then hangs, holding the child's next chunk unread
     script = textwrap.dedent(
