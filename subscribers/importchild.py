@@ -69,7 +69,7 @@ def worth_a_child(stream: BinaryIO) -> bool:
 
 
 def _produce(chunks: Iterator[Chunk], pipe: Connection, parents_end: Connection) -> None:
-    """The child: parse, pack and send every chunk, then ``done`` or the error met."""
+    """The child: parse and send every chunk, then ``done`` or the error met."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the copy of the reading end forked with us: while open, a write could never fail
     # for want of a reader, and a child whose parent died would wait for ever
@@ -99,11 +99,17 @@ def _produce(chunks: Iterator[Chunk], pipe: Connection, parents_end: Connection)
 
 
 def _error(exc: BaseException) -> bytes:
-    """An error as it crosses the pipe; one that cannot be pickled becomes a plain one."""
+    """An error as it crosses the pipe; one that would not come back whole becomes a plain one.
+
+    Tried both ways here: an exception class whose constructor wants other
+    arguments pickles, then fails to unpickle in the parent.
+    """
     try:
-        return pickle.dumps(("error", exc))
+        blob = pickle.dumps(("error", exc))
+        pickle.loads(blob)  # noqa: S301 (our own bytes, just made)
     except Exception:  # any pickling failure: the message still reaches the user
         return pickle.dumps(("error", SubscriberInputError(f"could not be read: {exc}")))
+    return blob
 
 
 def parsed_in_child(chunks: Iterator[Chunk]) -> Generator[Chunk, None, None]:

@@ -98,9 +98,19 @@ class _Unpicklable(Exception):
         raise TypeError("cannot pickle this")
 
 
-def test_an_error_that_cannot_cross_the_pipe_still_ends_the_import_with_its_message() -> None:
+class _WantsTwo(Exception):
+    def __init__(self, what: str, where: str) -> None:
+        super().__init__(f"{what} at {where}")  # pickles, but cannot be rebuilt from its args
+
+
+@pytest.mark.parametrize(
+    "error", [_Unpicklable("the disk went away"), _WantsTwo("the disk went away", "sector 7")]
+)
+def test_an_error_that_cannot_cross_the_pipe_still_ends_the_import_with_its_message(
+    error: Exception,
+) -> None:
     with pytest.raises(SubscriberInputError, match="could not be read: the disk went away"):
-        list(importchild.parsed_in_child(_failing(_Unpicklable("the disk went away"))))
+        list(importchild.parsed_in_child(_failing(error)))
 
 
 def _endless() -> Iterator[Chunk]:
