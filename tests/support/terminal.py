@@ -26,6 +26,20 @@ def output_on_a_terminal(
     workdir: Path, args: list[str], extra: dict[str, str] | None = None
 ) -> tuple[int, str]:
     """Run the command with a pseudo-terminal for stdin, stdout and stderr; all it wrote."""
+    return _on_a_terminal(workdir, args, None, extra)
+
+
+def on_a_terminal(
+    workdir: Path, args: list[str], answer: bytes, extra: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal for stdin/stdout and type ``answer``."""
+    return _on_a_terminal(workdir, args, answer, extra)
+
+
+def _on_a_terminal(
+    workdir: Path, args: list[str], answer: bytes | None, extra: dict[str, str] | None
+) -> tuple[int, str]:
+    """The command on a pseudo-terminal: ``answer`` typed at its [y/N] question, if given."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "newsletter", *args],
@@ -38,41 +52,7 @@ def output_on_a_terminal(
     os.close(follower)
     seen = b""
     try:
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the command exited (EIO)
-                break
-            if not chunk:
-                break
-            seen += chunk
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        os.close(leader)
-    return code, seen.decode(errors="replace")
-
-
-def on_a_terminal(
-    workdir: Path, args: list[str], answer: bytes, extra: dict[str, str] | None = None
-) -> tuple[int, str]:
-    """Run the command with a pseudo-terminal for stdin/stdout and type ``answer``."""
-    env = _environment(workdir, extra)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=workdir,
-        env=env,
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    seen = b""
-    try:
-        while b"[y/N]" not in seen:
+        while answer is not None and b"[y/N]" not in seen:
             try:
                 chunk = os.read(leader, 4096)
             except OSError:  # the command exited (EIO) before asking
@@ -80,13 +60,17 @@ def on_a_terminal(
             if not chunk:
                 raise AssertionError(f"the command never asked: {seen.decode(errors='replace')}")
             seen += chunk
-        os.write(leader, answer)
-        code = proc.wait(timeout=60)
-        try:
-            while chunk := os.read(leader, 4096):
-                seen += chunk
-        except OSError:
-            pass
+        if answer is not None:
+            os.write(leader, answer)
+        while True:  # all it writes, until it exits (EIO once the terminal's other end closes)
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
