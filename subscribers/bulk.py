@@ -441,10 +441,19 @@ class Stage:
         return [row[0] for row in self._conn.exec_driver_sql("SELECT email_key FROM import_stage")]
 
     def values(self, keys: Iterable[str]) -> list[Any]:
-        """The typed staged values (``st_`` + column) of these keys, in one statement."""
+        """The typed staged values (``st_`` + column) of these keys.
+
+        A statement per 1,000 keys: SQLite takes at most 32,766 values in one,
+        and a chunk may hold more people than that.
+        """
         wanted = _STAGE.c.email_key.in_(sa.bindparam("keys", expanding=True))
         query = sa.select(*_STAGE_VALUES).where(wanted)
-        return [row._mapping for row in self._conn.execute(query, {"keys": list(keys)})]
+        listed = list(keys)
+        found = []
+        for start in range(0, len(listed), 1000):
+            part = {"keys": listed[start : start + 1000]}
+            found += [row._mapping for row in self._conn.execute(query, part)]
+        return found
 
     def held(self) -> list[Any]:
         """The staged people already held, in one statement: each one's full, typed row

@@ -128,6 +128,21 @@ def test_erased_addresses_are_skipped_in_every_chunk(engine: Engine) -> None:
         assert suppressions.is_suppressed(conn, SECRET, "person250@example.com")
 
 
+def test_a_chunk_of_mostly_erased_addresses_skips_each_with_its_line(engine: Engine) -> None:
+    # more erased people in one chunk than one statement may name: read back in parts
+    with engine.begin() as conn:
+        for i in range(0, 2600):
+            suppressions.suppress(conn, SECRET, f"person{i}@example.com", "erased", T0)
+    report = _import(engine, _csv(3000), batch_size=5000)
+    assert report.skipped == 2600
+    assert [p.line for p in report.problems[:3]] == [2, 3, 4]
+    assert report.problems[999].line == 1001  # the first thousand shown, in line order
+    assert report.imported == 400
+    with engine.connect() as conn:
+        assert store.find_by_email(conn, "person2599@example.com") is None
+        assert store.find_by_email(conn, "person2600@example.com") is not None
+
+
 def test_an_address_erased_under_a_retired_key_is_skipped_and_rehashed(engine: Engine) -> None:
     old, new = SECRET, b"the-next-secret-key-of-a-usual-length-0123"
     with engine.begin() as conn:
