@@ -443,15 +443,15 @@ class Stage:
     def values(self, keys: Iterable[str]) -> list[Any]:
         """The typed staged values (``st_`` + column) of these keys.
 
-        A statement per 1,000 keys: SQLite takes at most 32,766 values in one,
-        and a chunk may hold more people than that.
+        A statement per 500 keys: SQLite takes at most 999 values in one where
+        built with its old default (32,766 since 3.32), and a chunk may hold more.
         """
         wanted = _STAGE.c.email_key.in_(sa.bindparam("keys", expanding=True))
         query = sa.select(*_STAGE_VALUES).where(wanted)
         listed = list(keys)
         found = []
-        for start in range(0, len(listed), 1000):
-            part = {"keys": listed[start : start + 1000]}
+        for start in range(0, len(listed), 500):
+            part = {"keys": listed[start : start + 500]}
             found += [row._mapping for row in self._conn.execute(query, part)]
         return found
 

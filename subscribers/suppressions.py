@@ -81,8 +81,13 @@ def _hashes(secret: bytes, key: str) -> list[str]:
 
 
 def _found(conn: Connection, hashes: Collection[str]) -> set[str]:
+    """Which of ``hashes`` are held, 500 per statement (SQLite caps a statement's values)."""
     query = sa.select(_HASH).where(_HASH.in_(sa.bindparam("h", expanding=True)))
-    return set(conn.execute(query, {"h": list(hashes)}).scalars())
+    listed = list(hashes)
+    found: set[str] = set()
+    for start in range(0, len(listed), 500):
+        found.update(conn.execute(query, {"h": listed[start : start + 500]}).scalars())
+    return found
 
 
 def _settle(conn: Connection, hashes: list[str], found: set[str]) -> None:

@@ -28,6 +28,7 @@ from subscribers.model import Subscriber, SubscriberStatus
 from subscribers.schema import suppressions
 from subscribers.tokens import Purpose, make_token, verify_token
 from tests.support.cli import CLIResult
+from tests.support.db import cap_statement_values
 
 OLD = "old-key-Quixotic-7f3a-5b9e1c2d4a6f8e0b"
 OLDER = "older-key-Zephyr-91bc-3d5f7a9c1e2b4d6f"
@@ -152,6 +153,21 @@ def test_suppress_and_lift_see_rows_under_a_retired_key(engine: Engine, workdir:
         assert supp.suppressed_among(conn, after, ["gus@example.com", "fay@example.com"]) == {
             "fay@example.com"
         }
+
+
+def test_suppressed_among_a_chunk_under_three_keys_stays_within_a_statements_values(
+    engine: Engine, workdir: Path
+) -> None:
+    # 2,000 addresses under the current and two retired keys: 6,000 hashes, more values
+    # than an SQLite built with the old default takes in one statement
+    cap_statement_values(engine, 999)
+    after = _rotated(workdir).secret()
+    keys = [f"reader{i}@example.com" for i in range(2_000)]
+    with engine.begin() as conn:
+        supp.suppress(conn, OLDER.encode(), "reader1999@example.com", "erased", T0)
+        supp.suppress(conn, after, "reader7@example.com", "erased", T0)
+        found = supp.suppressed_among(conn, after, keys)
+    assert found == {"reader7@example.com", "reader1999@example.com"}
 
 
 def test_an_import_after_rotation_skips_the_erased(
