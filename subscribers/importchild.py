@@ -46,8 +46,12 @@ CHILD_THRESHOLD = 2 * 1024 * 1024
 
 
 def fork_is_safe() -> bool:
-    """True in a process that can fork soundly: on POSIX, with only the main thread."""
-    return hasattr(os, "fork") and threading.active_count() == 1
+    """True in a process that can fork soundly: on Linux, with only the main thread.
+
+    (On macOS system libraries may hold threads of their own, which is why Python
+    starts processes there by spawning them; an import there parses in a thread.)
+    """
+    return sys.platform == "linux" and threading.active_count() == 1
 
 
 def worth_a_child(stream: BinaryIO) -> bool:
