@@ -10,10 +10,11 @@ repeatable, for other sizes). For each size one CSV is generated, then, on each 
   on a throwaway cluster started here from ``/usr/lib/postgresql/*/bin``.
 
 The figure that matters is the ratio: our rows/s over the loader's rows/s, both
-measured on the same file in the same run (target: at least 0.2 on each store). The two alternate ``--repeat`` times
-(default 3), each pair's ratio is printed with the load average, and the ratio
-given is best against best: on a shared machine a single pair moves a lot with
-its load (the loader's own rate moves by half between runs). For SQLite the
+measured on the same file in the same run (target: at least 0.2 on each store).
+The two alternate ``--repeat`` times (default 3), each pair's ratio is printed
+with the load average, and the ratio given is best against best: on a shared
+machine a single pair moves a lot with its load (the loader's own rate moves by
+half between runs). For SQLite the
 CPU-time ratio (the loader's CPU seconds over ours, our parsing child included)
 is printed too.
 Our import does more than the loader: it validates and normalises every address,
