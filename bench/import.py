@@ -22,6 +22,9 @@ first import wrote (every table it writes, exported from it) into a fresh
 migrated schema, with its indexes and foreign keys, in one transaction. It does
 none of the import's work, only the writing of its result, so its ratio is the
 most an import that writes those rows in one session can reach on this machine.
+``--floor-variants`` prints, instead, that floor with parts of what the import
+writes taken away (indexes, foreign keys, the per-person events), to show what
+each of them costs.
 Our import does more than the loader: it validates and normalises every address,
 merges duplicates, checks each against the suppression list (a few hundred of
 the file's addresses are seeded as erased, so that the keyed-hash join runs),
@@ -36,6 +39,7 @@ import argparse
 import contextlib
 import csv
 import glob
+import itertools
 import json
 import os
 import random
@@ -46,8 +50,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from machine import machine
 
@@ -232,15 +237,27 @@ def child(csv_path: Path, url: str) -> dict[str, object]:
 Side = Callable[[int], tuple[float, float | None, dict[str, object] | None]]
 
 
+class Sides(NamedTuple):
+    """A store's three runs, the loader's name, and the floor into a changed schema."""
+
+    loader: Side
+    ours: Side
+    floor: Side
+    name: str
+    variant: Callable[[Sequence[str], Sequence[str]], Side]  # (schema changes, tables) -> floor
+
+
 WRITTEN = ("subscribers", "subscriptions", "subscriber_events")  # in the order they load
 
 
 def _sqlite3(database: Path, *commands: str) -> None:
     """Run sqlite3 CLI commands on ``database``; fail loudly."""
-    subprocess.run(["sqlite3", "-bail", str(database), *commands], check=True, capture_output=True)
+    done = subprocess.run(["sqlite3", "-bail", str(database), *commands], capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"sqlite3 {commands[0]!r}...: {done.stderr.decode().strip()}")
 
 
-def _sqlite_sides(csv_path: Path, folder: Path) -> tuple[Side, Side, Side, str]:
+def _sqlite_sides(csv_path: Path, folder: Path) -> Sides:
     """The loader's run, ours and the floor's on SQLite: (wall s, CPU s, our figures or None).
 
     The floor is the sqlite3 CLI's ``.import`` of the very rows our first import
@@ -265,32 +282,51 @@ def _sqlite_sides(csv_path: Path, folder: Path) -> tuple[Side, Side, Side, str]:
             leftover.unlink()
         return float(str(figures["import_s"])), float(str(figures["cpu_s"])), figures
 
+    def variant(changes: Sequence[str], tables: Sequence[str]) -> Side:
+        return _sqlite_floor(folder, dumps, changes, tables)
+
+    return Sides(loader, ours, _sqlite_floor(folder, dumps), "sqlite3 .import", variant)
+
+
+_FILES = itertools.count()
+
+
+def _sqlite_floor(
+    folder: Path, dumps: list[Path], changes: Sequence[str] = (), tables: Sequence[str] = WRITTEN
+) -> Side:
+    """The floor on SQLite, into the migrated schema with ``changes`` made, of ``tables``."""
+
     def floor(turn: int) -> tuple[float, float | None, dict[str, object] | None]:
         from newsletter.database import open_database
 
-        database = folder / f"floor{turn}.db"
+        database = folder / f"floor{next(_FILES)}.db"  # a new name: the engine is cached by URL
         open_database(f"sqlite:///{database}").dispose()  # migrated: tables, indexes, keys
-        load = [f".import --csv {dump} {table}" for table, dump in zip(WRITTEN, dumps, strict=True)]
+        if changes:
+            _sqlite3(database, *changes)
+        written = zip(WRITTEN, dumps, strict=True)
+        load = [f".import --csv {dump} {table}" for table, dump in written if table in tables]
         cpu = _children_cpu()
         started = time.perf_counter()
         settings = "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; BEGIN"
         _sqlite3(database, settings, *load, "COMMIT")
         elapsed = time.perf_counter() - started
-        for leftover in folder.glob(f"floor{turn}.db*"):
+        for leftover in folder.glob(f"{database.name}*"):
             leftover.unlink()
         return elapsed, _children_cpu() - cpu, None
 
-    return loader, ours, floor, "sqlite3 .import"
+    return floor
 
 
 def _psql(url: str, *commands: str) -> None:
     """Run psql commands on ``url`` in one transaction; fail loudly."""
     arguments = [part for command in commands for part in ("-c", command)]
-    subprocess.run(["psql", url, "-q", "-1", "-v", "ON_ERROR_STOP=1", *arguments], check=True,
-                   capture_output=True)  # fmt: skip
+    command = ["psql", url, "-q", "-1", "-v", "ON_ERROR_STOP=1", *arguments]
+    done = subprocess.run(command, capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"psql {commands[0]!r}...: {done.stderr.decode().strip()}")
 
 
-def _postgresql_sides(csv_path: Path, admin: str, rows: int) -> tuple[Side, Side, Side, str]:
+def _postgresql_sides(csv_path: Path, admin: str, rows: int) -> Sides:
     """The loader's run, ours and the floor's on PostgreSQL, each into a database of its own.
 
     The floor is psql's ``\\copy`` of the very rows our first import wrote (every
@@ -312,16 +348,82 @@ def _postgresql_sides(csv_path: Path, admin: str, rows: int) -> tuple[Side, Side
                 _psql(url, *(f"\\copy {t} TO '{d}'" for t, d in zip(WRITTEN, dumps, strict=True)))
         return float(str(figures["import_s"])), float(str(figures["cpu_s"])), figures
 
+    def variant(changes: Sequence[str], tables: Sequence[str]) -> Side:
+        return _postgresql_floor(admin, rows, dumps, changes, tables)
+
+    floor = _postgresql_floor(admin, rows, dumps)
+    return Sides(loader, ours, floor, "psql \\copy", variant)
+
+
+def _postgresql_floor(
+    admin: str,
+    rows: int,
+    dumps: list[Path],
+    changes: Sequence[str] = (),
+    tables: Sequence[str] = WRITTEN,
+) -> Side:
+    """The floor on PostgreSQL, into the migrated schema with ``changes`` made, of ``tables``."""
+
     def floor(turn: int) -> tuple[float, float | None, dict[str, object] | None]:
         from newsletter.database import open_database
 
-        with fresh_database(admin, f"bench_floor_{rows}_{turn}") as url:
+        with fresh_database(admin, f"bench_floor_{rows}_{next(_FILES)}") as url:
             open_database(url).dispose()  # migrated: the tables, indexes and keys we write into
+            if changes:
+                _psql(url, *changes)
+            load = zip(WRITTEN, dumps, strict=True)
             started = time.perf_counter()
-            _psql(url, *(f"\\copy {t} FROM '{d}'" for t, d in zip(WRITTEN, dumps, strict=True)))
+            _psql(url, *(f"\\copy {t} FROM '{d}'" for t, d in load if t in tables))
             return time.perf_counter() - started, None, None
 
-    return loader, ours, floor, "psql \\copy"
+    return floor
+
+
+# --floor-variants: the floor with parts of what the import writes taken away, to
+# show what each costs (a decision aid: none of these is a change to make lightly)
+_INDEXES = ("DROP INDEX ix_subscribers_status", "DROP INDEX ix_subscribers_name_lower")
+_KEYS = (
+    "ALTER TABLE subscriptions DROP CONSTRAINT subscriptions_subscriber_id_fkey",
+    "ALTER TABLE subscriber_events DROP CONSTRAINT subscriber_events_subscriber_id_fkey",
+)
+VARIANTS: dict[str, list[tuple[str, Sequence[str], Sequence[str]]]] = {
+    "SQLite": [
+        ("the schema as it is", (), WRITTEN),
+        ("without the status and name indexes", _INDEXES, WRITTEN),
+        ("without the events rows", (), WRITTEN[:2]),
+        ("the subscribers rows alone", (), WRITTEN[:1]),
+    ],
+    "PostgreSQL": [
+        ("the schema as it is", (), WRITTEN),
+        ("without the status and name indexes", _INDEXES, WRITTEN),
+        ("without the two foreign keys", _KEYS, WRITTEN),
+        ("without the events rows", (), WRITTEN[:2]),
+        ("without the events rows and the foreign keys", _KEYS, WRITTEN[:2]),
+        ("the subscribers rows alone", (), WRITTEN[:1]),
+    ],
+}
+
+
+def floor_variants(store: str, rows: int, repeat: int, sides: Sides) -> None:
+    """Print the loader's rate and the floor of each of the store's variants, best of ``repeat``."""
+    loader, variant = sides.loader, sides.variant
+    sides.ours(0)  # the rows it writes, exported for the floors
+    loaders: list[float] = []
+    floors: dict[str, list[float]] = {}
+    for turn in range(repeat):
+        loaders.append(loader(turn)[0])
+        for name, changes, tables in VARIANTS[store]:
+            floors.setdefault(name, []).append(variant(changes, tables)(turn)[0])
+    print(
+        f"  {store} {rows:,} rows: the loader into a bare table {rows / min(loaders):,.0f} rows/s"
+    )
+    for name, times in floors.items():
+        print(
+            f"  {store} {rows:,} rows: floor {name:<46} {rows / min(times):>8,.0f} rows/s, "
+            f"ratio {min(loaders) / min(times):.2f} (best of {repeat}; "
+            f"load average {os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
 
 
 TARGET = 0.2  # issue 10: at least this share of the loader's rate, on each store
@@ -331,9 +433,7 @@ def _verdict(ratio: float) -> str:
     return f"meets the {TARGET} target" if ratio >= TARGET else f"BELOW the {TARGET} target"
 
 
-def compare(
-    store: str, rows: int, repeat: int, loader: Side, ours: Side, floor: Side, name: str
-) -> str:
+def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
     """All three sides ``repeat`` times, alternating; each turn's ratios, then best against best.
 
     The best run of each side is the one least disturbed by the rest of the
@@ -342,6 +442,7 @@ def compare(
     loader writing the rows our import wrote into our schema (see the sides):
     its ratio is the most any import that writes those rows could reach.
     """
+    loader, ours, floor, name = sides.loader, sides.ours, sides.floor, sides.name
     theirs: list[tuple[float, float | None]] = []
     mine: list[tuple[float, float, dict[str, object]]] = []
     floors: list[float] = []
@@ -422,6 +523,11 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each side, alternating (default 3)"
     )
+    parser.add_argument(
+        "--floor-variants",
+        action="store_true",
+        help="instead: the floor with parts of what the import writes taken away (a decision aid)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -431,7 +537,8 @@ def main() -> None:
         raise SystemExit("needs the sqlite3 and psql commands: scripts/system-deps.sh --bench")
     stores = args.store or ["sqlite", "postgresql"]
     print(f"machine: {machine()}")
-    print(token_figures())
+    if not args.floor_variants:
+        print(token_figures())
     print(
         "subscriber CSV import (chunks of 20,000 addresses, each committed) "
         "against the store's own loader:"
@@ -445,12 +552,16 @@ def main() -> None:
                 folder = Path(name)
                 csv_path = folder / "subscribers.csv"
                 generate(csv_path, rows)
-                if "sqlite" in stores:
-                    print(compare("SQLite", rows, args.repeat, *_sqlite_sides(csv_path, folder)))
-                if "postgresql" in stores:
-                    assert admin is not None
-                    sides = _postgresql_sides(csv_path, admin, rows)
-                    print(compare("PostgreSQL", rows, args.repeat, *sides), flush=True)
+                for store in stores:
+                    if store == "sqlite":
+                        label, sides = "SQLite", _sqlite_sides(csv_path, folder)
+                    else:
+                        assert admin is not None
+                        label, sides = "PostgreSQL", _postgresql_sides(csv_path, admin, rows)
+                    if args.floor_variants:
+                        floor_variants(label, rows, args.repeat, sides)
+                    else:
+                        print(compare(label, rows, args.repeat, sides), flush=True)
     # the machine is shared: the load at the end says whether the run was a quiet one
     print("load average at the end: {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg()))
 
