@@ -463,6 +463,7 @@ def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
             f"(load average {os.getloadavg()[0]:.2f})",
             flush=True,
         )
+    of_floor = [floor_s / run[0] for floor_s, run in zip(floors, mine, strict=True)]
     best_theirs = min(theirs)
     best_mine = min(mine, key=lambda run: run[0])
     wall, cpu, figures = best_mine
@@ -482,7 +483,9 @@ def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
         f"its parsing child's {figures['child_peak_rss_mb']} MB\n"
         f"{'':<10} {'':>9}  floor: {name} of the rows the import wrote, into the migrated "
         f"schema: {rows / min(floors):,.0f} rows/s, ratio {best_theirs[0] / min(floors):.2f} "
-        f"(the most any import writing those rows could reach here)"
+        f"(the most any import writing those rows could reach here); "
+        f"the import runs at {min(floors) / wall:.2f} of it (turns from "
+        f"{min(of_floor):.2f} to {max(of_floor):.2f})"
     )
 
 
