@@ -52,7 +52,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from machine import machine
 
@@ -309,12 +309,20 @@ def _sqlite_floor(
         started = time.perf_counter()
         settings = "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; BEGIN"
         _sqlite3(database, settings, *load, "COMMIT")
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, _children_cpu() - cpu
+        loaded = _loaded(["sqlite3", str(database)], tables)
         for leftover in folder.glob(f"{database.name}*"):
             leftover.unlink()
-        return elapsed, _children_cpu() - cpu, None
+        return elapsed, cpu, {"loaded": loaded}
 
     return floor
+
+
+def _loaded(client: list[str], tables: Sequence[str]) -> dict[str, int]:
+    """How many rows each of ``tables`` holds, asked with ``client`` (sqlite3 or psql)."""
+    query = " UNION ALL ".join(f"SELECT count(*) FROM {table}" for table in tables)
+    done = subprocess.run([*client, query], capture_output=True, text=True, check=True)
+    return dict(zip(tables, map(int, done.stdout.split()), strict=True))
 
 
 def _psql(url: str, *commands: str) -> None:
@@ -374,7 +382,8 @@ def _postgresql_floor(
             load = zip(WRITTEN, dumps, strict=True)
             started = time.perf_counter()
             _psql(url, *(f"\\copy {t} FROM '{d}'" for t, d in load if t in tables))
-            return time.perf_counter() - started, None, None
+            elapsed = time.perf_counter() - started
+            return elapsed, None, {"loaded": _loaded(["psql", url, "-tA", "-c"], tables)}
 
     return floor
 
@@ -454,7 +463,10 @@ def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
         assert figures is not None
         assert cpu is not None
         mine.append((wall, cpu, figures))
-        floors.append(floor(turn)[0])
+        floor_s, _, floor_figures = floor(turn)
+        floors.append(floor_s)
+        assert floor_figures is not None
+        loaded = cast("dict[str, int]", floor_figures["loaded"])
         pairs.append(theirs[-1][0] / wall)
         print(
             f"  {store} {rows:,} rows, turn {turn + 1}: import {rows / wall:,.0f} rows/s, "
@@ -483,7 +495,8 @@ def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
         f"its parsing child's {figures['child_peak_rss_mb']} MB\n"
         f"{'':<10} {'':>9}  floor: {name} of the rows the import wrote, into the migrated "
         f"schema: {rows / min(floors):,.0f} rows/s, ratio {best_theirs[0] / min(floors):.2f} "
-        f"(the most any import writing those rows could reach here); "
+        f"(the most any import writing those rows could reach here; it loaded "
+        f"{', '.join(f'{count:,} {table}' for table, count in loaded.items())}); "
         f"the import runs at {min(floors) / wall:.2f} of it (turns from "
         f"{min(of_floor):.2f} to {max(of_floor):.2f})"
     )

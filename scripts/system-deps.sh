@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks use, when missing:
 # chromium (browser tests), postgresql (the PostgreSQL store tests), postfix
-# (smtp-sink/smtp-source for bench/send), sqlite3 (the CLI whose .import
-# bench/import compares against; psql comes with postgresql), and with --inbox
+# (smtp-sink/smtp-source for bench/send, with --bench), sqlite3 (the CLI whose
+# .import bench/import compares against, and which tests/test_bench_import.py
+# drives; psql comes with postgresql), and with --inbox
 # spamassassin and a Java runtime (make check-inbox). Needs root;
 # without it, it says which tests will skip and carries on.
 set -euo pipefail
@@ -17,9 +18,10 @@ fi
 want=()
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
+# the sqlite3 CLI: bench/import's loader, and its smoke test in the suite
+command -v sqlite3 >/dev/null 2>&1 || want+=(sqlite3)
 if [ "${1:-}" = "--bench" ]; then
   command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || want+=(postfix)
-  command -v sqlite3 >/dev/null 2>&1 || want+=(sqlite3)
 fi
 if [ "${1:-}" = "--inbox" ]; then
   # make check-inbox: SpamAssassin (local rules) and a Java runtime for the Nu checker
