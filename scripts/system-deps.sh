@@ -2,7 +2,7 @@
 # Installs the Debian packages the test suite and benchmarks use, when missing:
 # chromium (browser tests), postgresql (the PostgreSQL store tests), postfix
 # (smtp-sink/smtp-source for bench/send, with --bench), sqlite3 (the CLI whose
-# .import bench/import compares against, and which tests/test_bench_import.py
+# .import bench/import compares against, and which tests/test_benchmarks.py
 # drives; psql comes with postgresql), and with --inbox
 # spamassassin and a Java runtime (make check-inbox). Needs root;
 # without it, it says which tests will skip and carries on.
