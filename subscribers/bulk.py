@@ -37,14 +37,14 @@ import io
 import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from newsletter.core.db import UTCDateTime
+from newsletter.core.db import UTCDateTime, rows_in_batches
 from subscribers.model import SubscriberStatus
 from subscribers.schema import subscriber_events, subscribers
 
@@ -440,20 +440,12 @@ class Stage:
         """Every staged key."""
         return [row[0] for row in self._conn.exec_driver_sql("SELECT email_key FROM import_stage")]
 
-    def values(self, keys: Iterable[str]) -> list[Any]:
-        """The typed staged values (``st_`` + column) of these keys.
-
-        A statement per 500 keys: SQLite takes at most 999 values in one where
-        built with its old default (32,766 since 3.32), and a chunk may hold more.
-        """
+    def values(self, keys: Collection[str]) -> list[Any]:
+        """The typed staged values (``st_`` + column) of these keys (in batches: SQLite
+        caps a statement's values, and a chunk may name more)."""
         wanted = _STAGE.c.email_key.in_(sa.bindparam("keys", expanding=True))
         query = sa.select(*_STAGE_VALUES).where(wanted)
-        listed = list(keys)
-        found = []
-        for start in range(0, len(listed), 500):
-            part = {"keys": listed[start : start + 500]}
-            found += [row._mapping for row in self._conn.execute(query, part)]
-        return found
+        return [row._mapping for row in rows_in_batches(self._conn, query, "keys", keys)]
 
     def held(self) -> list[Any]:
         """The staged people already held, in one statement: each one's full, typed row

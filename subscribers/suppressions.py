@@ -24,6 +24,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from newsletter.core.db import rows_in_batches
 from newsletter.core.keys import keys_to_try
 from subscribers.schema import suppressions
 
@@ -81,13 +82,9 @@ def _hashes(secret: bytes, key: str) -> list[str]:
 
 
 def _found(conn: Connection, hashes: Collection[str]) -> set[str]:
-    """Which of ``hashes`` are held, 500 per statement (SQLite caps a statement's values)."""
+    """Which of ``hashes`` are held (in batches: SQLite caps a statement's values)."""
     query = sa.select(_HASH).where(_HASH.in_(sa.bindparam("h", expanding=True)))
-    listed = list(hashes)
-    found: set[str] = set()
-    for start in range(0, len(listed), 500):
-        found.update(conn.execute(query, {"h": listed[start : start + 500]}).scalars())
-    return found
+    return {row[0] for row in rows_in_batches(conn, query, "h", hashes)}
 
 
 def _settle(conn: Connection, hashes: list[str], found: set[str]) -> None:

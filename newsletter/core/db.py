@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from newsletter.core.dbapi import as_utc, sqlite_pragmas
 from newsletter.core.errors import ConfigError
 
 __all__ = [
+    "STATEMENT_VALUES",
     "Migration",
     "UTCDateTime",
     "checkpoint",
@@ -36,6 +37,7 @@ __all__ = [
     "migrate",
     "migrations_table",
     "open_migrated",
+    "rows_in_batches",
     "utcnow",
 ]
 
@@ -69,6 +71,24 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return as_utc(value)
+
+
+#: the most values one statement names: an SQLite built with its old default takes
+#: at most 999 (32,766 since 3.32), and a list of keys may be longer than either
+STATEMENT_VALUES = 500
+
+
+def rows_in_batches(
+    conn: Connection, query: sa.Executable, name: str, values: Collection[Any]
+) -> Iterator[sa.Row[Any]]:
+    """Every row of ``query`` run over ``values``, at most :data:`STATEMENT_VALUES` at a time.
+
+    ``query`` takes ``values`` as the expanding bind parameter ``name``
+    (``column.in_(sa.bindparam(name, expanding=True))``).
+    """
+    listed = list(values)
+    for start in range(0, len(listed), STATEMENT_VALUES):
+        yield from conn.execute(query, {name: listed[start : start + STATEMENT_VALUES]})
 
 
 def is_postgres(engine: Engine | Connection) -> bool:
