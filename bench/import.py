@@ -320,9 +320,10 @@ def _sqlite_floor(
 
 def _loaded(client: list[str], tables: Sequence[str]) -> dict[str, int]:
     """How many rows each of ``tables`` holds, asked with ``client`` (sqlite3 or psql)."""
-    query = " UNION ALL ".join(f"SELECT count(*) FROM {table}" for table in tables)
+    # one row, a column per table in order (both clients separate columns with "|")
+    query = "SELECT " + ", ".join(f"(SELECT count(*) FROM {table})" for table in tables)
     done = subprocess.run([*client, query], capture_output=True, text=True, check=True)
-    return dict(zip(tables, map(int, done.stdout.split()), strict=True))
+    return dict(zip(tables, map(int, done.stdout.strip().split("|")), strict=True))
 
 
 def _psql(url: str, *commands: str) -> None:
