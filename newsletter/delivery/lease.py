@@ -40,7 +40,9 @@ __all__ = [
 ]
 
 
-_WORKER = re.compile(r"(?P<host>.+):(?P<pid>\d+)(?::[0-9a-f]+)?")
+# The host part never holds a colon (``_host`` replaces it), so an all-digit random
+# suffix ("vm:1666:93833518") cannot be read as the pid of a host named "vm:1666".
+_WORKER = re.compile(r"(?P<host>[^:]+):(?P<pid>\d+)(?::[0-9a-f]+)?")
 
 
 def _host() -> str:
