@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -135,7 +135,12 @@ def test_the_bounce_address_can_be_set(settings: Settings) -> None:
         return_paths(settings.model_copy(update={"bounce_address": "no-at-sign"}))
 
 
-def test_return_paths_are_fast_to_make_and_check(settings: Settings) -> None:
+def test_return_paths_cost_one_hmac_each_to_make_and_to_check(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made per recipient per send and checked per bounce: after the first, each costs
+    one ``hmac.digest`` (C) and no key derivation. Counted, not timed: a busy CI
+    machine makes a timed bound fail for nothing, and the count is what keeps it fast."""
     make = return_paths(settings)
     secret = settings.secret()
     ann = Subscriber(
@@ -148,17 +153,19 @@ def test_return_paths_are_fast_to_make_and_check(settings: Settings) -> None:
     path = make(ann.id, ann.email)
     token = verp_token(path)
     assert token is not None
-    # the best of many short runs: a busy machine only ever makes a run slower
-    rounds = 500
-    best_make = best_check = float("inf")
-    for _ in range(100):
-        started = time.perf_counter()
-        for _ in range(rounds):
-            make(ann.id, ann.email)
-        best_make = min(best_make, (time.perf_counter() - started) / rounds)
-        started = time.perf_counter()
-        for _ in range(rounds):
-            bounce_token_owner(secret, token, lambda _id: ann)
-        best_check = min(best_check, (time.perf_counter() - started) / rounds)
-    assert best_make < 10e-6, f"making a return path took {best_make * 1e6:.1f} µs"
-    assert best_check < 10e-6, f"checking a return path took {best_check * 1e6:.1f} µs"
+    assert bounce_token_owner(secret, token, lambda _id: ann) == ann.id  # keys now derived
+    calls: list[bytes] = []
+    real = hmac.digest
+
+    def counted(key: bytes, msg: bytes, digest: str) -> bytes:
+        calls.append(msg)
+        return real(key, msg, digest)
+
+    monkeypatch.setattr(hmac, "digest", counted)
+    paths = {make(n, f"reader{n}@example.org") for n in range(200)}
+    assert len(paths) == 200
+    assert len(calls) == 200, "making a return path costs more than one HMAC"
+    calls.clear()
+    for _ in range(200):
+        assert bounce_token_owner(secret, token, lambda _id: ann) == ann.id
+    assert len(calls) == 200, "checking a return path costs more than one HMAC"
