@@ -14,9 +14,8 @@ measured on the same file in the same run (target: at least 0.2 on each store).
 The two alternate ``--repeat`` times (default 3), each pair's ratio is printed
 with the load average, and the ratio given is best against best: on a shared
 machine a single pair moves a lot with its load (the loader's own rate moves by
-half between runs). For SQLite the
-CPU-time ratio (the loader's CPU seconds over ours, our parsing child included)
-is printed too.
+half between runs). For SQLite the CPU-time ratio (the loader's CPU seconds
+over ours, our parsing child included) is printed too.
 Each turn also measures the floor: the same loader writing the very rows our
 first import wrote (every table it writes, exported from it) into a fresh
 migrated schema, with its indexes and foreign keys, in one transaction. It does
@@ -238,13 +237,16 @@ Side = Callable[[int], tuple[float, float | None, dict[str, object] | None]]
 
 
 class Sides(NamedTuple):
-    """A store's three runs, the loader's name, and the floor into a changed schema."""
+    """A store's runs: the loader's and ours, the loader's name, and the floor.
+
+    ``floor(changes, tables)`` is the floor into the migrated schema with ``changes``
+    made, of ``tables``; ``floor((), WRITTEN)`` is the floor itself.
+    """
 
     loader: Side
     ours: Side
-    floor: Side
     name: str
-    variant: Callable[[Sequence[str], Sequence[str]], Side]  # (schema changes, tables) -> floor
+    floor: Callable[[Sequence[str], Sequence[str]], Side]
 
 
 WRITTEN = ("subscribers", "subscriptions", "subscriber_events")  # in the order they load
@@ -282,17 +284,17 @@ def _sqlite_sides(csv_path: Path, folder: Path) -> Sides:
             leftover.unlink()
         return float(str(figures["import_s"])), float(str(figures["cpu_s"])), figures
 
-    def variant(changes: Sequence[str], tables: Sequence[str]) -> Side:
+    def floor(changes: Sequence[str], tables: Sequence[str]) -> Side:
         return _sqlite_floor(folder, dumps, changes, tables)
 
-    return Sides(loader, ours, _sqlite_floor(folder, dumps), "sqlite3 .import", variant)
+    return Sides(loader, ours, "sqlite3 .import", floor)
 
 
 _FILES = itertools.count()
 
 
 def _sqlite_floor(
-    folder: Path, dumps: list[Path], changes: Sequence[str] = (), tables: Sequence[str] = WRITTEN
+    folder: Path, dumps: list[Path], changes: Sequence[str], tables: Sequence[str]
 ) -> Side:
     """The floor on SQLite, into the migrated schema with ``changes`` made, of ``tables``."""
 
@@ -357,19 +359,18 @@ def _postgresql_sides(csv_path: Path, admin: str, rows: int) -> Sides:
                 _psql(url, *(f"\\copy {t} TO '{d}'" for t, d in zip(WRITTEN, dumps, strict=True)))
         return float(str(figures["import_s"])), float(str(figures["cpu_s"])), figures
 
-    def variant(changes: Sequence[str], tables: Sequence[str]) -> Side:
+    def floor(changes: Sequence[str], tables: Sequence[str]) -> Side:
         return _postgresql_floor(admin, rows, dumps, changes, tables)
 
-    floor = _postgresql_floor(admin, rows, dumps)
-    return Sides(loader, ours, floor, "psql \\copy", variant)
+    return Sides(loader, ours, "psql \\copy", floor)
 
 
 def _postgresql_floor(
     admin: str,
     rows: int,
     dumps: list[Path],
-    changes: Sequence[str] = (),
-    tables: Sequence[str] = WRITTEN,
+    changes: Sequence[str],
+    tables: Sequence[str],
 ) -> Side:
     """The floor on PostgreSQL, into the migrated schema with ``changes`` made, of ``tables``."""
 
@@ -416,14 +417,14 @@ VARIANTS: dict[str, list[tuple[str, Sequence[str], Sequence[str]]]] = {
 
 def floor_variants(store: str, rows: int, repeat: int, sides: Sides) -> None:
     """Print the loader's rate and the floor of each of the store's variants, best of ``repeat``."""
-    loader, variant = sides.loader, sides.variant
+    loader, floor = sides.loader, sides.floor
     sides.ours(0)  # the rows it writes, exported for the floors
     loaders: list[float] = []
     floors: dict[str, list[float]] = {}
     for turn in range(repeat):
         loaders.append(loader(turn)[0])
         for name, changes, tables in VARIANTS[store]:
-            floors.setdefault(name, []).append(variant(changes, tables)(turn)[0])
+            floors.setdefault(name, []).append(floor(changes, tables)(turn)[0])
     print(
         f"  {store} {rows:,} rows: the loader into a bare table {rows / min(loaders):,.0f} rows/s"
     )
@@ -452,7 +453,8 @@ def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
     loader writing the rows our import wrote into our schema (see the sides):
     its ratio is the most any import that writes those rows could reach.
     """
-    loader, ours, floor, name = sides.loader, sides.ours, sides.floor, sides.name
+    loader, ours, name = sides.loader, sides.ours, sides.name
+    floor = sides.floor((), WRITTEN)
     theirs: list[tuple[float, float | None]] = []
     mine: list[tuple[float, float, dict[str, object]]] = []
     floors: list[float] = []
