@@ -20,6 +20,10 @@ pytest_plugins = [
     "tests.plugins.web",
 ]
 
+# A Python child of a test (the real command line, a server) prints its stack on a
+# fatal signal: a test that gives up on a stuck child sends SIGABRT to see where.
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+
 
 if os.environ.get("TEST_EVENT_LOOP") == "uvloop":
     # The async tests on uvloop (the loop `newsletter send` uses when the `fast` extra is

@@ -80,11 +80,34 @@ def serve_env(workdir: Path, smtp_url: str) -> dict[str, str]:
 def interrupt(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[str, str]:
     """Press Ctrl-C on a long-running command; its stdout and stderr once it has exited.
 
-    Raises (after killing it) when it does not exit within ``timeout`` seconds.
+    When it does not exit within ``timeout`` seconds the test fails with what the
+    command was doing: its process state and, the children of a test run having
+    ``PYTHONFAULTHANDLER`` set (tests/conftest.py), the Python stack that SIGABRT
+    makes it print. The command is reaped either way, so that no later test
+    inherits its open pipes or a still-running process.
     """
     proc.send_signal(signal.SIGINT)
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
+        state = _state(proc.pid)
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _, stderr = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        raise AssertionError(
+            f"{proc.args!r} did not exit within {timeout} s of Ctrl-C (state {state}); "
+            f"its stderr after SIGABRT:\n{(stderr or '')[-4000:]}"
+        ) from None
+
+
+def _state(pid: int) -> str:
+    """The kernel's state letter and wait channel of ``pid`` (``?`` where unreadable)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return "?"
+    return f"{stat.rpartition(')')[2].split()[0]}, waiting in {wchan or '-'}"
