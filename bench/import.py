@@ -21,6 +21,10 @@ first import wrote (every table it writes, exported from it) into a fresh
 migrated schema, with its indexes and foreign keys, in one transaction. It does
 none of the import's work, only the writing of its result, so its ratio is the
 most an import that writes those rows in one session can reach on this machine.
+On PostgreSQL, when its server runs on this machine, a third line gives the CPU
+time its processes spent per row on each side (the loader, the floor, our import)
+next to the wall time per row an import has at the target's share of the loader's
+rate: what writing the rows costs the server, against what the target allows.
 ``--floor-variants`` prints, instead, that floor with parts of what the import
 writes taken away (indexes, foreign keys, the per-person events), to show what
 each of them costs.
@@ -107,6 +111,56 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+_SERVER = "BENCH_POSTMASTER_PID"  # tells the import's process whose CPU to count
+
+
+def postmaster_of(admin: str) -> int | None:
+    """The process id of the PostgreSQL server at ``admin`` when it runs on this machine.
+
+    None when it cannot be seen from here (a remote server, or its data folder
+    unreadable): the server's CPU is then not printed.
+    """
+    done = subprocess.run(["psql", admin, "-tA", "-c", "SHOW data_directory"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    try:
+        pid = int((Path(done.stdout.strip()) / "postmaster.pid").read_text().split()[0])
+        if Path(f"/proc/{pid}/exe").resolve().name != "postgres":
+            return None
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def server_cpu(postmaster: int | None) -> float | None:
+    """CPU seconds the server's processes have used so far (None: ``postmaster`` is None).
+
+    The postmaster's own time, the time of the backends it has reaped, and that of
+    its live children (backends, checkpointer, WAL writer, autovacuum): a backend
+    counts once whether it is still running or has exited.
+    """
+    if postmaster is None:
+        return None
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # after "pid (name)": state, ppid, ... utime, stime, cutime, cstime at 11-14
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # it has just exited: its time is now the postmaster's
+        if int(entry.name) == postmaster:
+            ticks += sum(int(field) for field in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _used(before: float | None, postmaster: int | None) -> float | None:
+    after = server_cpu(postmaster)
+    return None if before is None or after is None else after - before
+
+
 def sqlite_loader(csv_path: Path, folder: Path) -> tuple[float, float]:
     """Seconds (wall, CPU) the sqlite3 CLI takes to ``.import`` the file into a bare table."""
     database = folder / "loader.db"
@@ -122,15 +176,19 @@ def sqlite_loader(csv_path: Path, folder: Path) -> tuple[float, float]:
     return elapsed, _children_cpu() - cpu
 
 
-def psql_loader(csv_path: Path, url: str) -> float:
-    """Seconds psql takes to ``\\copy`` the file into a bare table (created and dropped here)."""
+def psql_loader(csv_path: Path, url: str, postmaster: int | None) -> tuple[float, float | None]:
+    """Seconds psql takes to ``\\copy`` the file into a bare table (created and dropped here).
+
+    And the server's CPU seconds for it (see :func:`server_cpu`).
+    """
     subprocess.run(["psql", url, "-q", "-c", BARE], check=True, capture_output=True)
     copy = f"\\copy bare FROM '{csv_path}' WITH (FORMAT csv, HEADER true)"
+    before = server_cpu(postmaster)
     started = time.perf_counter()
     subprocess.run(["psql", url, "-q", "-c", copy], check=True, capture_output=True)
-    elapsed = time.perf_counter() - started
+    elapsed, used = time.perf_counter() - started, _used(before, postmaster)
     subprocess.run(["psql", url, "-q", "-c", "DROP TABLE bare"], check=True, capture_output=True)
-    return elapsed
+    return elapsed, used
 
 
 # --- a throwaway PostgreSQL cluster -------------------------------------------------
@@ -202,10 +260,13 @@ def run_import(csv_path: Path, url: str) -> dict[str, object]:
             suppressions.suppress(conn, SECRET, key, "erased", utcnow())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # our CPU: this process and the child that parses ahead (reaped when the import ends)
+    postmaster = int(os.environ[_SERVER]) if os.environ.get(_SERVER) else None
+    before = server_cpu(postmaster)
     cpu = time.process_time() + _children_cpu()
     started = time.perf_counter()
     report = import_file(engine, csv_path, secret=SECRET, confirmed=True)
     elapsed = time.perf_counter() - started
+    used = _used(before, postmaster)
     cpu = time.process_time() + _children_cpu() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # the child that parsed ahead (a large file): the largest child reaped so far
@@ -214,6 +275,7 @@ def run_import(csv_path: Path, url: str) -> dict[str, object]:
     return {
         "import_s": elapsed,
         "cpu_s": cpu,
+        "server_cpu_s": used,
         "imported": report.imported,
         "skipped": report.skipped,
         "rejected": report.rejected,
@@ -223,10 +285,14 @@ def run_import(csv_path: Path, url: str) -> dict[str, object]:
     }
 
 
-def child(csv_path: Path, url: str) -> dict[str, object]:
-    """:func:`run_import` in a fresh Python process (so that its peak memory is its own)."""
+def child(csv_path: Path, url: str, postmaster: int | None = None) -> dict[str, object]:
+    """:func:`run_import` in a fresh Python process (so that its peak memory is its own).
+
+    With ``postmaster``, the figures include the server's CPU seconds for the import.
+    """
     command = [sys.executable, __file__, "--child", str(csv_path), url]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = {**os.environ, _SERVER: str(postmaster) if postmaster is not None else ""}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise SystemExit(f"the import failed:\n{done.stderr[-2000:]}")
     result: dict[str, object] = json.loads(done.stdout)
@@ -347,20 +413,22 @@ def _postgresql_sides(csv_path: Path, admin: str, rows: int) -> Sides:
     can be faster than that.
     """
     dumps = [csv_path.parent / f"written-{table}.copy" for table in WRITTEN]
+    postmaster = postmaster_of(admin)
 
     def loader(turn: int) -> tuple[float, float | None, dict[str, object] | None]:
         with fresh_database(admin, f"bench_copy_{rows}_{turn}") as url:
-            return psql_loader(csv_path, url), None, None
+            elapsed, used = psql_loader(csv_path, url, postmaster)
+            return elapsed, None, {"server_cpu_s": used}
 
     def ours(turn: int) -> tuple[float, float | None, dict[str, object] | None]:
         with fresh_database(admin, f"bench_import_{rows}_{turn}") as url:
-            figures = child(csv_path, url)
+            figures = child(csv_path, url, postmaster)
             if not dumps[0].exists():
                 _psql(url, *(f"\\copy {t} TO '{d}'" for t, d in zip(WRITTEN, dumps, strict=True)))
         return float(str(figures["import_s"])), float(str(figures["cpu_s"])), figures
 
     def floor(changes: Sequence[str], tables: Sequence[str]) -> Side:
-        return _postgresql_floor(admin, rows, dumps, changes, tables)
+        return _postgresql_floor(admin, rows, dumps, changes, tables, postmaster)
 
     return Sides(loader, ours, "psql \\copy", floor)
 
@@ -371,6 +439,7 @@ def _postgresql_floor(
     dumps: list[Path],
     changes: Sequence[str],
     tables: Sequence[str],
+    postmaster: int | None,
 ) -> Side:
     """The floor on PostgreSQL, into the migrated schema with ``changes`` made, of ``tables``."""
 
@@ -382,10 +451,12 @@ def _postgresql_floor(
             if changes:
                 _psql(url, *changes)
             load = zip(WRITTEN, dumps, strict=True)
+            before = server_cpu(postmaster)
             started = time.perf_counter()
             _psql(url, *(f"\\copy {t} FROM '{d}'" for t, d in load if t in tables))
-            elapsed = time.perf_counter() - started
-            return elapsed, None, {"loaded": _loaded(["psql", url, "-tA", "-c"], tables)}
+            elapsed, used = time.perf_counter() - started, _used(before, postmaster)
+            loaded = _loaded(["psql", url, "-tA", "-c"], tables)
+            return elapsed, None, {"loaded": loaded, "server_cpu_s": used}
 
     return floor
 
@@ -459,16 +530,21 @@ def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
     mine: list[tuple[float, float, dict[str, object]]] = []
     floors: list[float] = []
     pairs = []
+    # the server's CPU seconds for each side, turn by turn (PostgreSQL, on this machine)
+    served: dict[str, list[object]] = {"loader": [], "import": [], "floor": []}
     for turn in range(repeat):
-        wall, cpu, _ = loader(turn)
+        wall, cpu, loader_figures = loader(turn)
         theirs.append((wall, cpu))
+        served["loader"].append((loader_figures or {}).get("server_cpu_s"))
         wall, cpu, figures = ours(turn)
         assert figures is not None
         assert cpu is not None
         mine.append((wall, cpu, figures))
+        served["import"].append(figures.get("server_cpu_s"))
         floor_s, _, floor_figures = floor(turn)
         floors.append(floor_s)
         assert floor_figures is not None
+        served["floor"].append(floor_figures.get("server_cpu_s"))
         loaded = cast("dict[str, int]", floor_figures["loaded"])
         pairs.append(theirs[-1][0] / wall)
         print(
@@ -502,6 +578,29 @@ def compare(store: str, rows: int, repeat: int, sides: Sides) -> str:
         f"{', '.join(f'{count:,} {table}' for table, count in loaded.items())}); "
         f"the import runs at {min(floors) / wall:.2f} of it (turns from "
         f"{min(of_floor):.2f} to {max(of_floor):.2f})"
+        f"{_server_line(name, rows, served, min(run[1] for run in mine), best_theirs[0])}"
+    )
+
+
+def _server_line(
+    name: str, rows: int, served: dict[str, list[object]], our_cpu: float, loader_s: float
+) -> str:
+    """What the server's processes spent per row on each side, against the target's time per row.
+
+    Empty when the server's CPU could not be read (SQLite, or a server elsewhere).
+    At the target's share of the loader's rate an import has ``loader_s / rows /
+    TARGET`` of wall time per row; the server's CPU per row on the floor is what
+    writing the import's result costs at the least, in one session.
+    """
+    if not all(isinstance(used, float) for turns in served.values() for used in turns):
+        return ""
+    least = {side: min(cast("list[float]", turns)) / rows * 1e6 for side, turns in served.items()}
+    return (
+        f"\n{'':<10} {'':>9}  server CPU per row (the PostgreSQL processes, least of the turns): "
+        f"{name} {least['loader']:.1f} µs, floor {least['floor']:.1f} µs, import "
+        f"{least['import']:.1f} µs and our own processes {our_cpu / rows * 1e6:.1f} µs; "
+        f"at {TARGET} of {name}'s rate an import has {loader_s / rows / TARGET * 1e6:.1f} µs "
+        f"of wall time per row, on {os.cpu_count()} cores"
     )
 
 

@@ -44,11 +44,11 @@ def _bench(*arguments: str) -> str:
     return _run("import.py", "--rows", str(ROWS), "--repeat", "1", *arguments)
 
 
-def _store_lines(out: str, store: str) -> tuple[str, str]:
-    """The result line of ``store`` and the floor line under it."""
+def _store_lines(out: str, store: str) -> tuple[str, str, str]:
+    """The result line of ``store``, the floor line under it and the line after that."""
     lines = out.splitlines()
     (at,) = [i for i, line in enumerate(lines) if line.startswith(f"{store} ")]
-    return lines[at], lines[at + 1]
+    return lines[at], lines[at + 1], lines[at + 2]
 
 
 @needs_cli
@@ -59,7 +59,7 @@ def test_each_store_prints_its_ratio_and_the_floor_of_the_rows_imported(
     admin = postgresql_server.rsplit("/", 1)[0] + "/postgres"
     out = _bench("--postgresql", admin)
     for store in ("SQLite", "PostgreSQL"):
-        result, floor = _store_lines(out, store)
+        result, floor, _ = _store_lines(out, store)
         counts = re.search(
             r"imported ([\d,]+), skipped ([\d,]+) \(erased\), rejected ([\d,]+)", result
         )
@@ -77,6 +77,21 @@ def test_each_store_prints_its_ratio_and_the_floor_of_the_rows_imported(
         )
         assert f"it loaded {written})" in floor, floor
         assert re.search(r"ratio \d+\.\d\d .*the import runs at \d+\.\d\d of it", floor), floor
+    # the test's server runs here: what its processes spent per row on each side is read
+    sqlite_after, postgresql_after = (
+        _store_lines(out, store)[2] for store in ("SQLite", "PostgreSQL")
+    )
+    assert "server CPU" not in sqlite_after
+    spent = re.search(
+        r"server CPU per row \(the PostgreSQL processes, least of the turns\): "
+        r"psql \\copy ([\d.]+) µs, floor ([\d.]+) µs, import ([\d.]+) µs and our own processes "
+        r"([\d.]+) µs; at 0\.2 of psql \\copy's rate an import has ([\d.]+) µs of wall time per "
+        r"row, on \d+ cores",
+        postgresql_after,
+    )
+    assert spent is not None, postgresql_after
+    # the loader's few milliseconds may round to no clock tick at this size; the rest cannot
+    assert all(float(figure) > 0 for figure in spent.groups()[1:]), postgresql_after
 
 
 @needs_cli
