@@ -131,32 +131,66 @@ def postmaster_of(admin: str) -> int | None:
     return pid
 
 
+def _processes() -> Iterator[tuple[Path, int, list[str]]]:
+    """Each process of this machine: its ``/proc`` folder, its id, its stat fields after its name.
+
+    In those fields, the parent's id is at 1 and utime, stime, cutime, cstime at 11-14.
+    """
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # it has just exited
+            yield entry, int(entry.name), fields
+
+
 def server_cpu(postmaster: int | None) -> float | None:
     """CPU seconds the server's processes have used so far (None: ``postmaster`` is None).
 
     The postmaster's own time, the time of the backends it has reaped, and that of
     its live children (backends, checkpointer, WAL writer, autovacuum): a backend
-    counts once whether it is still running or has exited.
+    counts once whether it is still running or has been reaped.
     """
     if postmaster is None:
         return None
     ticks = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # after "pid (name)": state, ppid, ... utime, stime, cutime, cstime at 11-14
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # it has just exited: its time is now the postmaster's
-        if int(entry.name) == postmaster:
+    for _, pid, fields in _processes():
+        if pid == postmaster:
             ticks += sum(int(field) for field in fields[11:15])
         elif int(fields[1]) == postmaster:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _used(before: float | None, postmaster: int | None) -> float | None:
+def _settle(postmaster: int | None, url: str) -> None:
+    """Wait (at most 5 s) until no backend of ``postmaster`` serves a client of ``url``'s database.
+
+    A backend exits a moment after its client has gone; read while it is being
+    reaped, its time would be in neither its own entry nor the postmaster's.
+    """
+    if postmaster is None:
+        return
+    # a client's backend is titled "postgres: USER DATABASE HOST(PORT) STATE"
+    database = f" {url.rsplit('/', 1)[1]} ".encode()
+
+    def serves(entry: Path) -> bool:
+        try:
+            return database in (entry / "cmdline").read_bytes()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not any(int(f[1]) == postmaster and serves(e) for e, _, f in _processes()):
+            return
+        time.sleep(0.01)
+
+
+def _used(before: float | None, postmaster: int | None, settle: str | None) -> float | None:
+    """The server's CPU seconds since ``before``; first :func:`_settle` on ``settle``, a URL."""
+    if settle is not None:
+        _settle(postmaster, settle)
     after = server_cpu(postmaster)
     return None if before is None or after is None else after - before
 
@@ -183,10 +217,11 @@ def psql_loader(csv_path: Path, url: str, postmaster: int | None) -> tuple[float
     """
     subprocess.run(["psql", url, "-q", "-c", BARE], check=True, capture_output=True)
     copy = f"\\copy bare FROM '{csv_path}' WITH (FORMAT csv, HEADER true)"
+    _settle(postmaster, url)
     before = server_cpu(postmaster)
     started = time.perf_counter()
     subprocess.run(["psql", url, "-q", "-c", copy], check=True, capture_output=True)
-    elapsed, used = time.perf_counter() - started, _used(before, postmaster)
+    elapsed, used = time.perf_counter() - started, _used(before, postmaster, url)
     subprocess.run(["psql", url, "-q", "-c", "DROP TABLE bare"], check=True, capture_output=True)
     return elapsed, used
 
@@ -266,7 +301,7 @@ def run_import(csv_path: Path, url: str) -> dict[str, object]:
     started = time.perf_counter()
     report = import_file(engine, csv_path, secret=SECRET, confirmed=True)
     elapsed = time.perf_counter() - started
-    used = _used(before, postmaster)
+    used = _used(before, postmaster, None)  # our connections are still open: no waiting
     cpu = time.process_time() + _children_cpu() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # the child that parsed ahead (a large file): the largest child reaped so far
@@ -451,10 +486,11 @@ def _postgresql_floor(
             if changes:
                 _psql(url, *changes)
             load = zip(WRITTEN, dumps, strict=True)
+            _settle(postmaster, url)
             before = server_cpu(postmaster)
             started = time.perf_counter()
             _psql(url, *(f"\\copy {t} FROM '{d}'" for t, d in load if t in tables))
-            elapsed, used = time.perf_counter() - started, _used(before, postmaster)
+            elapsed, used = time.perf_counter() - started, _used(before, postmaster, url)
             loaded = _loaded(["psql", url, "-tA", "-c"], tables)
             return elapsed, None, {"loaded": loaded, "server_cpu_s": used}
 
