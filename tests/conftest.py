@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +24,13 @@ pytest_plugins = [
 # A Python child of a test (the real command line, a server) prints its stack on a
 # fatal signal: a test that gives up on a stuck child sends SIGABRT to see where.
 os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+
+# A suite started in the background by a non-interactive shell (`make test &`, nohup)
+# inherits SIGINT ignored, and so would every command a test starts: Python leaves
+# an ignored SIGINT ignored, and the tests that press Ctrl-C on a command would wait
+# on it for nothing. They need Ctrl-C as a terminal delivers it to what runs there.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if os.environ.get("TEST_EVENT_LOOP") == "uvloop":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 
@@ -56,3 +57,19 @@ def test_a_command_that_stops_on_ctrl_c_gives_its_output() -> None:
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
     assert out == ""
+
+
+def test_ctrl_c_reaches_commands_of_a_suite_started_with_sigint_ignored() -> None:
+    # as `make test &` or nohup in a script starts it: SIGINT ignored, inherited by all
+    # it starts unless tests/conftest.py gives it back its default
+    here = f"{__file__}::test_a_command_that_stops_on_ctrl_c_gives_its_output"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", here],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 passed" in done.stdout
